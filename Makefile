@@ -1,0 +1,43 @@
+# segment-cadence: set-up and the everyday commands. Everything installs into .venv from
+# the pinned constraints; all state goes to var/ (override with SEGMENT_CADENCE_HOME).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test ui bench lint format clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+	$(BIN)/segment-cadence parse
+
+## Set up from nothing, generate example data, refresh the last 3 months, print results.
+run: setup
+	$(BIN)/segment-cadence demo
+
+## Set up from nothing and run the whole test suite.
+test: setup
+	$(BIN)/python -m pytest -q
+
+## Open the Dagster UI on http://127.0.0.1:3000 with the local instance.
+ui: setup
+	mkdir -p var/dagster_home && cp -n orchestration/dagster.yaml var/dagster_home/dagster.yaml || true
+	DAGSTER_HOME=$(CURDIR)/var/dagster_home $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+## The benchmark (1M customers by default; BENCH_ARGS="--customers 10000000" for more).
+bench: setup
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+clean:
+	rm -rf var dbt_project/target dbt_project/logs

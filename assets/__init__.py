@@ -1,0 +1,1 @@
+"""Thin Dagster wrappers over segment_cadence: each asset calls plain functions and reports."""

@@ -1,0 +1,140 @@
+{#- One row per customer known at month_end: the features segment rules read.
+    Customers who never bought keep NULL recency and churn, and zero frequency: the rules
+    decide what that means, and the fallback catches whoever no rule places. -#}
+with customers as (
+
+    select * from {{ ref('stg_customers') }}
+    where signup_date <= {{ month_end() }}
+
+),
+
+purchases as (
+
+    select * from {{ ref('int_customer_purchases') }}
+
+),
+
+engagement as (
+
+    select * from {{ ref('int_customer_engagement') }}
+
+),
+
+campaign_response as (
+
+    select * from {{ ref('int_customer_campaign_response') }}
+
+),
+
+churn_model as (
+
+    select r, alpha, a, b
+    from {{ source('churn', 'bgnbd_params') }}
+    where month_end = {{ month_end() }}
+
+),
+
+joined as (
+
+    select
+        customers.customer_id,
+        {{ month_end() }} as month_end,
+        {{ dbt.datediff('customers.signup_date', month_end(), 'day') }} as tenure_days,
+        purchases.recency_days,
+        coalesce(purchases.order_count, 0) as frequency,
+        coalesce(purchases.monetary_value, 0) as monetary_value,
+        purchases.monetary_value / purchases.order_count as avg_order_value,
+        coalesce(purchases.spend_this_month, 0) as spend_this_month,
+        coalesce(purchases.spend_365d, 0) as spend_365d,
+        coalesce(purchases.orders_365d, 0) as orders_365d,
+        case
+            when purchases.purchase_days >= 2
+                then {{ dbt.datediff('purchases.first_order_date', 'purchases.last_order_date', 'day') }}
+                    * 1.0 / (purchases.purchase_days - 1)
+        end as days_between_purchases,
+        case
+            when purchases.purchase_days >= 2
+                then (purchases.purchase_days - 1) * 365.25
+                    / {{ dbt.datediff('purchases.first_order_date', 'purchases.last_order_date', 'day') }}
+        end as repeat_purchase_velocity,
+        coalesce(engagement.engagement_events_90d, 0) as engagement_events_90d,
+        coalesce(engagement.engagement_channels_90d, 0) as engagement_channels_90d,
+        coalesce(engagement.engagement_events_365d, 0) as engagement_events_365d,
+        coalesce(campaign_response.campaign_sends_365d, 0) as campaign_sends_365d,
+        coalesce(campaign_response.campaign_responses_365d, 0) as campaign_responses_365d,
+        campaign_response.campaign_responses_365d * 1.0
+            / nullif(campaign_response.campaign_sends_365d, 0) as campaign_response_rate,
+        purchases.bgnbd_x,
+        purchases.bgnbd_t_x,
+        purchases.bgnbd_T,
+        {{ p_alive(
+            'purchases.bgnbd_x', 'purchases.bgnbd_t_x', 'purchases.bgnbd_T',
+            'churn_model.r', 'churn_model.alpha', 'churn_model.a', 'churn_model.b'
+        ) }} as p_alive
+
+    from customers
+    left join purchases on purchases.customer_id = customers.customer_id
+    left join engagement on engagement.customer_id = customers.customer_id
+    left join campaign_response on campaign_response.customer_id = customers.customer_id
+    left join churn_model on 1 = 1
+
+),
+
+scored as (
+
+    select
+        joined.*,
+        1.0 - p_alive as churn_likelihood,
+        case when frequency > 0 then ntile(5) over (
+            partition by case when frequency > 0 then 1 else 0 end
+            order by recency_days desc, customer_id
+        ) end as r_score,
+        case when frequency > 0 then ntile(5) over (
+            partition by case when frequency > 0 then 1 else 0 end
+            order by frequency, customer_id
+        ) end as f_score,
+        case when frequency > 0 then ntile(5) over (
+            partition by case when frequency > 0 then 1 else 0 end
+            order by monetary_value, customer_id
+        ) end as m_score
+
+    from joined
+
+),
+
+final as (
+
+    select
+        customer_id,
+        month_end,
+        tenure_days,
+        recency_days,
+        frequency,
+        monetary_value,
+        avg_order_value,
+        spend_this_month,
+        spend_365d,
+        orders_365d,
+        r_score,
+        f_score,
+        m_score,
+        r_score * 100 + f_score * 10 + m_score as rfm_score,
+        days_between_purchases,
+        repeat_purchase_velocity,
+        engagement_events_90d,
+        engagement_channels_90d,
+        engagement_events_365d,
+        campaign_sends_365d,
+        campaign_responses_365d,
+        campaign_response_rate,
+        bgnbd_x,
+        bgnbd_t_x,
+        bgnbd_T,
+        p_alive,
+        churn_likelihood
+
+    from scored
+
+)
+
+select * from final

@@ -1,0 +1,48 @@
+{#- Every customer in exactly one segment for the month: the dictionary's rules in
+    priority order, the fallback for the rest. Dwell (months_in_segment) continues from the
+    previous month's *published* membership, so only checked months count. -#}
+with features as (
+
+    select * from {{ ref('customer_features') }}
+
+),
+
+previous_month as (
+
+    select customer_id, segment_id, months_in_segment
+    from {{ source('published', 'segment_membership') }}
+    where month_end = {{ previous_month_end() }}
+
+),
+
+assigned as (
+
+    select
+        customer_id,
+        month_end,
+        {{ segment_case() }} as segment_id
+
+    from features
+
+),
+
+final as (
+
+    select
+        assigned.customer_id,
+        assigned.month_end,
+        assigned.segment_id,
+        '{{ var("definition_version") }}' as definition_version,
+        previous_month.segment_id as previous_segment_id,
+        case
+            when previous_month.segment_id = assigned.segment_id
+                then previous_month.months_in_segment + 1
+            else 1
+        end as months_in_segment
+
+    from assigned
+    left join previous_month on previous_month.customer_id = assigned.customer_id
+
+)
+
+select * from final

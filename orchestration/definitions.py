@@ -1,0 +1,31 @@
+"""The code location, assembled in one readable place."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.churn import bgnbd_params
+from assets.dbt import features_inputs, segment_marts
+from assets.dictionary import segment_dictionary
+from assets.ingest import ingest_assets, ingest_checks
+from assets.publish import published_segment_membership, segments_above_minimum_size
+from orchestration.jobs import monthly_refresh_job
+from orchestration.resources import default_resources
+from orchestration.schedules import monthly_refresh_schedule
+from sensors.refresh_failures import refresh_failure_notice
+
+defs = dg.Definitions(
+    assets=[
+        *ingest_assets,
+        segment_dictionary,
+        features_inputs,
+        bgnbd_params,
+        segment_marts,
+        published_segment_membership,
+    ],
+    asset_checks=[*ingest_checks, segments_above_minimum_size],
+    jobs=[monthly_refresh_job],
+    schedules=[monthly_refresh_schedule],
+    sensors=[refresh_failure_notice],
+    resources=default_resources(),
+)

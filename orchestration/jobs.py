@@ -1,0 +1,22 @@
+"""Jobs. Every job that writes the warehouse runs its steps in one process, one at a time
+(DuckDB has one writer), and carries the tag that the run queue limits to one run."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from orchestration.partitions import monthly_partitions
+
+WAREHOUSE_TAG = {"segment_cadence/warehouse": "duckdb"}
+
+monthly_refresh_job = dg.define_asset_job(
+    name="monthly_refresh",
+    description=(
+        "Monthly tactical refresh: load the sources, validate the dictionary, compute features "
+        "and membership for the month, run every check, then publish."
+    ),
+    selection=dg.AssetSelection.groups("ingest", "definitions", "features", "segments", "published"),
+    partitions_def=monthly_partitions,
+    executor_def=dg.in_process_executor,
+    tags=WAREHOUSE_TAG,
+)

@@ -1,0 +1,76 @@
+"""Resources: the warehouse and the dbt project, and the manifest they need at import.
+
+`@dbt_assets` reads dbt's manifest when the code location is imported. Set-up, CI and
+the tests build it (`segment-cadence parse`); if it is still missing or older than the
+project files, it is built here, so importing the code location never fails for want of it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+from dagster_dbt import DbtCliResource, DbtProject
+
+from segment_cadence import paths, warehouse
+
+# dbt reads the warehouse path from the environment (dbt_project/profiles.yml).
+os.environ.setdefault("SEGMENT_CADENCE_WAREHOUSE", str(paths.warehouse_path()))
+
+
+def manifest_is_stale(project_dir: Path = paths.DBT_PROJECT_DIR) -> bool:
+    manifest = project_dir / "target" / "manifest.json"
+    if not manifest.exists():
+        return True
+    built = manifest.stat().st_mtime
+    sources = [project_dir / "dbt_project.yml", *project_dir.rglob("*.sql"), *project_dir.rglob("*.yml")]
+    return any(
+        f.stat().st_mtime > built for f in sources if "target" not in f.parts and f.exists()
+    )
+
+
+def build_manifest(project_dir: Path = paths.DBT_PROJECT_DIR) -> Path:
+    """Run `dbt parse` in-process and return the manifest path."""
+    from dbt.cli.main import dbtRunner
+
+    result = dbtRunner().invoke(
+        ["parse", "--quiet", "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)]
+    )
+    if not result.success:
+        raise RuntimeError(f"dbt parse failed: {result.exception}")
+    return project_dir / "target" / "manifest.json"
+
+
+def ensure_manifest(project_dir: Path = paths.DBT_PROJECT_DIR) -> Path:
+    if manifest_is_stale(project_dir):
+        build_manifest(project_dir)
+    return project_dir / "target" / "manifest.json"
+
+
+ensure_manifest()
+
+dbt_project = DbtProject(project_dir=paths.DBT_PROJECT_DIR, profiles_dir=paths.DBT_PROJECT_DIR)
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The DuckDB warehouse. Hands out one short-lived connection per unit of work."""
+
+    path: str
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        with warehouse.connect(self.path, read_only=read_only) as con:
+            if not read_only:
+                warehouse.ensure_schema(con)
+            yield con
+
+
+def default_resources() -> dict[str, object]:
+    return {
+        "warehouse": WarehouseResource(path=str(paths.warehouse_path())),
+        "dbt": DbtCliResource(project_dir=dbt_project, profiles_dir=str(paths.DBT_PROJECT_DIR)),
+    }

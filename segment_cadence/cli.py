@@ -1,0 +1,208 @@
+"""`segment-cadence`: the command line for people and for the set-up scripts.
+
+    segment-cadence demo                 generate example data if none, refresh recent months
+    segment-cadence refresh --month 2026-10 [--months 3]
+    segment-cadence generate --customers 1000000
+    segment-cadence validate [FILE]      check a segment dictionary
+    segment-cadence parse                build dbt's manifest
+    segment-cadence sizes [--month M]    published segment sizes
+
+Refreshes run the same Dagster job the schedule runs, recorded in the local Dagster
+instance (var/dagster_home), so they show in the UI afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+from segment_cadence import definitions, paths
+from segment_cadence.months import last_complete_month, months_between, parse_month, previous_month
+
+DAGSTER_YAML_TEMPLATE = paths.REPO_ROOT / "orchestration" / "dagster.yaml"
+
+
+def prepare_dagster_home() -> Path:
+    """Point Dagster at the local instance, creating it from the template if new."""
+    home = paths.dagster_home()
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        shutil.copy(DAGSTER_YAML_TEMPLATE, home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def cmd_parse(_: argparse.Namespace) -> int:
+    from orchestration.resources import build_manifest
+
+    print(f"dbt manifest: {build_manifest()}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    try:
+        dictionary = definitions.load(args.file)
+    except definitions.DefinitionError as error:
+        print(error, file=sys.stderr)
+        return 1
+    print(f"{args.file}: {len(dictionary.segments)} active segments, valid")
+    print(f"definition version: {definitions.definition_version(dictionary)}")
+    for warning in dictionary.warnings:
+        print(f"warning: {warning}")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from segment_cadence.generator import GeneratorConfig, generate
+
+    config = GeneratorConfig(
+        customers=args.customers,
+        end_month=args.end_month or last_complete_month(date.today()).strftime("%Y-%m"),
+        history_months=args.history_months,
+        seed=args.seed,
+    )
+    out = Path(args.out) if args.out else paths.raw_dir()
+    started = time.perf_counter()
+    counts = generate(out, config, progress=not args.no_progress)
+    print(f"wrote {out} in {time.perf_counter() - started:.1f}s:")
+    for table, rows in counts.items():
+        print(f"  {table:<20} {rows:>12,}")
+    return 0
+
+
+def run_months(months: list[date]) -> bool:
+    """Run the monthly refresh job for each month, in order; stop at the first failure."""
+    prepare_dagster_home()
+    import dagster as dg
+
+    from orchestration.definitions import defs
+
+    job = defs.get_job_def("monthly_refresh")
+    with dg.DagsterInstance.get() as instance:
+        for month in months:
+            key = month.isoformat()
+            started = time.perf_counter()
+            result = job.execute_in_process(partition_key=key, instance=instance, raise_on_error=False)
+            elapsed = time.perf_counter() - started
+            status = "published" if result.success else "FAILED (last published month unchanged)"
+            print(f"  {month:%Y-%m}  {status}  ({elapsed:.1f}s, run {result.run_id[:8]})")
+            if not result.success:
+                for event in result.all_events:
+                    if event.is_failure and event.step_key:
+                        print(f"    step {event.step_key}: {event.message}", file=sys.stderr)
+                return False
+    return True
+
+
+def print_results(month: date) -> None:
+    from segment_cadence import warehouse
+    from segment_cadence.months import month_end
+
+    end = month_end(month)
+    with warehouse.connect(read_only=True) as con:
+        rows = con.execute(
+            "select segment_id, paused, customers, share from published.segment_kpis "
+            "where month_end = ? order by customers desc",
+            [end],
+        ).fetchall()
+        version, export = con.execute(
+            "select definition_version, export_path from published.publications where month_end = ?",
+            [end],
+        ).fetchone() or (None, None)
+        quarantined = con.execute(
+            "select source, count(*) from quarantine.rejected_rows group by 1 order by 1"
+        ).fetchall()
+    print()
+    print(f"Warehouse (DuckDB):  {paths.warehouse_path()}")
+    print(f"Membership export:   {export}")
+    print(f"Dagster home:        {paths.dagster_home()}  (UI: make ui)")
+    print(f"Definition version:  {version}")
+    if quarantined:
+        print("Quarantined rows:    " + ", ".join(f"{s} {n}" for s, n in quarantined))
+    print()
+    print(f"Segment sizes, {end:%B %Y}:")
+    total = sum(r[2] for r in rows)
+    for segment_id, paused, customers, share in rows:
+        flag = " (paused)" if paused else ""
+        print(f"  {segment_id + flag:<34} {customers:>9,}  {share or 0:6.1%}")
+    print(f"  {'total':<34} {total:>9,}")
+
+
+def cmd_refresh(args: argparse.Namespace) -> int:
+    last = parse_month(args.month) if args.month else last_complete_month(date.today())
+    first = last
+    for _ in range(args.months - 1):
+        first = previous_month(first)
+    months = months_between(first, last)
+    print(f"Monthly refresh: {months[0]:%Y-%m} to {months[-1]:%Y-%m}")
+    if not run_months(months):
+        return 1
+    print_results(last)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    raw = paths.raw_dir()
+    if not (raw / "orders.parquet").exists():
+        print(f"No data in {raw}: generating an example jeweller ({args.customers:,} customers)")
+        cmd_generate(
+            argparse.Namespace(customers=args.customers, end_month=None, history_months=36,
+                               seed=42, out=None, no_progress=False)  # fmt: skip
+        )
+    return cmd_refresh(argparse.Namespace(month=None, months=args.months))
+
+
+def cmd_sizes(args: argparse.Namespace) -> int:
+    from segment_cadence import publish, warehouse
+
+    with warehouse.connect(read_only=True) as con:
+        months = publish.published_months(con)
+    if not months:
+        print("Nothing published yet: run `segment-cadence refresh`.")
+        return 1
+    month = parse_month(args.month) if args.month else months[-1].replace(day=1)
+    print_results(month)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="segment-cadence", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("parse", help="build dbt's manifest").set_defaults(func=cmd_parse)
+    validate = sub.add_parser("validate", help="validate a segment dictionary")
+    validate.add_argument("file", nargs="?", default=str(paths.SEGMENTS_FILE))
+    validate.set_defaults(func=cmd_validate)
+    generate = sub.add_parser("generate", help="generate example jeweller data (Parquet)")
+    generate.add_argument("--customers", type=int, default=20_000)
+    generate.add_argument("--end-month", help="last month of data, YYYY-MM (default: last month)")
+    generate.add_argument("--history-months", type=int, default=36)
+    generate.add_argument("--seed", type=int, default=42)
+    generate.add_argument("--out", help="output directory (default: var/raw)")
+    generate.add_argument("--no-progress", action="store_true")
+    generate.set_defaults(func=cmd_generate)
+    refresh = sub.add_parser("refresh", help="run the monthly refresh")
+    refresh.add_argument("--month", help="the (last) month to refresh, YYYY-MM (default: last month)")
+    refresh.add_argument("--months", type=int, default=1, help="refresh this many months up to it")
+    refresh.set_defaults(func=cmd_refresh)
+    demo = sub.add_parser("demo", help="generate data if needed and refresh the last months")
+    demo.add_argument("--customers", type=int, default=20_000)
+    demo.add_argument("--months", type=int, default=3)
+    demo.set_defaults(func=cmd_demo)
+    sizes = sub.add_parser("sizes", help="print published segment sizes")
+    sizes.add_argument("--month")
+    sizes.set_defaults(func=cmd_sizes)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""Months as the pipeline counts them: a refresh month is named by its first day and
+computed "as of" its last day."""
+
+from __future__ import annotations
+
+import calendar
+from datetime import date
+
+
+def parse_month(value: str) -> date:
+    """'2026-10', '2026-10-01' or '2026-10-31' → the first day of that month."""
+    text = value.strip()
+    try:
+        year, month = int(text[0:4]), int(text[5:7])
+        if len(text) not in (7, 10) or text[4] != "-":
+            raise ValueError
+        return date(year, month, 1)
+    except (ValueError, IndexError):
+        raise ValueError(f"not a month: {value!r}; write it as YYYY-MM") from None
+
+
+def month_end(month_start: date) -> date:
+    return date(month_start.year, month_start.month, calendar.monthrange(month_start.year, month_start.month)[1])
+
+
+def previous_month(month_start: date) -> date:
+    return date(month_start.year - 1, 12, 1) if month_start.month == 1 else date(month_start.year, month_start.month - 1, 1)
+
+
+def next_month(month_start: date) -> date:
+    return date(month_start.year + 1, 1, 1) if month_start.month == 12 else date(month_start.year, month_start.month + 1, 1)
+
+
+def months_between(first: date, last: date) -> list[date]:
+    """Month starts from first to last, inclusive."""
+    months, current = [], first
+    while current <= last:
+        months.append(current)
+        current = next_month(current)
+    return months
+
+
+def last_complete_month(today: date) -> date:
+    return previous_month(date(today.year, today.month, 1))

@@ -1,0 +1,103 @@
+"""The DuckDB warehouse: short-lived connections and the schemas Python owns.
+
+DuckDB allows one writer per file, so nothing here keeps a connection open: every caller
+opens one, does its work and closes it (`connect()` is a context manager). Orchestration
+serialises runs that write (one in-process executor per run, one warehouse run at a time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from segment_cadence import paths
+
+SCHEMAS = ("raw", "quarantine", "churn", "governance", "build", "staging", "published")
+
+# Tables owned by Python (not dbt). Published tables mirror the dbt marts column for column;
+# publish inserts BY NAME so column order does not matter.
+DDL = (
+    """
+    create table if not exists raw._loads (
+        source varchar, fingerprint varchar, loaded_at timestamp, rows_loaded bigint,
+        rows_quarantined bigint
+    )
+    """,
+    """
+    create table if not exists quarantine.rejected_rows (
+        source varchar, source_row bigint, reason varchar, record varchar, loaded_at timestamp
+    )
+    """,
+    """
+    create table if not exists churn.bgnbd_params (
+        month_end date, r double, alpha double, a double, b double, log_likelihood double,
+        n_customers bigint, converged boolean, fitted_at timestamp
+    )
+    """,
+    """
+    create table if not exists governance.segment_dictionary (
+        definition_version varchar, segment_id varchar, segment_name varchar, description varchar,
+        owner varchar, priority integer, rule varchar, paused boolean, pause_reason varchar,
+        min_size integer, status varchar, is_fallback boolean
+    )
+    """,
+    """
+    create table if not exists published.segment_membership (
+        customer_id varchar, month_end date, segment_id varchar, definition_version varchar,
+        previous_segment_id varchar, months_in_segment integer
+    )
+    """,
+    """
+    create table if not exists published.segment_transitions (
+        month_end date, from_segment_id varchar, to_segment_id varchar, customers bigint
+    )
+    """,
+    """
+    create table if not exists published.segment_kpis (
+        month_end date, segment_id varchar, segment_name varchar, paused boolean,
+        customers bigint, share double, revenue_this_month double, revenue_365d double,
+        avg_lifetime_value double, avg_churn_likelihood double, avg_engagement_events_90d double,
+        campaign_response_rate double, avg_months_in_segment double, previous_customers bigint,
+        stayed bigint, moved_in bigint, moved_out bigint, new_customers bigint,
+        retention_rate double
+    )
+    """,
+    """
+    create table if not exists published.publications (
+        month_end date, definition_version varchar, customers bigint, published_at timestamp,
+        run_id varchar, export_path varchar
+    )
+    """,
+)
+
+
+@contextmanager
+def connect(path: Path | str | None = None, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse for one unit of work and always close it."""
+    target = Path(path) if path else paths.warehouse_path()
+    if not read_only:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(target), read_only=read_only)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the schemas and Python-owned tables if they do not exist (idempotent)."""
+    for schema in SCHEMAS:
+        con.execute(f"create schema if not exists {schema}")
+    for statement in DDL:
+        con.execute(statement)
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    found = con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [schema, table],
+    ).fetchone()
+    return bool(found and found[0])

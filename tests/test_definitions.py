@@ -1,0 +1,161 @@
+"""The segment dictionary is validated before anything runs, with errors a reviewer can act on."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from segment_cadence import definitions, paths
+from segment_cadence.definitions import DefinitionError
+
+
+@pytest.fixture()
+def default_document() -> dict:
+    return yaml.safe_load(paths.SEGMENTS_FILE.read_text())
+
+
+def write(tmp_path: Path, document: dict) -> Path:
+    path = tmp_path / "segments.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def problems_for(tmp_path: Path, document: dict) -> str:
+    path = write(tmp_path, document)
+    with pytest.raises(DefinitionError) as raised:
+        definitions.load(path)
+    message = str(raised.value)
+    assert str(path) in message, "the error names the file"
+    return message
+
+
+def segment(document: dict, segment_id: str) -> dict:
+    return next(s for s in document["segments"] if s["id"] == segment_id)
+
+
+def test_default_dictionary_is_valid_and_has_paused_segments_and_a_fallback():
+    dictionary = definitions.load()
+    assert dictionary.fallback.id == "insufficient_data"
+    assert {s.id for s in dictionary.segments if s.paused} >= {"post_purchase_cooldown", "evaluation"}
+    priorities = [s.priority for s in dictionary.segments]
+    assert priorities == sorted(priorities)
+    assert dictionary.ruled[-1].id != dictionary.fallback.id
+
+
+def test_unknown_feature_column_is_named_with_a_suggestion(tmp_path, default_document):
+    segment(default_document, "loyal_repeat")["rule"] = "frequncy >= 2"
+    message = problems_for(tmp_path, default_document)
+    assert "segment 'loyal_repeat'" in message
+    assert "unknown feature column 'frequncy'" in message
+    assert "did you mean 'frequency'" in message
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        ("frequency >= (select max(frequency) from customer_features)", "subquery"),
+        ("frequency >= 2; drop table published.segment_membership", "';'"),
+        ("read_csv('/etc/passwd') is not null", "function 'read_csv'"),
+        ("monetary_value + 10", "not a boolean expression"),
+        ("frequency >=", "not valid SQL"),
+        ("features.frequency >= 2", "bare feature name"),
+    ],
+)
+def test_unsafe_or_non_boolean_sql_is_refused(tmp_path, default_document, rule, expected):
+    segment(default_document, "loyal_repeat")["rule"] = rule
+    message = problems_for(tmp_path, default_document)
+    assert "segment 'loyal_repeat'" in message
+    assert expected in message
+
+
+def test_allowed_functions_pass(tmp_path, default_document):
+    segment(default_document, "loyal_repeat")["rule"] = (
+        "coalesce(frequency, 0) >= 2 and abs(recency_days) between 0 and 365"
+    )
+    dictionary = definitions.load(write(tmp_path, default_document))
+    assert "COALESCE" in dictionary.segment("loyal_repeat").rule_sql
+
+
+@pytest.mark.parametrize("column", ["age_band", "religion", "health_score", "customer_ethnicity"])
+def test_sensitive_attributes_are_refused(tmp_path, default_document, column):
+    segment(default_document, "prospects")["rule"] = f"{column} = 'x'"
+    message = problems_for(tmp_path, default_document)
+    assert "segment 'prospects'" in message
+    assert f"sensitive attribute '{column}'" in message
+
+
+def test_duplicate_ids_are_refused(tmp_path, default_document):
+    duplicate = copy.deepcopy(segment(default_document, "dormant"))
+    duplicate["priority"] = 50
+    default_document["segments"].append(duplicate)
+    message = problems_for(tmp_path, default_document)
+    assert "segment 'dormant': duplicate id" in message
+
+
+def test_duplicate_priorities_are_refused(tmp_path, default_document):
+    segment(default_document, "dormant")["priority"] = segment(default_document, "occasional")[
+        "priority"
+    ]
+    message = problems_for(tmp_path, default_document)
+    assert "'occasional'" in message and "'dormant'" in message
+    assert "duplicate priority 7" in message
+
+
+def test_missing_fallback_is_refused(tmp_path, default_document):
+    default_document["segments"] = [s for s in default_document["segments"] if not s.get("fallback")]
+    message = problems_for(tmp_path, default_document)
+    assert "missing fallback segment" in message
+
+
+def test_malformed_yaml_names_the_line(tmp_path):
+    path = tmp_path / "segments.yaml"
+    path.write_text("segments:\n  - id: a\n    rule: [unclosed\n")
+    with pytest.raises(DefinitionError) as raised:
+        definitions.load(path)
+    assert "not valid YAML at line" in str(raised.value)
+
+
+def test_missing_fields_and_paused_without_reason_are_all_reported_at_once(tmp_path, default_document):
+    del segment(default_document, "vip_collectors")["owner"]
+    segment(default_document, "evaluation").pop("pause_reason")
+    segment(default_document, "dormant")["colour"] = "blue"
+    message = problems_for(tmp_path, default_document)
+    assert "segment 'vip_collectors': missing required field 'owner'" in message
+    assert "segment 'evaluation': a paused segment needs a 'pause_reason'" in message
+    assert "segment 'dormant': unknown field 'colour'" in message
+
+
+def test_retired_segment_needs_a_rationale_and_is_not_evaluated(tmp_path, default_document):
+    segment(default_document, "dormant")["status"] = "retired"
+    message = problems_for(tmp_path, default_document)
+    assert "retired segment needs a 'retired_rationale'" in message
+    segment(default_document, "dormant")["retired_rationale"] = "Merged into occasional."
+    dictionary = definitions.load(write(tmp_path, default_document))
+    assert "dormant" not in {s.id for s in dictionary.segments}
+    assert dictionary.segment("dormant").status == "retired"
+
+
+def test_retired_pressure_phrases_are_flagged(tmp_path, default_document):
+    segment(default_document, "prospects")["description"] = "Hot prospect list; wake them up."
+    dictionary = definitions.load(write(tmp_path, default_document))
+    joined = " ".join(dictionary.warnings)
+    assert "'hot prospect'" in joined and "'wake them up'" in joined
+
+
+def test_definition_version_ignores_descriptions_but_not_rules(tmp_path, default_document):
+    base = definitions.definition_version(definitions.load(write(tmp_path, default_document)))
+    segment(default_document, "dormant")["description"] = "Reworded, same people."
+    reworded = definitions.definition_version(definitions.load(write(tmp_path, default_document)))
+    segment(default_document, "dormant")["rule"] = "frequency >= 1 and recency_days > 700"
+    changed = definitions.definition_version(definitions.load(write(tmp_path, default_document)))
+    assert base == reworded
+    assert changed != base
+
+
+def test_feature_catalogue_comes_from_the_dbt_model_documentation():
+    columns = definitions.feature_columns()
+    assert {"recency_days", "frequency", "monetary_value", "churn_likelihood"} <= set(columns)
+    assert "customer_id" not in columns
