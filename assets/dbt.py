@@ -59,7 +59,7 @@ translator = SegmentCadenceTranslator(
 def dbt_vars(partition_key: str) -> dict[str, Any]:
     """Everything a monthly dbt run needs: the window and the compiled dictionary."""
     month_end, previous_month_end = refresh_window(partition_key)
-    dictionary = definitions.load(paths.SEGMENTS_FILE)
+    dictionary = definitions.load()
     priority = {s.id: s.priority for s in dictionary.segments}
     return {
         "month_end": month_end.isoformat(),

@@ -23,7 +23,7 @@ def segment_dictionary(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     try:
-        dictionary = definitions.load(paths.SEGMENTS_FILE)
+        dictionary = definitions.load()
     except definitions.DefinitionError as error:
         raise dg.Failure(description=str(error)) from None
     version = definitions.definition_version(dictionary)

@@ -26,7 +26,7 @@ def _source_asset(source: str, deps: list[str]) -> dg.AssetsDefinition:
         tags={"segment_cadence/layer": "ingest"},
     )
     def _load(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-        config = ingest.load_config(paths.SOURCES_FILE)
+        config = ingest.load_config(paths.sources_file())
         if source not in config.sources:
             raise dg.Failure(f"config/sources.yaml has no source '{source}'")
         with warehouse.connect() as con:

@@ -30,7 +30,7 @@ def published_segment_membership(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     month_end, _ = refresh_window(context.partition_key)
-    version = definitions.definition_version(definitions.load(paths.SEGMENTS_FILE))
+    version = definitions.definition_version(definitions.load())
     with warehouse.connect() as con:
         try:
             publication = publish.publish_month(
@@ -70,7 +70,7 @@ def published_segment_membership(
 def segments_above_minimum_size(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
-    dictionary = definitions.load(paths.SEGMENTS_FILE)
+    dictionary = definitions.load()
     partition = context.run.tags.get("dagster/partition")
     with warehouse.connect(read_only=True) as con:
         if partition:

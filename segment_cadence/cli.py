@@ -175,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("parse", help="build dbt's manifest").set_defaults(func=cmd_parse)
     validate = sub.add_parser("validate", help="validate a segment dictionary")
-    validate.add_argument("file", nargs="?", default=str(paths.SEGMENTS_FILE))
+    validate.add_argument("file", nargs="?", default=str(paths.segments_file()))
     validate.set_defaults(func=cmd_validate)
     generate = sub.add_parser("generate", help="generate example jeweller data (Parquet)")
     generate.add_argument("--customers", type=int, default=20_000)

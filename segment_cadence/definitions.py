@@ -329,9 +329,9 @@ def governed_digest(segments: list[Segment], business_rules: list[BusinessRule])
     return hashlib.sha256(json.dumps(governed, sort_keys=True).encode()).hexdigest()
 
 
-def load(path: Path | str = paths.SEGMENTS_FILE, columns: list[str] | None = None) -> SegmentDictionary:
-    """Read and validate a dictionary file."""
-    path = Path(path)
+def load(path: Path | str | None = None, columns: list[str] | None = None) -> SegmentDictionary:
+    """Read and validate a dictionary file (default: the one in force)."""
+    path = Path(path) if path else paths.segments_file()
     if not path.exists():
         raise DefinitionError(path, ["file not found"])
     try:

@@ -15,6 +15,16 @@ DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 CONFIG_DIR = REPO_ROOT / "config"
 SEGMENTS_FILE = CONFIG_DIR / "segments.yaml"
 SOURCES_FILE = CONFIG_DIR / "sources.yaml"
+
+
+def segments_file() -> Path:
+    """The segment dictionary in force (override with SEGMENT_CADENCE_SEGMENTS)."""
+    return Path(os.environ.get("SEGMENT_CADENCE_SEGMENTS", SEGMENTS_FILE)).resolve()
+
+
+def sources_file() -> Path:
+    """The source mapping (override with SEGMENT_CADENCE_SOURCES)."""
+    return Path(os.environ.get("SEGMENT_CADENCE_SOURCES", SOURCES_FILE)).resolve()
 FEATURE_CATALOGUE = DBT_PROJECT_DIR / "models" / "marts" / "customer_features.yml"
 
 
