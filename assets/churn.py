@@ -1,8 +1,10 @@
 """The monthly BG/NBD fit: four parameters in Python, every customer scored in SQL."""
 
-from __future__ import annotations
 
 import dagster as dg
+from dagster_dbt import get_asset_key_for_model
+
+from assets.dbt import features_inputs
 import numpy as np
 
 from orchestration.partitions import monthly_partitions, refresh_window
@@ -19,7 +21,7 @@ FIT_SEED = 20_050_101  # fixed, so re-running a month reproduces its parameters 
     owners=["team:data-engineering"],
     kinds={"python", "scipy", "duckdb"},
     partitions_def=monthly_partitions,
-    deps=[dg.AssetKey(["int_customer_purchases"])],
+    deps=[get_asset_key_for_model([features_inputs], "int_customer_purchases")],
     description=(
         "BG/NBD (Fader, Hardie & Lee 2005) fitted by maximum likelihood on a reproducible "
         f"sample of up to {FIT_SAMPLE_SIZE:,} buyers as of the month's end. customer_features "

@@ -5,7 +5,6 @@ definitions because the Python churn fit sits between them: it reads the purchas
 that the intermediate layer builds and writes the parameters the marts score with.
 """
 
-from __future__ import annotations
 
 import json
 import os

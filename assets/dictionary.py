@@ -1,6 +1,5 @@
 """The segment dictionary in force: validated, versioned and written where dbt can join it."""
 
-from __future__ import annotations
 
 import dagster as dg
 

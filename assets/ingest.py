@@ -1,6 +1,5 @@
 """Raw sources: the user's files loaded through config/sources.yaml, bad rows quarantined."""
 
-from __future__ import annotations
 
 import dagster as dg
 

@@ -1,8 +1,10 @@
 """Publishing the month: visible to consumers only after every blocking check passed."""
 
-from __future__ import annotations
 
 import dagster as dg
+from dagster_dbt import get_asset_key_for_model
+
+from assets.dbt import segment_marts
 
 from orchestration.partitions import monthly_partitions, refresh_window
 from orchestration.resources import WarehouseResource
@@ -16,9 +18,8 @@ from segment_cadence import definitions, paths, publish
     kinds={"duckdb", "parquet"},
     partitions_def=monthly_partitions,
     deps=[
-        dg.AssetKey(["segment_membership"]),
-        dg.AssetKey(["segment_transitions"]),
-        dg.AssetKey(["segment_kpis"]),
+        get_asset_key_for_model([segment_marts], model)
+        for model in ("segment_membership", "segment_transitions", "segment_kpis")
     ],
     description=(
         "Published membership, transitions and KPIs for the month, replaced atomically from "

@@ -14,18 +14,25 @@ from orchestration.resources import default_resources
 from orchestration.schedules import monthly_refresh_schedule
 from sensors.refresh_failures import refresh_failure_notice
 
-defs = dg.Definitions(
-    assets=[
-        *ingest_assets,
-        segment_dictionary,
-        features_inputs,
-        bgnbd_params,
-        segment_marts,
-        published_segment_membership,
-    ],
-    asset_checks=[*ingest_checks, segments_above_minimum_size],
-    jobs=[monthly_refresh_job],
-    schedules=[monthly_refresh_schedule],
-    sensors=[refresh_failure_notice],
-    resources=default_resources(),
-)
+
+
+def build_definitions(resources: dict[str, object] | None = None) -> dg.Definitions:
+    """The code location; tests pass their own resources (a private warehouse)."""
+    return dg.Definitions(
+        assets=[
+            *ingest_assets,
+            segment_dictionary,
+            features_inputs,
+            bgnbd_params,
+            segment_marts,
+            published_segment_membership,
+        ],
+        asset_checks=[*ingest_checks, segments_above_minimum_size],
+        jobs=[monthly_refresh_job],
+        schedules=[monthly_refresh_schedule],
+        sensors=[refresh_failure_notice],
+        resources=resources or default_resources(),
+    )
+
+
+defs = build_definitions()

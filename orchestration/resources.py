@@ -8,6 +8,8 @@ project files, it is built here, so importing the code location never fails for 
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -69,8 +71,18 @@ class WarehouseResource(dg.ConfigurableResource):
             yield con
 
 
+def dbt_executable() -> str:
+    """dbt from this environment (the venv's bin), else whatever is on PATH."""
+    beside = Path(sys.executable).parent / "dbt"
+    return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
+
+
 def default_resources() -> dict[str, object]:
     return {
         "warehouse": WarehouseResource(path=str(paths.warehouse_path())),
-        "dbt": DbtCliResource(project_dir=dbt_project, profiles_dir=str(paths.DBT_PROJECT_DIR)),
+        "dbt": DbtCliResource(
+            project_dir=dbt_project,
+            profiles_dir=str(paths.DBT_PROJECT_DIR),
+            dbt_executable=dbt_executable(),
+        ),
     }

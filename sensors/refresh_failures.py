@@ -1,7 +1,6 @@
 """Tell on-call when a refresh fails. The last published month stays in place; the notice
 says which month failed, where, and what to do."""
 
-from __future__ import annotations
 
 import dagster as dg
 

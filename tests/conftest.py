@@ -1,0 +1,31 @@
+"""Shared fixtures: a private state directory per test session, the dbt manifest, and a
+small generated jeweller data set."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def state_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every test that runs the pipeline writes under a temporary state directory, never var/."""
+    home = tmp_path_factory.mktemp("segment_cadence_home")
+    os.environ["SEGMENT_CADENCE_HOME"] = str(home)
+    os.environ["SEGMENT_CADENCE_WAREHOUSE"] = str(home / "warehouse.duckdb")
+    os.environ["DAGSTER_HOME"] = str(home / "dagster_home")
+    (home / "dagster_home").mkdir(parents=True, exist_ok=True)
+    return home
+
+
+@pytest.fixture(scope="session")
+def generated_data(state_home: Path) -> Path:
+    """A small jeweller: 1,500 customers, three years of history to the end of 2025."""
+    from segment_cadence.generator import GeneratorConfig, generate
+
+    raw = state_home / "raw"
+    generate(raw, GeneratorConfig(customers=1_500, end_month="2025-12", history_months=36, seed=7),
+             progress=False)  # fmt: skip
+    return raw
