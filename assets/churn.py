@@ -1,12 +1,10 @@
 """The monthly BG/NBD fit: four parameters in Python, every customer scored in SQL."""
 
-
 import dagster as dg
+import numpy as np
 from dagster_dbt import get_asset_key_for_model
 
 from assets.dbt import features_inputs
-import numpy as np
-
 from orchestration.partitions import monthly_partitions, refresh_window
 from orchestration.resources import WarehouseResource
 from segment_cadence import churn
@@ -28,14 +26,18 @@ FIT_SEED = 20_050_101  # fixed, so re-running a month reproduces its parameters 
         "scores every customer with the closed-form P(alive); churn likelihood = 1 - P(alive)."
     ),
 )
-def bgnbd_params(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def bgnbd_params(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
     month_end, _ = refresh_window(context.partition_key)
     with warehouse.connect() as con:
         history = con.execute(
             "select bgnbd_x, bgnbd_t_x, bgnbd_T from build.int_customer_purchases "
             "where bgnbd_T > 0 order by customer_id"
         ).fetchnumpy()
-        x, t_x, big_t = (np.asarray(history[c], dtype=float) for c in ("bgnbd_x", "bgnbd_t_x", "bgnbd_T"))
+        x, t_x, big_t = (
+            np.asarray(history[c], dtype=float) for c in ("bgnbd_x", "bgnbd_t_x", "bgnbd_T")
+        )
         sample = churn.sample_for_fit(x, t_x, big_t, max_n=FIT_SAMPLE_SIZE, seed=FIT_SEED)
         try:
             params = churn.fit_bgnbd(*sample)

@@ -5,18 +5,22 @@ definitions because the Python churn fit sits between them: it reads the purchas
 that the intermediate layer builds and writes the parameters the marts score with.
 """
 
-
 import json
 import os
 from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    dbt_assets,
+)
 
 from orchestration.partitions import monthly_partitions, refresh_window
 from orchestration.resources import WarehouseResource, dbt_project
-from segment_cadence import definitions, paths
+from segment_cadence import definitions
 
 LAYER_GROUPS = {"staging": "features", "intermediate": "features", "marts": "segments"}
 LAYER_OWNERS = {"staging": "team:data-engineering", "intermediate": "team:data-engineering",
@@ -32,7 +36,9 @@ class SegmentCadenceTranslator(DagsterDbtTranslator):
     publish asset, so it is not an upstream dependency (that would be a cycle).
     """
 
-    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: Any) -> dg.AssetSpec:
+    def get_asset_spec(
+        self, manifest: Mapping[str, Any], unique_id: str, project: Any
+    ) -> dg.AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project)
         deps = [d for d in spec.deps if d.asset_key.path[0] != "published"]
         return spec.replace_attributes(deps=deps)
@@ -77,9 +83,7 @@ def dbt_vars(partition_key: str) -> dict[str, Any]:
     }
 
 
-def run_dbt(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
-):
+def run_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
     """`dbt build` for the selected models and the partition's month, streaming results."""
     os.environ["SEGMENT_CADENCE_WAREHOUSE"] = warehouse.path
     with warehouse.connect():

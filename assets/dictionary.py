@@ -1,10 +1,9 @@
 """The segment dictionary in force: validated, versioned and written where dbt can join it."""
 
-
 import dagster as dg
 
 from orchestration.resources import WarehouseResource
-from segment_cadence import definitions, paths
+from segment_cadence import definitions
 
 
 @dg.asset(
@@ -52,7 +51,9 @@ def segment_dictionary(
         metadata={
             "definition_version": version,
             "segments": len(dictionary.segments),
-            "paused_segments": dg.MetadataValue.json([s.id for s in dictionary.segments if s.paused]),
+            "paused_segments": dg.MetadataValue.json(
+                [s.id for s in dictionary.segments if s.paused]
+            ),
             "language_warnings": dg.MetadataValue.json(list(dictionary.warnings)),
             "dictionary": dg.MetadataValue.md(
                 "| priority | id | name | paused | rule |\n|---|---|---|---|---|\n" + table

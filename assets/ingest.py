@@ -1,6 +1,5 @@
 """Raw sources: the user's files loaded through config/sources.yaml, bad rows quarantined."""
 
-
 import dagster as dg
 
 from orchestration.resources import WarehouseResource
@@ -24,7 +23,9 @@ def _source_asset(source: str, deps: list[str]) -> dg.AssetsDefinition:
         ),
         tags={"segment_cadence/layer": "ingest"},
     )
-    def _load(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    def _load(
+        context: dg.AssetExecutionContext, warehouse: WarehouseResource
+    ) -> dg.MaterializeResult:
         config = ingest.load_config(paths.sources_file())
         if source not in config.sources:
             raise dg.Failure(f"config/sources.yaml has no source '{source}'")
@@ -40,9 +41,13 @@ def _source_asset(source: str, deps: list[str]) -> dg.AssetsDefinition:
                 "dagster/row_count": result.rows_loaded,
                 "rows_read": result.rows_read,
                 "rows_quarantined": result.rows_quarantined,
-                "quarantine_rate": (result.rows_quarantined / result.rows_read) if result.rows_read else 0.0,
+                "quarantine_rate": (result.rows_quarantined / result.rows_read)
+                if result.rows_read
+                else 0.0,
                 "quarantine_reasons": dg.MetadataValue.md(
-                    "| reason | rows |\n|---|---|\n" + reasons if reasons else "No rows quarantined."
+                    "| reason | rows |\n|---|---|\n" + reasons
+                    if reasons
+                    else "No rows quarantined."
                 ),
                 "unchanged_since_last_load": result.skipped,
                 "files": dg.MetadataValue.json(result.files),
@@ -73,7 +78,11 @@ def _source_asset(source: str, deps: list[str]) -> dg.AssetsDefinition:
     return _load, _quarantine_rate
 
 
-_DEPS = {"orders": ["customers"], "engagement_events": ["customers"], "campaign_sends": ["customers"]}
+_DEPS = {
+    "orders": ["customers"],
+    "engagement_events": ["customers"],
+    "campaign_sends": ["customers"],
+}
 ingest_assets = []
 ingest_checks = []
 for _source in ingest.LOAD_ORDER:

@@ -1,11 +1,9 @@
 """Publishing the month: visible to consumers only after every blocking check passed."""
 
-
 import dagster as dg
 from dagster_dbt import get_asset_key_for_model
 
 from assets.dbt import segment_marts
-
 from orchestration.partitions import monthly_partitions, refresh_window
 from orchestration.resources import WarehouseResource
 from segment_cadence import definitions, paths, publish

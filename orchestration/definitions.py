@@ -15,7 +15,6 @@ from orchestration.schedules import monthly_refresh_schedule
 from sensors.refresh_failures import refresh_failure_notice
 
 
-
 def build_definitions(resources: dict[str, object] | None = None) -> dg.Definitions:
     """The code location; tests pass their own resources (a private warehouse)."""
     return dg.Definitions(

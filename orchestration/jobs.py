@@ -15,7 +15,9 @@ monthly_refresh_job = dg.define_asset_job(
         "Monthly tactical refresh: load the sources, validate the dictionary, compute features "
         "and membership for the month, run every check, then publish."
     ),
-    selection=dg.AssetSelection.groups("ingest", "definitions", "features", "segments", "published"),
+    selection=dg.AssetSelection.groups(
+        "ingest", "definitions", "features", "segments", "published"
+    ),
     partitions_def=monthly_partitions,
     executor_def=dg.in_process_executor,
     tags=WAREHOUSE_TAG,

@@ -29,10 +29,12 @@ def manifest_is_stale(project_dir: Path = paths.DBT_PROJECT_DIR) -> bool:
     if not manifest.exists():
         return True
     built = manifest.stat().st_mtime
-    sources = [project_dir / "dbt_project.yml", *project_dir.rglob("*.sql"), *project_dir.rglob("*.yml")]
-    return any(
-        f.stat().st_mtime > built for f in sources if "target" not in f.parts and f.exists()
-    )
+    sources = [
+        project_dir / "dbt_project.yml",
+        *project_dir.rglob("*.sql"),
+        *project_dir.rglob("*.yml"),
+    ]
+    return any(f.stat().st_mtime > built for f in sources if "target" not in f.parts and f.exists())
 
 
 def build_manifest(project_dir: Path = paths.DBT_PROJECT_DIR) -> Path:

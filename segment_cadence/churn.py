@@ -35,7 +35,11 @@ class BgNbdParams:
 
 
 def _as_arrays(x, t_x, big_t) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return (np.asarray(x, dtype=float), np.asarray(t_x, dtype=float), np.asarray(big_t, dtype=float))
+    return (
+        np.asarray(x, dtype=float),
+        np.asarray(t_x, dtype=float),
+        np.asarray(big_t, dtype=float),
+    )
 
 
 def _individual_log_likelihood(params: np.ndarray, x, t_x, big_t) -> np.ndarray:
@@ -79,7 +83,9 @@ def _check_input(x: np.ndarray, t_x: np.ndarray, big_t: np.ndarray) -> None:
         )
 
 
-def fit_bgnbd(x, t_x, big_t, *, initial: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)) -> BgNbdParams:
+def fit_bgnbd(
+    x, t_x, big_t, *, initial: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)
+) -> BgNbdParams:
     """Maximum-likelihood fit, optimising log-parameters so all four stay positive."""
     x, t_x, big_t = _as_arrays(x, t_x, big_t)
     _check_input(x, t_x, big_t)

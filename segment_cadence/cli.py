@@ -87,7 +87,9 @@ def run_months(months: list[date]) -> bool:
         for month in months:
             key = month.isoformat()
             started = time.perf_counter()
-            result = job.execute_in_process(partition_key=key, instance=instance, raise_on_error=False)
+            result = job.execute_in_process(
+                partition_key=key, instance=instance, raise_on_error=False
+            )
             elapsed = time.perf_counter() - started
             status = "published" if result.success else "FAILED (last published month unchanged)"
             print(f"  {month:%Y-%m}  {status}  ({elapsed:.1f}s, run {result.run_id[:8]})")
@@ -151,8 +153,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not (raw / "orders.parquet").exists():
         print(f"No data in {raw}: generating an example jeweller ({args.customers:,} customers)")
         cmd_generate(
-            argparse.Namespace(customers=args.customers, end_month=None, history_months=36,
-                               seed=42, out=None, no_progress=False)  # fmt: skip
+            argparse.Namespace(
+                customers=args.customers,
+                end_month=None,
+                history_months=36,
+                seed=42,
+                out=None,
+                no_progress=False,
+            )  # fmt: skip
         )
     return cmd_refresh(argparse.Namespace(month=None, months=args.months))
 
@@ -186,7 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--no-progress", action="store_true")
     generate.set_defaults(func=cmd_generate)
     refresh = sub.add_parser("refresh", help="run the monthly refresh")
-    refresh.add_argument("--month", help="the (last) month to refresh, YYYY-MM (default: last month)")
+    refresh.add_argument(
+        "--month", help="the (last) month to refresh, YYYY-MM (default: last month)"
+    )
     refresh.add_argument("--months", type=int, default=1, help="refresh this many months up to it")
     refresh.set_defaults(func=cmd_refresh)
     demo = sub.add_parser("demo", help="generate data if needed and refresh the last months")

@@ -55,7 +55,9 @@ class DefinitionError(ValueError):
         self.path = str(path)
         self.problems = problems
         lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"{self.path}: {len(problems)} problem(s) in segment definitions:\n{lines}")
+        super().__init__(
+            f"{self.path}: {len(problems)} problem(s) in segment definitions:\n{lines}"
+        )
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,9 @@ def _validate_segment(
     raw: Any, index: int, columns: list[str], problems: list[str], warnings: list[str]
 ) -> Segment | None:
     if not isinstance(raw, dict):
-        problems.append(f"segments[{index}]: expected a mapping of fields, got {type(raw).__name__}")
+        problems.append(
+            f"segments[{index}]: expected a mapping of fields, got {type(raw).__name__}"
+        )
         return None
     label = f"segment '{raw.get('id', f'#{index + 1}')}'"
     before = len(problems)
@@ -149,7 +153,9 @@ def _validate_segment(
     for name in sorted(set(raw) - KNOWN_FIELDS):
         problems.append(f"{label}: unknown field '{name}'")
     segment_id = raw.get("id")
-    if segment_id is not None and not (isinstance(segment_id, str) and SEGMENT_ID.match(segment_id)):
+    if segment_id is not None and not (
+        isinstance(segment_id, str) and SEGMENT_ID.match(segment_id)
+    ):
         problems.append(
             f"{label}: id must be lower_snake_case letters, digits and underscores, got {segment_id!r}"
         )
@@ -174,7 +180,9 @@ def _validate_segment(
     rule_sql = None
     if fallback:
         if rule not in (None, ""):
-            problems.append(f"{label}: the fallback segment takes everyone left over; remove its rule")
+            problems.append(
+                f"{label}: the fallback segment takes everyone left over; remove its rule"
+            )
     elif rule in (None, ""):
         problems.append(f"{label}: missing required field 'rule' (only the fallback has no rule)")
     else:
@@ -339,7 +347,8 @@ def load(path: Path | str | None = None, columns: list[str] | None = None) -> Se
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise DefinitionError(path, [f"not valid YAML{where}: {getattr(error, 'problem', error)}"])
+        problem = getattr(error, "problem", error)
+        raise DefinitionError(path, [f"not valid YAML{where}: {problem}"]) from None
     return validate(document, path, columns if columns is not None else feature_columns())
 
 
@@ -354,7 +363,9 @@ def model_sql_digest(dbt_project_dir: Path = paths.DBT_PROJECT_DIR) -> str:
     return digest.hexdigest()
 
 
-def definition_version(dictionary: SegmentDictionary, dbt_project_dir: Path = paths.DBT_PROJECT_DIR) -> str:
+def definition_version(
+    dictionary: SegmentDictionary, dbt_project_dir: Path = paths.DBT_PROJECT_DIR
+) -> str:
     """Content hash of everything that decides membership: the governed dictionary and the SQL."""
     combined = hashlib.sha256(
         (dictionary.governed_digest + model_sql_digest(dbt_project_dir)).encode()

@@ -64,7 +64,9 @@ class GeneratorConfig:
 
 def _macros(con: duckdb.DuckDBPyConnection, seed: int) -> None:
     # u(id, salt): uniform in [0, 1) from a hash; z(id, salt): standard normal (Box-Muller).
-    con.execute(f"create or replace macro u(k, salt) as (hash({seed}, k, salt) % 1000000007) / 1000000007.0")
+    con.execute(
+        f"create or replace macro u(k, salt) as (hash({seed}, k, salt) % 1000000007) / 1000000007.0"
+    )
     con.execute(
         "create or replace macro z(k, salt) as "
         "sqrt(-2 * ln(1 - u(k, salt || 'a'))) * cos(2 * pi() * u(k, salt || 'b'))"
@@ -329,7 +331,9 @@ def generate(out_dir: Path, config: GeneratorConfig, progress: bool = True) -> d
                 f"copy ({query}) to '{partial}' (format parquet, compression zstd, row_group_size 1000000)"
             )
             partial.replace(target)
-            counts[table] = con.execute(f"select count(*) from read_parquet('{target}')").fetchone()[0]
+            counts[table] = con.execute(
+                f"select count(*) from read_parquet('{target}')"
+            ).fetchone()[0]
         return counts
     finally:
         con.close()

@@ -145,7 +145,9 @@ def load_config(path: Path | str = paths.SOURCES_FILE, base: Path | None = None)
                 f"{path}: source '{name}' does not map canonical column(s) {', '.join(missing)}"
             )
         data_path = _resolve(str(raw["path"]), base)
-        fmt = str(raw.get("format") or ("csv" if data_path.endswith((".csv", ".csv.gz")) else "parquet"))
+        fmt = str(
+            raw.get("format") or ("csv" if data_path.endswith((".csv", ".csv.gz")) else "parquet")
+        )
         if fmt not in ("csv", "parquet"):
             raise IngestConfigError(f"{path}: source '{name}' format must be csv or parquet")
         csv_options = raw.get("csv") or {}
@@ -258,7 +260,9 @@ def load_source(
             "select fingerprint from raw._loads where source = 'customers' "
             "order by loaded_at desc limit 1"
         ).fetchone()
-        print_fp = hashlib.sha256((print_fp + (customers[0] if customers else "")).encode()).hexdigest()
+        print_fp = hashlib.sha256(
+            (print_fp + (customers[0] if customers else "")).encode()
+        ).hexdigest()
     last = con.execute(
         "select fingerprint, rows_loaded from raw._loads where source = ? "
         "order by loaded_at desc limit 1",
@@ -291,7 +295,9 @@ def load_source(
     for column, kind in kinds.items():
         source_column = spec.columns[column]
         typed.append(f"{_parse_expr(kind, source_column, spec.date_format)} as {column}")
-        typed.append(f"nullif(trim(cast(src.{_quote(source_column)} as varchar)), '') as _raw_{column}")
+        typed.append(
+            f"nullif(trim(cast(src.{_quote(source_column)} as varchar)), '') as _raw_{column}"
+        )
     key = PRIMARY_KEY[spec.name]
     known = (
         "customer_id in (select customer_id from raw.customers)"

@@ -20,15 +20,27 @@ def parse_month(value: str) -> date:
 
 
 def month_end(month_start: date) -> date:
-    return date(month_start.year, month_start.month, calendar.monthrange(month_start.year, month_start.month)[1])
+    return date(
+        month_start.year,
+        month_start.month,
+        calendar.monthrange(month_start.year, month_start.month)[1],
+    )
 
 
 def previous_month(month_start: date) -> date:
-    return date(month_start.year - 1, 12, 1) if month_start.month == 1 else date(month_start.year, month_start.month - 1, 1)
+    return (
+        date(month_start.year - 1, 12, 1)
+        if month_start.month == 1
+        else date(month_start.year, month_start.month - 1, 1)
+    )
 
 
 def next_month(month_start: date) -> date:
-    return date(month_start.year + 1, 1, 1) if month_start.month == 12 else date(month_start.year, month_start.month + 1, 1)
+    return (
+        date(month_start.year + 1, 1, 1)
+        if month_start.month == 12
+        else date(month_start.year, month_start.month + 1, 1)
+    )
 
 
 def months_between(first: date, last: date) -> list[date]:

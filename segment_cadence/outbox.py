@@ -18,7 +18,9 @@ def outbox_file() -> Path:
     return paths.outbox_dir() / "notices.jsonl"
 
 
-def append_notice(kind: str, summary: str, details: dict[str, Any], path: Path | None = None) -> Path:
+def append_notice(
+    kind: str, summary: str, details: dict[str, Any], path: Path | None = None
+) -> Path:
     """Append one notice; returns the file it went to."""
     target = path or outbox_file()
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,8 @@ def segments_file() -> Path:
 def sources_file() -> Path:
     """The source mapping (override with SEGMENT_CADENCE_SOURCES)."""
     return Path(os.environ.get("SEGMENT_CADENCE_SOURCES", SOURCES_FILE)).resolve()
+
+
 FEATURE_CATALOGUE = DBT_PROJECT_DIR / "models" / "marts" / "customer_features.yml"
 
 

@@ -75,7 +75,9 @@ DDL = (
 
 
 @contextmanager
-def connect(path: Path | str | None = None, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(
+    path: Path | str | None = None, read_only: bool = False
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the warehouse for one unit of work and always close it."""
     target = Path(path) if path else paths.warehouse_path()
     if not read_only:

@@ -1,7 +1,6 @@
 """Tell on-call when a refresh fails. The last published month stays in place; the notice
 says which month failed, where, and what to do."""
 
-
 import dagster as dg
 
 from orchestration.jobs import monthly_refresh_job

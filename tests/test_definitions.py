@@ -39,7 +39,10 @@ def segment(document: dict, segment_id: str) -> dict:
 def test_default_dictionary_is_valid_and_has_paused_segments_and_a_fallback():
     dictionary = definitions.load()
     assert dictionary.fallback.id == "insufficient_data"
-    assert {s.id for s in dictionary.segments if s.paused} >= {"post_purchase_cooldown", "evaluation"}
+    assert {s.id for s in dictionary.segments if s.paused} >= {
+        "post_purchase_cooldown",
+        "evaluation",
+    }
     priorities = [s.priority for s in dictionary.segments]
     assert priorities == sorted(priorities)
     assert dictionary.ruled[-1].id != dictionary.fallback.id
@@ -105,7 +108,9 @@ def test_duplicate_priorities_are_refused(tmp_path, default_document):
 
 
 def test_missing_fallback_is_refused(tmp_path, default_document):
-    default_document["segments"] = [s for s in default_document["segments"] if not s.get("fallback")]
+    default_document["segments"] = [
+        s for s in default_document["segments"] if not s.get("fallback")
+    ]
     message = problems_for(tmp_path, default_document)
     assert "missing fallback segment" in message
 
@@ -118,7 +123,9 @@ def test_malformed_yaml_names_the_line(tmp_path):
     assert "not valid YAML at line" in str(raised.value)
 
 
-def test_missing_fields_and_paused_without_reason_are_all_reported_at_once(tmp_path, default_document):
+def test_missing_fields_and_paused_without_reason_are_all_reported_at_once(
+    tmp_path, default_document
+):
     del segment(default_document, "vip_collectors")["owner"]
     segment(default_document, "evaluation").pop("pause_reason")
     segment(default_document, "dormant")["colour"] = "blue"

@@ -85,7 +85,9 @@ def test_foreign_column_names_and_date_format_load_without_code_changes(tmp_path
         orders = con.execute(
             "select order_line_id, customer_id, order_date, amount from raw.orders order by 1"
         ).fetchall()
-        customers = con.execute("select customer_id, signup_date from raw.customers order by 1").fetchall()
+        customers = con.execute(
+            "select customer_id, signup_date from raw.customers order by 1"
+        ).fetchall()
     assert results["customers"].rows_loaded == 3
     assert str(customers[0][1]) == "2024-02-01"
     assert [o[0] for o in orders] == ["A1", "A2", "A3"]
@@ -137,7 +139,10 @@ def test_mapping_to_a_missing_column_is_a_clear_error(tmp_path, foreign_files):
     document["sources"]["orders"]["columns"]["amount"] = "Betrag"
     foreign_files.write_text(yaml.safe_dump(document))
     config = ingest.load_config(foreign_files)
-    with warehouse.connect(tmp_path / "w.duckdb") as con, pytest.raises(ingest.IngestConfigError) as raised:
+    with (
+        warehouse.connect(tmp_path / "w.duckdb") as con,
+        pytest.raises(ingest.IngestConfigError) as raised,
+    ):
         ingest.load_all(con, config)
     assert "Betrag" in str(raised.value) and "LineRef" in str(raised.value)
 
@@ -152,7 +157,10 @@ def test_missing_file_and_unmapped_canonical_column_are_clear_errors(tmp_path, f
     document["sources"]["orders"]["path"] = str(tmp_path / "nowhere.csv")
     foreign_files.write_text(yaml.safe_dump(document))
     config = ingest.load_config(foreign_files)
-    with warehouse.connect(tmp_path / "w.duckdb") as con, pytest.raises(ingest.IngestConfigError, match="no file"):
+    with (
+        warehouse.connect(tmp_path / "w.duckdb") as con,
+        pytest.raises(ingest.IngestConfigError, match="no file"),
+    ):
         ingest.load_all(con, config)
 
 

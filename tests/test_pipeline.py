@@ -1,0 +1,171 @@
+"""The monthly refresh end to end: real dbt on a real DuckDB file, real Dagster runs."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from segment_cadence import paths, warehouse
+
+MONTHS = ["2025-10-01", "2025-11-01", "2025-12-01"]
+DECEMBER = date(2025, 12, 31)
+
+
+@pytest.fixture(scope="module")
+def pipeline(state_home: Path, generated_data: Path):
+    """Definitions bound to the test's private warehouse, and the months refreshed once."""
+    from orchestration.definitions import build_definitions
+    from orchestration.resources import WarehouseResource, default_resources
+
+    resources = {
+        **default_resources(),
+        "warehouse": WarehouseResource(path=str(state_home / "warehouse.duckdb")),
+    }
+    defs = build_definitions(resources)
+    job = defs.get_job_def("monthly_refresh")
+    instance = dg.DagsterInstance.ephemeral()
+    for month in MONTHS:
+        result = job.execute_in_process(
+            partition_key=month, instance=instance, raise_on_error=False
+        )
+        assert result.success, f"refresh of {month} failed"
+    return defs, job, instance, state_home / "warehouse.duckdb"
+
+
+def query(path: Path, sql: str, params: list | None = None) -> list[tuple]:
+    with warehouse.connect(path, read_only=True) as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+def snapshot(path: Path, month_end: date) -> dict[str, list[tuple]]:
+    return {
+        table: query(
+            path, f"select * from published.{table} where month_end = ? order by all", [month_end]
+        )
+        for table in ("segment_membership", "segment_transitions", "segment_kpis")
+    }
+
+
+def test_every_customer_lands_in_exactly_one_segment_each_month(pipeline):
+    *_, db = pipeline
+    rows = query(
+        db,
+        """
+        select m.month_end, count(*), count(distinct m.customer_id),
+               (select count(*) from raw.customers c where c.signup_date <= m.month_end)
+        from published.segment_membership m group by 1 order by 1
+    """,
+    )
+    assert [r[0] for r in rows] == [date(2025, 10, 31), date(2025, 11, 30), DECEMBER]
+    for _, placed, distinct, population in rows:
+        assert placed == distinct == population
+
+
+def test_transitions_and_dwell_continue_from_the_previous_published_month(pipeline):
+    *_, db = pipeline
+    moved, total = query(db, "select sum(customers) filter (where from_segment_id <> '(new)'), "
+                             "sum(customers) from published.segment_transitions "
+                             "where month_end = ?", [DECEMBER])[0]  # fmt: skip
+    november = query(db, "select count(*) from published.segment_membership where month_end = ?",
+                     [date(2025, 11, 30)])[0][0]  # fmt: skip
+    assert moved == november
+    assert total == query(db, "select count(*) from published.segment_membership "
+                              "where month_end = ?", [DECEMBER])[0][0]  # fmt: skip
+    dwell = query(db, "select max(months_in_segment) from published.segment_membership "
+                      "where month_end = ?", [DECEMBER])[0][0]  # fmt: skip
+    assert dwell == 3
+
+
+def test_kpis_cover_every_active_segment_and_add_up(pipeline):
+    *_, db = pipeline
+    rows = query(db, "select segment_id, customers, share, paused from published.segment_kpis "
+                     "where month_end = ?", [DECEMBER])  # fmt: skip
+    assert len(rows) == 10
+    assert (
+        sum(r[1] for r in rows)
+        == query(
+            db, "select count(*) from published.segment_membership where month_end = ?", [DECEMBER]
+        )[0][0]
+    )
+    assert sum(r[2] for r in rows) == pytest.approx(1.0)
+    assert {r[0] for r in rows if r[3]} == {"post_purchase_cooldown", "evaluation"}
+
+
+def test_membership_is_exported_as_parquet(pipeline):
+    *_, db = pipeline
+    export = query(
+        db, "select export_path from published.publications where month_end = ?", [DECEMBER]
+    )[0][0]
+    assert Path(export).exists()
+    assert query(db, f"select count(*) from '{export}'")[0][0] > 0
+
+
+def test_rerunning_a_month_gives_identical_results_without_duplicates(pipeline):
+    _, job, instance, db = pipeline
+    before = snapshot(db, DECEMBER)
+    assert job.execute_in_process(partition_key=MONTHS[-1], instance=instance).success
+    assert snapshot(db, DECEMBER) == before
+    assert (
+        query(db, "select count(*) from published.publications where month_end = ?", [DECEMBER])[0][
+            0
+        ]
+        == 1
+    )
+
+
+def test_a_failed_check_blocks_publication_and_keeps_the_published_month(
+    pipeline, tmp_path, monkeypatch
+):
+    """A dictionary whose business rule the data breaks: dbt's blocking test fails, the run
+    fails, and December's published membership is exactly what it was."""
+    _, job, instance, db = pipeline
+    before = snapshot(db, DECEMBER)
+    document = yaml.safe_load(paths.SEGMENTS_FILE.read_text())
+    vip = next(s for s in document["segments"] if s["id"] == "vip_collectors")
+    vip["rule"] = "monetary_value >= 1000000"  # high-value customers now fall to lower segments
+    broken = tmp_path / "segments.yaml"
+    broken.write_text(yaml.safe_dump(document))
+    monkeypatch.setenv("SEGMENT_CADENCE_SEGMENTS", str(broken))
+    result = job.execute_in_process(
+        partition_key=MONTHS[-1], instance=instance, raise_on_error=False
+    )
+    assert not result.success
+    failed_checks = [
+        e.event_specific_data.check_name
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.event_specific_data.passed
+    ]
+    assert any("business_rules_hold" in name for name in failed_checks)
+    assert snapshot(db, DECEMBER) == before
+
+
+def test_dbt_tests_are_blocking_asset_checks(pipeline):
+    defs, *_ = pipeline
+    graph = defs.resolve_asset_graph()
+    checks = {key.name: graph.get_check_spec(key) for key in graph.asset_check_keys}
+    assert (
+        "every_customer_in_one_segment_segment_membership_customer_id__ref_customer_features_"
+        in checks
+    )
+    assert all(spec.blocking for name, spec in checks.items() if name.startswith("every_customer"))
+
+
+def test_every_asset_has_a_group_owner_kind_and_description(pipeline):
+    defs, *_ = pipeline
+    for spec in defs.resolve_all_asset_specs():
+        assert spec.group_name, spec.key
+        assert spec.owners, spec.key
+        assert spec.kinds, spec.key
+        assert spec.description, spec.key
+
+
+def test_the_schedule_refreshes_the_month_that_just_ended(pipeline):
+    defs, *_ = pipeline
+    schedule = defs.get_schedule_def("monthly_tactical_refresh")
+    context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 12, 2, 6, 0))
+    requests = list(schedule.evaluate_tick(context).run_requests or [])
+    assert [r.partition_key for r in requests] == ["2026-11-01"]
