@@ -19,7 +19,7 @@ from dagster_dbt import (
 )
 
 from orchestration.partitions import monthly_partitions, refresh_window
-from orchestration.resources import WarehouseResource, dbt_project
+from orchestration.resources import WarehouseResource, dbt_project, prepare_partial_parse
 from segment_cadence import definitions
 
 LAYER_GROUPS = {"staging": "features", "intermediate": "features", "marts": "segments"}
@@ -85,7 +85,7 @@ def dbt_vars(partition_key: str) -> dict[str, Any]:
 
 def run_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
     """`dbt build` for the selected models and the partition's month, streaming results."""
-    os.environ["SEGMENT_CADENCE_WAREHOUSE"] = warehouse.path
+    prepare_partial_parse(warehouse.path)
     with warehouse.connect():
         pass  # schemas and Python-owned tables exist before dbt reads them
     variables = dbt_vars(context.partition_key)
@@ -93,7 +93,9 @@ def run_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: W
         f"Refreshing {variables['month_end']} with definition version "
         f"{variables['definition_version']}"
     )
-    yield from dbt.cli(["build", "--vars", json.dumps(variables)], context=context).stream()
+    # Passed through the environment, not --vars: see dbt_project/macros/cadence_var.sql.
+    os.environ["SEGMENT_CADENCE_DBT_VARS"] = json.dumps(variables)
+    yield from dbt.cli(["build"], context=context).stream()
 
 
 @dbt_assets(

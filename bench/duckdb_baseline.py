@@ -53,8 +53,8 @@ def main(raw: str, month: str, params_json: str, out: str) -> None:
                        coalesce(e.engagement_events_90d, 0) as engagement_events_90d,
                        coalesce(e.engagement_channels_90d, 0) as engagement_channels_90d,
                        case when p.x is null then null when p.x = 0 then 0.0
-                            else 1 - 1 / (1 + exp(least(700, ln({p['a']}) - ln({p['b']} + p.x - 1)
-                                 + ({p['r']} + p.x) * ln(({p['alpha']} + p.big_t) / ({p['alpha']} + p.t_x)))))
+                            else 1 - 1 / (1 + exp(least(700, ln({p["a"]}) - ln({p["b"]} + p.x - 1)
+                                 + ({p["r"]} + p.x) * ln(({p["alpha"]} + p.big_t) / ({p["alpha"]} + p.t_x)))))
                        end as churn_likelihood,
                        case when p.frequency > 0 then ntile(5) over (
                            partition by p.frequency > 0 order by p.monetary_value, c.customer_id) end as m_score

@@ -1,6 +1,6 @@
 """What a user would write instead: the month's segmentation as a straightforward pandas script.
 
-    python -m bench.pandas_baseline RAW_DIR YYYY-MM PARAMS_JSON OUT.parquet
+python -m bench.pandas_baseline RAW_DIR YYYY-MM PARAMS_JSON OUT.parquet
 """
 
 from __future__ import annotations
@@ -41,7 +41,9 @@ def main(raw: str, month: str, params_json: str, out: str) -> None:
     with np.errstate(divide="ignore", invalid="ignore"):
         log_odds = (np.log(p["a"]) - np.log(p["b"] + x - 1)
                     + (p["r"] + x) * np.log((p["alpha"] + big_t) / (p["alpha"] + t_x)))  # fmt: skip
-    purchases["churn_likelihood"] = np.where(x > 0, 1 - 1 / (1 + np.exp(np.minimum(log_odds, 700))), 0.0)
+    purchases["churn_likelihood"] = np.where(
+        x > 0, 1 - 1 / (1 + np.exp(np.minimum(log_odds, 700))), 0.0
+    )
 
     events = pd.read_parquet(f"{raw}/engagement_events.parquet",
                              columns=["customer_id", "channel", "event_at"])  # fmt: skip
@@ -61,7 +63,9 @@ def main(raw: str, month: str, params_json: str, out: str) -> None:
 
     dictionary = definitions.load()
     conditions = [_rule(f, s.id) for s in dictionary.ruled]
-    segments = np.select(conditions, [s.id for s in dictionary.ruled], default=dictionary.fallback.id)
+    segments = np.select(
+        conditions, [s.id for s in dictionary.ruled], default=dictionary.fallback.id
+    )
     pd.DataFrame({"customer_id": f.index, "segment_id": segments}).to_parquet(out, index=False)
 
 
@@ -83,7 +87,8 @@ def _rule(f: pd.DataFrame, segment_id: str) -> pd.Series:
     rules = {
         "post_purchase_cooldown": r <= 30,
         "vip_collectors": (m >= 8000) | ((f["m_score"] == 5) & (fr >= 3)),
-        "evaluation": (f["engagement_events_90d"] >= 4) & (f["engagement_channels_90d"] >= 2)
+        "evaluation": (f["engagement_events_90d"] >= 4)
+        & (f["engagement_channels_90d"] >= 2)
         & (r.isna() | (r > 90)),
         "loyal_repeat": (fr >= 2) & (r <= 365),
         "new_first_purchase": (fr == 1) & (r <= 180),

@@ -41,6 +41,8 @@ def build_manifest(project_dir: Path = paths.DBT_PROJECT_DIR) -> Path:
     """Run `dbt parse` in-process and return the manifest path."""
     from dbt.cli.main import dbtRunner
 
+    os.environ.setdefault("SEGMENT_CADENCE_WAREHOUSE", str(paths.warehouse_path()))
+
     result = dbtRunner().invoke(
         ["parse", "--quiet", "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)]
     )
@@ -53,6 +55,24 @@ def ensure_manifest(project_dir: Path = paths.DBT_PROJECT_DIR) -> Path:
     if manifest_is_stale(project_dir):
         build_manifest(project_dir)
     return project_dir / "target" / "manifest.json"
+
+
+def prepare_partial_parse(warehouse_path: str, project_dir: Path = paths.DBT_PROJECT_DIR) -> None:
+    """Re-parse once when the warehouse (part of dbt's profile) differs from the last parse.
+
+    dagster-dbt starts each invocation from target/partial_parse.msgpack. dbt discards it
+    when the rendered profile changed, and then re-parses the whole project on every run;
+    parsing once for this warehouse lets every later run parse only what changed.
+    """
+    marker = project_dir / "target" / ".parsed_for_warehouse"
+    os.environ["SEGMENT_CADENCE_WAREHOUSE"] = warehouse_path
+    if (
+        manifest_is_stale(project_dir)
+        or not marker.exists()
+        or marker.read_text() != warehouse_path
+    ):
+        build_manifest(project_dir)
+        marker.write_text(warehouse_path)
 
 
 ensure_manifest()

@@ -3,22 +3,22 @@
     priority order: the first rule that holds places the customer; NULL counts as "no";
     whoever no rule places lands in the fallback segment. -#}
 {% macro segment_case() -%}
-    {%- set rules = var("segment_rules") -%}
+    {%- set rules = cadence_var("segment_rules") -%}
     {%- if rules | length == 0 -%}
-        '{{ var("fallback_segment") }}'
+        '{{ cadence_var("fallback_segment") }}'
     {%- else -%}
     case
         {%- for rule in rules %}
         when {{ rule["rule"] }} then '{{ rule["id"] }}'
         {%- endfor %}
-        else '{{ var("fallback_segment") }}'
+        else '{{ cadence_var("fallback_segment") }}'
     end
     {%- endif -%}
 {%- endmacro %}
 
 {#- One row per active segment, so segments with no members still report size zero. -#}
 {% macro segment_ids_relation() -%}
-    {%- for segment_id in var("segment_ids") %}
+    {%- for segment_id in cadence_var("segment_ids") %}
     select '{{ segment_id }}' as segment_id, {{ loop.index }} as evaluation_order
     {%- if not loop.last %} union all {%- endif %}
     {%- endfor %}

@@ -21,7 +21,7 @@ dictionary as (
 
     select segment_id, segment_name, paused
     from {{ source('governance', 'segment_dictionary') }}
-    where definition_version = '{{ var("definition_version") }}'
+    where definition_version = '{{ cadence_var("definition_version") }}'
 
 ),
 

@@ -32,7 +32,7 @@ final as (
         assigned.customer_id,
         assigned.month_end,
         assigned.segment_id,
-        '{{ var("definition_version") }}' as definition_version,
+        '{{ cadence_var("definition_version") }}' as definition_version,
         previous_month.segment_id as previous_segment_id,
         case
             when previous_month.segment_id = assigned.segment_id

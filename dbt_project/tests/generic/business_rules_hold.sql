@@ -2,7 +2,7 @@
     is never placed in a low-priority segment. Rules arrive as vars (checked by
     segment_cadence.rules); returns the customers that break one. -#}
 {% test business_rules_hold(model, features) %}
-    {%- set rules = var("business_rules") -%}
+    {%- set rules = cadence_var("business_rules") -%}
     {%- if rules | length == 0 %}
     select customer_id from {{ model }} where 1 = 0
     {%- else %}
