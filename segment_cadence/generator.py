@@ -1,361 +1,770 @@
-"""A realistic, seeded jeweller: customers, order lines, engagement, campaign sends, team.
+"""Synthetic, reproducible data for an example jeweller, generated entirely in DuckDB SQL.
 
-Everything is generated in DuckDB SQL, so 10 million customers and 100 million order lines
-take minutes, not hours. Randomness comes from hashing (seed, row, purpose), never from a
-global random state, so the same seed gives the same data whatever the thread count.
+Why this shape: the pipeline (features, RFM, BG/NBD churn, segments, campaign firewall)
+needs data that behaves like a real high-ticket, low-frequency retailer, at sizes from a
+test fixture (a few thousand customers) to a benchmark (10 million customers, ~100 million
+order lines) on a small machine. So:
 
-What makes it a jeweller rather than noise:
-- high-ticket, low-frequency buying: lognormal amounts around a median of 450 with a long
-  tail, most customers buying one to three times in three years, a minority of collectors
-  buying often; about a fifth never buy at all;
-- the calendar: festive (Dhanteras and Diwali in October and November), wedding seasons
-  (November to February, April and May) and December peak; summer is quiet;
-- lapse: each customer has a latent "active until" date after which they neither buy nor
-  engage (the process BG/NBD is built to detect), and consideration bursts of browsing and
-  store visits without a purchase (the Evaluation segment);
-- governance problems to find: a few campaigns target paused segments and a few sends come
-  from team members in their first 30 days.
+* No Python per-row work. Every row is computed by DuckDB from `range()` and streamed
+  straight into Parquet with `COPY ... TO`, so memory stays flat however large the output.
+* Reproducible. DuckDB's `random()` cannot be replayed row for row across threads, so every
+  random draw is a pure function of a hash of (seed, salt, key1, key2): the same seed and
+  parameters give the same table contents whatever the thread scheduling or row order.
+  Customer attributes are SQL macros of the customer number, so any table (orders, events,
+  sends) can recompute a customer's latent state instead of joining to it.
+* Realistic enough to segment. Customers are prospects (never buy), casual buyers or
+  collectors; each has a latent "alive until" date (exponential dropout) after which
+  nothing happens; repeat purchases are a gamma-mixed Poisson process (geometric counts)
+  thinned by a seasonal weight, so Diwali, the wedding seasons and December peak and the
+  monsoon summer is quiet; amounts are lognormal by category; engagement comes in bursts
+  (consideration periods, one just before the first purchase) and in answer to campaign
+  sends. Governance problems are planted on purpose: a few campaigns target paused
+  segments, and new senders send within their first 30 days.
+
+Run `python -m segment_cadence.generator --customers 1000000 --out var/raw`.
 """
 
 from __future__ import annotations
 
 import argparse
+import calendar
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import duckdb
 from tqdm import tqdm
 
-from segment_cadence.months import month_end as last_day
-from segment_cadence.months import parse_month
+TABLES = ("customers", "orders", "engagement_events", "campaign_sends", "team_members")
 
-TABLES = ("team_members", "customers", "orders", "engagement_events", "campaign_sends")
-# Relative order volume by calendar month (thinning weights, max 1).
-SEASON = {1: 0.75, 2: 0.7, 3: 0.45, 4: 0.65, 5: 0.6, 6: 0.35, 7: 0.3, 8: 0.4, 9: 0.45,
-          10: 0.9, 11: 1.0, 12: 0.85}  # fmt: skip
-RULED_TARGETS = ("vip_collectors", "loyal_repeat", "new_first_purchase", "at_risk", "occasional",
-                 "prospects", "dormant")  # fmt: skip
-PAUSED_TARGETS = ("post_purchase_cooldown", "evaluation")
+# Line ids are (customer * 100 + order index) * 3 + line, printed with 10 digits.
+MAX_CUSTOMERS = 33_333_333
+MAX_REPEAT_ORDERS = 99  # per customer over the history; order index 0 is the first purchase
+MAX_EVENTS = 300  # background engagement events per customer
+MEMORY_LIMIT = "2GB"  # COPY streams; this only bounds DuckDB's buffers (it spills beyond)
+
+# Seasonal weight of each calendar month (Jan..Dec) for signups and orders: wedding seasons
+# (Nov-Feb, Apr-May), Dhanteras/Diwali (Oct-Nov) and December peak; monsoon summer is quiet.
+SEASON_WEIGHTS = (1.20, 1.10, 0.85, 1.05, 1.05, 0.70, 0.62, 0.78, 0.80, 1.45, 1.65, 1.40)
+WEDDING_MONTHS = (1, 2, 4, 5, 11, 12)
+
+# Personas: share of customers, repeat-purchase rate multiplier (an integer, so the
+# calibration sums are exact), mean remaining life in days, engagement events per alive year.
+PERSONAS = {
+    "prospect": {"share": 0.08, "rate": 0, "life_days": 540, "events_per_year": 5.0},
+    "casual": {"share": 0.82, "rate": 1, "life_days": 900, "events_per_year": 4.4},
+    "collector": {"share": 0.10, "rate": 5, "life_days": 2600, "events_per_year": 10.0},
+}
+PRE_HISTORY_SHARE = 0.18  # customers already on the books when the history starts
+SAME_DAY_FIRST_PURCHASE = 0.55  # signed up at the till
+LINES_PER_ORDER = {1: 0.80, 2: 0.15, 3: 0.05}
+
+# Category: share outside wedding months, median line amount, lognormal sigma. Bridal's
+# share doubles in wedding months.
+CATEGORIES = {
+    "rings": (0.24, 420.0, 0.95),
+    "necklaces": (0.16, 620.0, 1.00),
+    "earrings": (0.20, 260.0, 0.90),
+    "bracelets": (0.12, 360.0, 0.90),
+    "bridal": (0.06, 2100.0, 0.85),
+    "watches": (0.08, 900.0, 0.80),
+    "repairs": (0.14, 55.0, 0.60),
+}
+BRIDAL_WEDDING_SHARE = 0.13
+COLLECTOR_SPEND = 1.6  # collectors buy pricier pieces
+MAX_AMOUNT = 250_000.0  # well under the ingest's "absurd amount" threshold
+
+SEGMENTS = {  # active segments a campaign may legitimately target, with weights
+    "at_risk": 0.20,
+    "occasional": 0.20,
+    "loyal_repeat": 0.15,
+    "new_first_purchase": 0.15,
+    "prospects": 0.15,
+    "dormant": 0.10,
+    "vip_collectors": 0.05,
+}
+PAUSED_SEGMENTS = ("post_purchase_cooldown", "evaluation")
+PAUSED_CAMPAIGN_SHARE = 0.02  # planted: at least one campaign, ~2%, targets a paused segment
+
+THEMED_CAMPAIGNS = {  # calendar month -> name of its first campaign; {year} is filled in
+    1: "Wedding Season Edit",
+    2: "Valentine Rings",
+    3: "Holi Colour Gems",
+    4: "Akshaya Tritiya Gold",
+    5: "Wedding Season Edit",
+    6: "Monsoon Pearls",
+    7: "Monsoon Pearls",
+    8: "Raksha Bandhan Gifts",
+    9: "Navratri Nine Colours",
+    10: "Diwali Sparkle {year}",
+    11: "Dhanteras & Diwali Gold {year}",
+    12: "Year-End Gifting {year}",
+}
+EVERGREEN_CAMPAIGNS = (
+    "Solitaire Week",
+    "Heritage Collection",
+    "Birthday Rewards",
+    "Gold Exchange Days",
+    "Lightweight Daily Wear",
+    "Repair & Polish Clinic",
+    "Temple Jewellery Showcase",
+    "Diamond Studs Edit",
+)
+
+TEAM = (  # (name, team); the last NEW_SENDERS join in the last months of the history
+    ("Ananya Rao", "crm"),
+    ("Vikram Mehta", "growth"),
+    ("Priya Nair", "crm"),
+    ("Arjun Iyer", "ecommerce"),
+    ("Kavya Menon", "stores"),
+    ("Rohan Kapoor", "growth"),
+    ("Meera Joshi", "stores"),
+    ("Siddharth Das", "ecommerce"),
+    ("Neha Kulkarni", "crm"),
+    ("Aditya Sen", "growth"),
+    ("Ishita Banerjee", "ecommerce"),
+    ("Karthik Reddy", "crm"),
+)
+NEW_SENDERS = 2  # planted: each joins days before a campaign they then send
+MID_HISTORY_SENDERS = 2  # joined during the history, before the new ones
 
 
 @dataclass(frozen=True)
 class GeneratorConfig:
+    """What to generate. The same config always produces the same table contents."""
+
     customers: int = 20_000
-    end_month: str = "2026-10"
-    history_months: int = 36
+    end_month: str = "2026-10"  # last complete month (YYYY-MM); data ends on its last day
+    history_months: int = 36  # months of history up to and including end_month
     seed: int = 42
-    orders_per_customer: float = 3.0  # mean order lines per customer over the history
-    paused_campaign_share: float = 0.04
-    campaigns_per_month: int = 3
-    audience_share: float = 0.03
+    # Mean order LINES per customer over the history (high-ticket, low frequency). At 10M
+    # customers and 10.0 this gives ~100M lines.
+    orders_per_customer: float = 3.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.customers <= MAX_CUSTOMERS:
+            raise ValueError(
+                f"customers must be between 1 and {MAX_CUSTOMERS:,} (10-digit line ids), "
+                f"got {self.customers}"
+            )
+        if not 3 <= self.history_months <= 240:
+            raise ValueError(f"history_months must be between 3 and 240, got {self.history_months}")
+        if not 0 < self.orders_per_customer <= 200:
+            raise ValueError(
+                f"orders_per_customer must be in (0, 200], got {self.orders_per_customer}"
+            )
+        if not -(2**63) <= self.seed < 2**63:
+            raise ValueError(f"seed must fit in 64 bits, got {self.seed}")
+        _ = self.end_date  # validates end_month
 
     @property
-    def end(self) -> date:
-        return last_day(parse_month(self.end_month))
+    def end_date(self) -> date:
+        """Last day of end_month: nothing is dated after it."""
+        text = self.end_month.strip()
+        try:
+            if len(text) != 7 or text[4] != "-":
+                raise ValueError
+            year, month = int(text[:4]), int(text[5:7])
+            return date(year, month, calendar.monthrange(year, month)[1])
+        except ValueError:
+            raise ValueError(f"end_month must look like 2026-10, got {self.end_month!r}") from None
 
     @property
-    def start(self) -> date:
-        first = parse_month(self.end_month)
-        for _ in range(self.history_months - 1):
-            first = (first - timedelta(days=1)).replace(day=1)
-        return first
+    def start_date(self) -> date:
+        """First day of the first history month."""
+        end = self.end_date
+        index = end.year * 12 + end.month - 1 - (self.history_months - 1)
+        return date(index // 12, index % 12 + 1, 1)
 
 
-def _macros(con: duckdb.DuckDBPyConnection, seed: int) -> None:
-    # u(id, salt): uniform in [0, 1) from a hash; z(id, salt): standard normal (Box-Muller).
-    con.execute(
-        f"create or replace macro u(k, salt) as (hash({seed}, k, salt) % 1000000007) / 1000000007.0"
+# --------------------------------------------------------------------------------------
+# SQL building blocks
+
+
+def _lit(value: date | float | int | str) -> str:
+    """A SQL literal. Only for values this module computes or has validated."""
+    if isinstance(value, date):
+        return f"DATE '{value.isoformat()}'"
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, float):
+        return f"{value!r}::DOUBLE"
+    return str(int(value))
+
+
+def _pick(u: str, options: dict[str, float] | Sequence[tuple[str, float]]) -> str:
+    """CASE expression choosing a label by inverse CDF of the uniform expression `u`."""
+    items = list(options.items()) if isinstance(options, dict) else list(options)
+    total = sum(weight for _, weight in items)
+    cumulative, branches = 0.0, []
+    for label, weight in items[:-1]:
+        cumulative += weight / total
+        branches.append(f"WHEN {u} < {_lit(cumulative)} THEN {_lit(label)}")
+    return f"CASE {' '.join(branches)} ELSE {_lit(items[-1][0])} END"
+
+
+def _by_persona(field: str, cast: type = float) -> str:
+    return " ".join(f"WHEN {_lit(p)} THEN {_lit(cast(v[field]))}" for p, v in PERSONAS.items())
+
+
+def _macros(config: GeneratorConfig) -> list[str]:
+    """Random draws and customer attributes as SQL macros.
+
+    Why macros: the same customer attribute (persona, signup, alive-until, consent) is
+    needed by several tables; as a pure function of the customer number it is recomputed
+    where needed instead of joined, which keeps every COPY a streaming scan.
+    """
+    start, end = config.start_date, config.end_date
+    history_days = (end - start).days + 1
+    pre_days = 3 * 365
+    w_max = max(SEASON_WEIGHTS)
+    prospect, collector = PERSONAS["prospect"]["share"], PERSONAS["collector"]["share"]
+    weights = "[" + ", ".join(f"{w!r}" for w in SEASON_WEIGHTS) + "]::DOUBLE[]"
+
+    def candidate_day(j: int) -> str:
+        return f"({_lit(start)} + floor(uni(k1, {j}, salt) * {history_days})::INTEGER)"
+
+    tries = 4  # seasonal rejection sampling; after 3 misses the 4th candidate stands
+    seasonal_cases = " ".join(
+        f"WHEN uni(k1, {j}, salt || '~accept') * {_lit(w_max)} < season_w({candidate_day(j)}) "
+        f"THEN {candidate_day(j)}"
+        for j in range(1, tries)
     )
-    con.execute(
-        "create or replace macro z(k, salt) as "
-        "sqrt(-2 * ln(1 - u(k, salt || 'a'))) * cos(2 * pi() * u(k, salt || 'b'))"
+    return [
+        # Uniform in [0, 1): the top 53 bits of a 64-bit hash of (seed, salt, k1, k2).
+        # Chained one-value hashes, not hash(seed, k1, k2, salt): DuckDB combines the
+        # hashes of several arguments with XOR, so two salts would give streams differing
+        # by a constant XOR, i.e. strongly dependent draws. hash(seed, salt) is a constant.
+        f"""CREATE MACRO uni(k1, k2, salt) AS
+            (hash(xor(hash(xor(k1::UBIGINT, hash({int(config.seed)}::BIGINT, salt))),
+                      k2::UBIGINT)) >> 11)::DOUBLE / 9007199254740992.0""",
+        # Standard normal by Box-Muller from two independent uniforms.
+        """CREATE MACRO std_normal(k1, k2, salt) AS
+            sqrt(-2.0 * ln(1.0 - uni(k1, k2, salt || '~a')))
+            * cos(2.0 * pi() * uni(k1, k2, salt || '~b'))""",
+        "CREATE MACRO exponential(mean, k1, k2, salt) AS -mean * ln(1.0 - uni(k1, k2, salt))",
+        "CREATE MACRO lognormal(median, sigma, k1, k2, salt) AS "
+        "median * exp(sigma * std_normal(k1, k2, salt))",
+        # Count with the given mean, P(k) = (1-q) q^k: a Poisson count whose rate is
+        # exponentially (gamma shape 1) distributed, i.e. heterogeneous customers.
+        """CREATE MACRO geometric(mean, k1, k2, salt) AS CASE WHEN mean <= 0 THEN 0 ELSE
+            floor(ln(1.0 - uni(k1, k2, salt)) / ln(mean / (1.0 + mean)))::BIGINT END""",
+        # Poisson-ish count with mild overdispersion (negative binomial, shape 3).
+        """CREATE MACRO poissonish(mean, k1, k2, salt) AS
+            geometric(mean / 3.0, k1, k2, salt || '~1')
+            + geometric(mean / 3.0, k1, k2, salt || '~2')
+            + geometric(mean / 3.0, k1, k2, salt || '~3')""",
+        f"CREATE MACRO season_w(d) AS ({weights})[month(d)]",
+        # A day in the history, drawn with the seasonal weights (rejection sampling).
+        f"""CREATE MACRO seasonal_day(k1, salt) AS
+            CASE {seasonal_cases} ELSE {candidate_day(tries)} END""",
+        # Customer attributes, as functions of the customer number n.
+        f"""CREATE MACRO c_persona(n) AS CASE
+            WHEN uni(n, 0, 'persona') < {_lit(prospect)} THEN 'prospect'
+            WHEN uni(n, 0, 'persona') < {_lit(prospect + collector)} THEN 'collector'
+            ELSE 'casual' END""",
+        f"""CREATE MACRO c_signup(n) AS CASE
+            WHEN uni(n, 0, 'pre_history') < {_lit(PRE_HISTORY_SHARE)}
+            THEN {_lit(start)} - 1 - floor(uni(n, 0, 'pre_day') * {pre_days})::INTEGER
+            ELSE seasonal_day(n, 'signup') END""",
+        "CREATE MACRO c_consent(n) AS uni(n, 0, 'consent') < 0.85",
+        # Latent dropout: remaining life is exponential from signup, or from the start of
+        # the history for customers already on the books (memoryless, so the same law).
+        f"""CREATE MACRO c_alive_until(n, signup, persona) AS
+            greatest(signup, {_lit(start)})
+            + floor(exponential(CASE persona {_by_persona("life_days")} END,
+                                n, 0, 'life'))::INTEGER""",
+        f"""CREATE MACRO c_active_end(n, signup, persona) AS
+            least(c_alive_until(n, signup, persona), {_lit(end)})""",
+        # 'C00000042': a zero-padded id; cheaper than printf, and x < base is guaranteed
+        # by the limits above (MAX_CUSTOMERS, MAX_REPEAT_ORDERS, MAX_EVENTS).
+        "CREATE MACRO pad_id(prefix, x, base) AS prefix || substr((x::BIGINT + base)::VARCHAR, 2)",
+        "CREATE MACRO c_id(n) AS pad_id('C', n, 100000000)",
+    ]
+
+
+def _customer_latent(config: GeneratorConfig) -> str:
+    """A view: one row per customer with the latent state every table derives from."""
+    start = _lit(config.start_date)
+    return f"""
+    CREATE VIEW customer_latent AS
+    WITH base AS (
+        SELECT n, c_persona(n) AS persona, c_signup(n) AS signup, c_consent(n) AS consent
+        FROM customer_numbers
+    ), alive AS (
+        SELECT *, c_active_end(n, signup, persona) AS active_end,
+            greatest(signup, {start}) AS observed_from,
+            signup + CASE WHEN uni(n, 0, 'first_delay') < {_lit(SAME_DAY_FIRST_PURCHASE)} THEN 0
+                ELSE floor(exponential(45.0, n, 0, 'first_delay_days'))::INTEGER END
+                AS first_purchase
+        FROM base
+    ), buying AS (
+        SELECT *,
+            persona <> 'prospect' AND signup >= {start} AND first_purchase <= active_end
+                AS has_first_purchase,
+            CASE WHEN signup >= {start} THEN first_purchase + 1 ELSE {start} END
+                AS repeat_from,
+            CASE persona {_by_persona("rate", int)} END AS rate_multiplier,
+            CASE persona {_by_persona("events_per_year")} END AS events_per_year
+        FROM alive
     )
-    weights = " ".join(f"when {m} then {w}" for m, w in SEASON.items())
-    con.execute(f"create or replace macro season(d) as case month(d) {weights} end")
-
-
-def _team_members(config: GeneratorConfig) -> str:
-    end_start = parse_month(config.end_month)
-    names = ["Asha", "Vikram", "Meera", "Rohan", "Priya", "Arjun", "Kavya", "Sanjay", "Divya",
-             "Nikhil", "Tara", "Kabir"]  # fmt: skip
-    teams = ["crm", "growth", "stores", "ecommerce"]
-    rows = []
-    for index, name in enumerate(names, start=1):
-        if index == 11:  # joined last month: some of their sends fall in their first 30 days
-            joined = end_start - timedelta(days=20)
-        elif index == 12:  # joined this month
-            joined = end_start + timedelta(days=3)
-        else:
-            joined = config.start - timedelta(days=400 + 90 * index)
-        rows.append(f"('S{index:03d}', '{name}', '{teams[index % 4]}', date '{joined}')")
-    return "select * from (values " + ", ".join(rows) + ") as t(sender_id, name, team, joined_date)"
-
-
-def _customers(config: GeneratorConfig) -> str:
-    span = (config.end - config.start).days + 1
-    return f"""
-        with ids as (select range as i from range(1, {config.customers + 1})),
-        drawn as (
-            select i, u(i, 'type') as t, u(i, 'region') as rg, u(i, 'age') as ag,
-                   u(i, 'lang') as lg, u(i, 'signup') as su, u(i, 'consent') as co,
-                   u(i, 'life') as lf, u(i, 'rate') as rt
-            from ids
-        )
-        select
-            i,
-            'C' || lpad(i::varchar, 8, '0') as customer_id,
-            (date '{config.start}' - interval 365 day
-                + to_days(floor(su * ({span} + 365))::int))::date as signup_date,
-            case when rg < 0.30 then 'North' when rg < 0.55 then 'South' when rg < 0.75 then 'West'
-                 when rg < 0.90 then 'East' else 'Central' end as region,
-            case when ag < 0.08 then '18-24' when ag < 0.33 then '25-34' when ag < 0.60 then '35-44'
-                 when ag < 0.80 then '45-54' when ag < 0.93 then '55-64' else '65+' end as age_band,
-            case when lg < 0.55 then 'en' when lg < 0.75 then 'hi' when lg < 0.85 then 'ta'
-                 when lg < 0.92 then 'te' when lg < 0.97 then 'bn' else 'mr' end as language,
-            co < 0.85 as email_consent,
-            case when t < 0.18 then 'prospect' when t < 0.50 then 'one_timer'
-                 when t < 0.92 then 'regular' else 'collector' end as kind,
-            -- gamma(1)-distributed purchase rate per year (heterogeneity, as BG/NBD assumes)
-            case when t < 0.18 then 0.0 when t < 0.50 then 0.0
-                 when t < 0.92 then 0.9 else 3.0 end * -ln(1 - rt) as yearly_rate,
-            -- exponential dropout: mean active life in days after sign-up
-            300 - ln(1 - lf) * case when t < 0.92 then 1200 else 3000 end as active_days
-        from drawn
+    SELECT *, greatest(active_end - repeat_from + 1, 0) AS repeat_days,
+        greatest(active_end - observed_from + 1, 0) AS observed_days
+    FROM buying
     """
 
 
-def _orders(config: GeneratorConfig) -> str:
-    mean_keep = sum(SEASON.values()) / len(SEASON)
-    scale = config.orders_per_customer / 1.8  # measured: scale 1 gives ~1.8 lines per customer
+# --------------------------------------------------------------------------------------
+# Tables
+
+
+def _customers_sql() -> str:
+    regions = {"North": 0.30, "South": 0.26, "West": 0.20, "East": 0.14, "Central": 0.10}
+    ages = {"18-24": 0.08, "25-34": 0.30, "35-44": 0.28, "45-54": 0.18, "55-64": 0.11, "65+": 0.05}
+    languages = {  # language follows region
+        "North": {"en": 0.45, "hi": 0.55},
+        "South": {"en": 0.40, "ta": 0.32, "te": 0.28},
+        "West": {"en": 0.40, "mr": 0.35, "hi": 0.25},
+        "East": {"en": 0.35, "bn": 0.45, "hi": 0.20},
+        "Central": {"en": 0.30, "hi": 0.70},
+    }
+    u_lang = "uni(n, 0, 'language')"
+    language = " ".join(f"WHEN {_lit(r)} THEN {_pick(u_lang, w)}" for r, w in languages.items())
     return f"""
-        with active as (
-            select i, customer_id, kind, yearly_rate,
-                   greatest(signup_date, date '{config.start}') as a0,
-                   least((signup_date + to_days(active_days::int))::date, date '{config.end}') as a1
-            from gen_customers where kind <> 'prospect'
-        ),
-        counted as (
-            select *, case
-                when a1 < a0 then 0
-                when kind = 'one_timer' then least(3, floor(1.3 * {scale} / {mean_keep} + u(i, 'n')))::int
-                else least(999, floor({scale} * yearly_rate * ((a1 - a0) + 1) / 365.25
-                                      / {mean_keep} + u(i, 'n')))::int
-            end as n
-            from active
-        ),
-        candidates as (
-            select i, customer_id, kind, a0, a1, unnest(range(n)) as k from counted where n > 0
-        ),
-        dated as (
-            select i, customer_id, kind, k, i * 1000 + k as ok,
-                   (a0 + to_days(floor(u(i * 1000 + k, 'day') * ((a1 - a0) + 1))::int))::date
-                       as order_date
-            from candidates
-        ),
-        kept as (
-            select *, 1 + (u(ok, 'l2') < 0.18)::int + (u(ok, 'l3') < 0.05)::int as lines
-            from dated where u(ok, 'keep') < season(order_date)
-        ),
-        lines as (select *, unnest(range(lines)) as line from kept),
-        priced as (
-            select customer_id, order_date, ok, line, ok * 10 + line as lk,
-                   u(ok * 10 + line, 'cat') as c,
-                   case when kind = 'collector' then 1.7 else 1.0 end as uplift
-            from lines
-        )
-        select
-            'L' || lpad(lk::varchar, 12, '0') as order_line_id,
-            'O' || lpad(ok::varchar, 11, '0') as order_id,
-            customer_id,
-            order_date,
-            round(exp(ln(450) + 0.95 * z(lk, 'amt')) * uplift * case
-                when c < 0.08 then 3.0 when c >= 0.90 then 0.15 else 1.0 end, 2) as amount,
-            case when c < 0.08 then 'bridal' when c < 0.36 then 'rings' when c < 0.54 then 'necklaces'
-                 when c < 0.74 then 'earrings' when c < 0.84 then 'bracelets'
-                 when c < 0.90 then 'watches' else 'repairs' end as category
-        from priced
+    SELECT c_id(n) AS customer_id, signup AS signup_date, region,
+        {_pick("uni(n, 0, 'age')", ages)} AS age_band,
+        CASE region {language} END AS language,
+        consent AS email_consent
+    FROM (SELECT n, signup, consent, {_pick("uni(n, 0, 'region')", regions)} AS region
+          FROM customer_latent)
     """
 
 
-def _engagement(config: GeneratorConfig) -> str:
+def _category_case(u: str, month: str) -> str:
+    others = {c: w for c, (w, _, _) in CATEGORIES.items() if c != "bridal"}
+    wedding = f"{month} IN ({', '.join(map(str, WEDDING_MONTHS))})"
+    usual = CATEGORIES["bridal"][0]
+    p_bridal = f"(CASE WHEN {wedding} THEN {_lit(BRIDAL_WEDDING_SHARE)} ELSE {_lit(usual)} END)"
+    rescaled = f"(({u}) - {p_bridal}) / (1.0 - {p_bridal})"
+    return f"CASE WHEN {u} < {p_bridal} THEN 'bridal' ELSE {_pick(rescaled, others)} END"
+
+
+def _orders_sql(repeat_rate: float) -> str:
+    """Order lines: a first purchase at or soon after signup, then seasonal repeats.
+
+    Repeats: a candidate count from a geometric law (Poisson with a gamma-mixed rate) with
+    mean rate * multiplier * max season weight * years alive, spread uniformly over the
+    customer's active window and each kept with probability season weight / max weight,
+    which thins the process into a seasonal one without any join.
+    """
+    w_max = max(SEASON_WEIGHTS)
+    lines = _pick("uni(onum, 0, 'lines')", [(str(k), p) for k, p in LINES_PER_ORDER.items()])
+    medians = " ".join(f"WHEN {_lit(c)} THEN {_lit(m)}" for c, (_, m, _) in CATEGORIES.items())
+    sigmas = " ".join(f"WHEN {_lit(c)} THEN {_lit(s)}" for c, (_, _, s) in CATEGORIES.items())
     return f"""
-        with active as (
-            select i, customer_id, kind,
-                   greatest(signup_date, date '{config.start}') as a0,
-                   least((signup_date + to_days(active_days::int + 60))::date, date '{config.end}') as a1
-            from gen_customers
-        ),
-        counted as (
-            select *, case when a1 < a0 then 0 else least(500, floor(
-                case kind when 'collector' then 9 when 'regular' then 3.5 when 'one_timer' then 2
-                          else 2.5 end * ((a1 - a0) + 1) / 365.25 + u(i, 'ne')))::int end as n,
-                -- a consideration burst: several visits across channels in a few weeks
-                u(i, 'burst') < 0.22 and a1 >= a0 as bursts
-            from active
-        ),
-        plain as (
-            select i, customer_id, a0, a1, unnest(range(n)) as k, false as burst from counted
-        ),
-        burst as (
-            select i, customer_id,
-                   (a0 + to_days(floor(u(i, 'bstart') * ((a1 - a0) + 1))::int))::date as a0,
-                   a1, unnest(range(5 + floor(u(i, 'blen') * 4)::int)) + 500 as k, true as burst
-            from counted where bursts
-        ),
-        events as (
-            select *, i * 1000 + k as ek from plain
-            union all
-            select *, i * 1000 + k as ek from burst
-        ),
-        timed as (
-            select customer_id, ek, u(ek, 'type') as t,
-                   (case when burst then least(a0 + to_days(floor(u(ek, 'd') * 35)::int), a1)
-                         else a0 + to_days(floor(u(ek, 'd') * ((a1 - a0) + 1))::int) end)::timestamp
-                       + to_seconds(floor(u(ek, 's') * 86400)::bigint) as event_at,
-                   burst
-            from events
-        )
-        select
-            'E' || lpad(ek::varchar, 12, '0') as event_id,
-            customer_id,
-            case when burst and t < 0.45 then 'site_visit' when burst and t < 0.80 then 'store_visit'
-                 when burst then 'email_click'
-                 when t < 0.45 then 'email_open' when t < 0.60 then 'email_click'
-                 when t < 0.85 then 'site_visit' when t < 0.95 then 'store_visit'
-                 else 'reply' end as event_type,
-            case when burst and t < 0.45 then 'web' when burst and t < 0.80 then 'store'
-                 when burst then 'email'
-                 when t < 0.60 then 'email' when t < 0.85 then 'web' when t < 0.95 then 'store'
-                 when t < 0.975 then 'email' else 'whatsapp' end as channel,
-            event_at
-        from timed
+    WITH cust AS (
+        SELECT n, persona, has_first_purchase, first_purchase, repeat_from, active_end,
+            least(geometric({_lit(repeat_rate)} * rate_multiplier * {_lit(w_max)} * repeat_days / 365.25,
+                            n, 0, 'repeat_count'), {MAX_REPEAT_ORDERS}) AS candidates
+        FROM customer_latent
+    ), slots AS (
+        SELECT n, persona, first_purchase, repeat_from, active_end,
+            unnest(range(CASE WHEN has_first_purchase THEN 0 ELSE 1 END, candidates + 1)) AS k
+        FROM cust
+        WHERE has_first_purchase OR candidates > 0
+    ), orders AS (
+        SELECT n, persona, k AS order_index,
+            CASE WHEN k = 0 THEN first_purchase
+                ELSE repeat_from
+                    + floor(uni(n, k, 'repeat_day') * (active_end - repeat_from + 1))::INTEGER
+            END AS order_date
+        FROM slots
+    ), kept AS (
+        SELECT * FROM orders
+        WHERE order_index = 0
+            OR uni(n, order_index, 'season_keep') * {_lit(w_max)} < season_w(order_date)
+    ), numbered AS (
+        SELECT *, n * 100 + order_index AS onum FROM kept
+    ), exploded AS (
+        SELECT n, persona, onum, order_date, unnest(range(({lines})::INTEGER)) AS j
+        FROM numbered
+    ), categorised AS (
+        SELECT *, {_category_case("uni(onum, j, 'category')", "month(order_date)")} AS category
+        FROM exploded
+    )
+    SELECT pad_id('L', onum * 3 + j, 10000000000) AS order_line_id,
+        pad_id('O', onum, 10000000000) AS order_id,
+        c_id(n) AS customer_id,
+        order_date,
+        round(least(greatest(
+            lognormal((CASE category {medians} END)
+                        * (CASE WHEN persona = 'collector' THEN {_lit(COLLECTOR_SPEND)} ELSE 1.0 END),
+                      CASE category {sigmas} END, onum, j, 'amount'),
+            5.0), {_lit(MAX_AMOUNT)}), 2) AS amount,
+        category
+    FROM categorised
     """
 
 
-def _campaigns(config: GeneratorConfig) -> str:
-    n = config.history_months * config.campaigns_per_month
-    ruled = "[" + ", ".join(f"'{s}'" for s in RULED_TARGETS) + "]"
-    paused = "[" + ", ".join(f"'{s}'" for s in PAUSED_TARGETS) + "]"
+def _campaigns_sql(config: GeneratorConfig) -> str:
+    """2-4 campaigns a month, each to 1.5-5% of customers; ~2% target paused segments."""
+    n = config.customers
+    themed = " ".join(
+        f"WHEN {m} THEN replace({_lit(name)}, '{{year}}', year(sent_date)::VARCHAR)"
+        for m, name in THEMED_CAMPAIGNS.items()
+    )
+    evergreen = "[" + ", ".join(_lit(x) for x in EVERGREEN_CAMPAIGNS) + "]"
+    n_evergreen = len(EVERGREEN_CAMPAIGNS)
+    channel = _pick("uni(seq, 0, 'channel')", {"email": 0.60, "whatsapp": 0.25, "sms": 0.15})
+    segment = _pick("uni(seq, 0, 'segment')", SEGMENTS)
+    paused = _pick("uni(seq, 0, 'paused_segment')", dict.fromkeys(PAUSED_SEGMENTS, 1.0))
     return f"""
-        with campaigns as (
-            select range as c,
-                   (date '{config.start}' + to_months((range // {config.campaigns_per_month})::int)
-                    + to_days(floor(u(range, 'cday') * 27)::int))::date as sent_date
-            from range({n})
-        )
-        select
-            c,
-            'K' || lpad(c::varchar, 5, '0') as campaign_id,
-            case
-                when month(sent_date) in (10, 11) and c % 3 = 0 then 'Diwali Sparkle ' || year(sent_date)
-                when month(sent_date) in (12, 1, 2) and c % 3 = 0 then 'Wedding Season Edit ' || year(sent_date)
-                when month(sent_date) in (4, 5) and c % 3 = 0 then 'Akshaya Tritiya Gold ' || year(sent_date)
-                when month(sent_date) = 2 and c % 3 = 1 then 'Valentine Rings ' || year(sent_date)
-                else 'New Arrivals ' || strftime(sent_date, '%B %Y')
-            end as campaign_name,
-            case when u(c, 'paused') < {config.paused_campaign_share}
-                 then {paused}[1 + floor(u(c, 'ps') * {len(PAUSED_TARGETS)})::int]
-                 else {ruled}[1 + floor(u(c, 'rs') * {len(RULED_TARGETS)})::int] end as targeted_segment,
-            case when u(c, 'ch') < 0.6 then 'email' when u(c, 'ch') < 0.85 then 'whatsapp'
-                 else 'sms' end as channel,
-            sent_date
-        from campaigns
+    CREATE TEMP TABLE campaigns AS
+    WITH months AS (
+        SELECT m AS month_index,
+            ({_lit(config.start_date)} + to_months(m::INTEGER))::DATE AS month_start,
+            2 + floor(uni(m, 0, 'campaigns_in_month') * 3)::INTEGER AS campaigns
+        FROM range({config.history_months}) t(m)
+    ), drawn AS (
+        SELECT month_index, month_start, i AS campaign_in_month,
+            month_start + floor(uni(month_index, i, 'campaign_day') * 28)::INTEGER AS sent_date
+        FROM months, range(campaigns) r(i)
+    ), numbered AS (
+        SELECT *, row_number() OVER (ORDER BY month_index, campaign_in_month) AS seq FROM drawn
+    ), ranked AS (
+        SELECT *,
+            row_number() OVER (ORDER BY uni(seq, 0, 'paused'), seq) AS paused_rank,
+            count(*) OVER () AS n_campaigns,
+            1 + floor(uni(seq, 0, 'stride') * {max(n - 1, 1)})::BIGINT AS stride_from
+        FROM numbered
+    )
+    SELECT seq, printf('CMP%04d', seq) AS campaign_id, month_index, month_start,
+        campaign_in_month, sent_date,
+        CASE campaign_in_month
+            WHEN 0 THEN CASE month(sent_date) {themed} END
+            WHEN 1 THEN 'New Arrivals ' || monthname(sent_date)
+            ELSE {evergreen}[1 + (floor(uni(seq, 0, 'name') * {n_evergreen})::INTEGER
+                                  + campaign_in_month) % {n_evergreen}]
+        END AS campaign_name,
+        {channel} AS channel,
+        CASE WHEN paused_rank <= greatest(1, round(n_campaigns * {_lit(PAUSED_CAMPAIGN_SHARE)}))
+            THEN {paused} ELSE {segment} END AS targeted_segment,
+        -- Audience: customers 1 + (stride * i + offset) mod N for i < audience. A stride
+        -- coprime to N makes this a permutation, so nobody is picked twice, no join needed.
+        greatest(1, round((0.015 + 0.035 * uni(seq, 0, 'audience')) * {n}))::BIGINT AS audience,
+        list_filter(range(stride_from, stride_from + 64), lambda x: gcd(x, {n}) = 1)[1]
+            AS stride,
+        floor(uni(seq, 0, 'offset') * {n})::BIGINT AS offset_
+    FROM ranked
     """
 
 
-def _sends(config: GeneratorConfig) -> str:
+def _team_members_sql(config: GeneratorConfig) -> str:
+    """Senders: most joined before the history, two during it, and the last NEW_SENDERS in
+    its last months, each a few days before the first campaign of that month, which they
+    are then given (planted first-30-days sends)."""
+    start, end = config.start_date, config.end_date
+    history_days = (end - start).days + 1
+    rows = ", ".join(
+        f"({i}, {_lit(f'S{i:03d}')}, {_lit(name)}, {_lit(team)})"
+        for i, (name, team) in enumerate(TEAM, start=1)
+    )
+    veterans = len(TEAM) - NEW_SENDERS - MID_HISTORY_SENDERS
+    last = config.history_months - 1
     return f"""
-        with audience as (
-            select c.*, g.customer_id, g.i
-            from gen_campaigns c
-            join gen_customers g
-              on g.signup_date <= c.sent_date
-             and hash({config.seed}, c.c, g.i, 'aud') % 100000 < {int(config.audience_share * 100000)}
-        ),
-        senders as (
-            -- new team members send a share of the campaigns once they have joined
-            select a.*,
-                   case when exists (select 1 from gen_team t where t.sender_id = 'S012'
-                                     and a.sent_date >= t.joined_date) and u(a.c, 'new') < 0.5
-                        then 'S012'
-                        when exists (select 1 from gen_team t where t.sender_id = 'S011'
-                                     and a.sent_date >= t.joined_date) and u(a.c, 'new') < 0.5
-                        then 'S011'
-                        else 'S' || lpad((1 + floor(u(a.c, 'sender') * 10))::int::varchar, 3, '0')
-                   end as sender_id
-            from audience a
-        )
-        select
-            'M' || lpad((c * 100000000 + i)::varchar, 14, '0') as send_id,
-            campaign_id, campaign_name, customer_id, sender_id, channel, targeted_segment,
-            sent_date::timestamp + to_seconds((9 * 3600 + floor(u(c, 'hour') * 36000))::bigint)
-                as sent_at
-        from senders
+    CREATE TEMP TABLE team_members AS
+    WITH team(i, sender_id, name, team) AS (VALUES {rows}),
+    planted AS (
+        SELECT {len(TEAM)} - ({last} - month_index) AS i, seq AS planted_seq,
+            greatest(month_start,
+                     sent_date - 1 - floor(uni(month_index, 0, 'joined_lead') * 9)::INTEGER)
+                AS joined_date
+        FROM campaigns
+        WHERE campaign_in_month = 0 AND month_index > {last - NEW_SENDERS}
+    )
+    SELECT sender_id, name, team, planted_seq,
+        coalesce(planted.joined_date, CASE
+            WHEN team.i <= {veterans}
+                THEN {_lit(start)} - 30 - floor(uni(team.i, 0, 'joined') * 1800)::INTEGER
+            ELSE {_lit(start)}
+                + floor((0.2 + 0.5 * uni(team.i, 0, 'joined')) * {history_days})::INTEGER
+        END) AS joined_date
+    FROM team LEFT JOIN planted USING (i)
     """
+
+
+# Planted joiners send the campaign they were dated before; every other campaign goes to a
+# pseudo-random sender who had joined by its send date.
+_CAMPAIGN_SENDERS = """
+CREATE TEMP TABLE campaigns_final AS
+SELECT c.*, coalesce(planted.sender_id, chosen.sender_id) AS sender_id
+FROM campaigns c
+LEFT JOIN (
+    SELECT planted_seq AS seq, sender_id FROM team_members WHERE planted_seq IS NOT NULL
+) planted USING (seq)
+LEFT JOIN (
+    SELECT c2.seq,
+        arg_min(t.sender_id, uni(c2.seq, t.sender_id[2:]::INTEGER, 'sender')) AS sender_id
+    FROM campaigns c2 JOIN team_members t ON t.joined_date <= c2.sent_date
+    GROUP BY c2.seq
+) chosen USING (seq)
+"""
+
+_TEAM_MEMBERS = "SELECT sender_id, name, team, joined_date FROM team_members"
+
+
+def _sends_view(config: GeneratorConfig) -> str:
+    """Sends, as a view: read once for campaign_sends and once for the responses."""
+    return f"""
+    CREATE VIEW sends AS
+    WITH picked AS (
+        SELECT c.seq, c.campaign_id, c.campaign_name, c.sender_id, c.channel,
+            c.targeted_segment, c.sent_date, slot.n - 1 AS i,
+            1 + (c.stride * (slot.n - 1) + c.offset_) % {config.customers} AS n
+        FROM campaigns_final c JOIN customer_numbers slot ON slot.n <= c.audience
+    )
+    SELECT *,
+        sent_date::TIMESTAMP
+            + to_seconds(floor(9 * 3600 + uni(seq, i, 'send_time') * 3 * 3600)::BIGINT) AS sent_at
+    FROM (SELECT *, c_signup(n) AS signup FROM picked)
+    WHERE signup <= sent_date AND (channel <> 'email' OR c_consent(n))
+    """
+
+
+_CAMPAIGN_SENDS = """
+SELECT pad_id('SND', seq * 100000000 + i, 1000000000000) AS send_id, campaign_id, campaign_name,
+    c_id(n) AS customer_id, sender_id, channel, targeted_segment, sent_at
+FROM sends
+"""
+
+
+def _events_sql() -> str:
+    """Background engagement in bursts (consideration periods, one just before the first
+    purchase), plus answers to campaign sends. Nothing before signup or after dropout."""
+    collector = {"email_open": 0.30, "email_click": 0.10, "site_visit": 0.24}
+    collector |= {"store_visit": 0.24, "reply": 0.12}
+    others = {"email_open": 0.38, "email_click": 0.10, "site_visit": 0.30}
+    others |= {"store_visit": 0.13, "reply": 0.09}
+    no_email = {"site_visit": 0.60, "store_visit": 0.25, "reply": 0.15}
+    u = "uni(n, k, 'event_type')"
+    response_p = {"collector": 0.12, "casual": 0.07, "prospect": 0.05}
+    response = " ".join(f"WHEN {_lit(p)} THEN {_lit(v)}" for p, v in response_p.items())
+    return f"""
+    WITH cust AS (
+        SELECT n, persona, consent, has_first_purchase, first_purchase, observed_from,
+            active_end, observed_days,
+            least(poissonish(events_per_year * observed_days / 365.25, n, 0, 'events'),
+                  {MAX_EVENTS}) AS events
+        FROM customer_latent
+    ), slots AS (
+        SELECT n, persona, consent, has_first_purchase, first_purchase, observed_from,
+            active_end, observed_days, events, unnest(range(events)) AS k
+        FROM cust
+        WHERE events > 0
+    ), bursts AS (
+        SELECT *, floor(uni(n, k, 'burst') * (1 + events // 5))::INTEGER AS burst FROM slots
+    ), dated AS (
+        SELECT *,
+            least(greatest(
+                CASE WHEN burst = 0 AND has_first_purchase THEN first_purchase - 5
+                    ELSE observed_from
+                        + floor(uni(n, burst, 'burst_centre') * observed_days)::INTEGER
+                END + floor((uni(n, k, 'burst_offset') - 0.5) * 42)::INTEGER,
+                observed_from), active_end) AS event_date,
+            CASE WHEN NOT consent THEN {_pick(u, no_email)}
+                WHEN persona = 'collector' THEN {_pick(u, collector)}
+                ELSE {_pick(u, others)} END AS event_type
+        FROM bursts
+    ), background AS (
+        SELECT pad_id('E', n * 1000 + k, 1000000000000) AS event_id, n, event_type,
+            CASE event_type WHEN 'site_visit' THEN 'web' WHEN 'store_visit' THEN 'store'
+                WHEN 'reply' THEN CASE WHEN consent AND uni(n, k, 'reply_channel') < 0.4
+                                      THEN 'email' ELSE 'whatsapp' END
+                ELSE 'email' END AS channel,
+            event_date::TIMESTAMP
+                + to_seconds(floor(8 * 3600 + uni(n, k, 'event_time') * 14 * 3600)::BIGINT)
+                AS event_at
+        FROM dated
+    ), answered AS (
+        SELECT seq, i, n, channel AS send_channel,
+            sent_at + to_seconds(floor(least(exponential(2.0 * 86400, seq, i, 'response_delay'),
+                                             14 * 86400 - 1))::BIGINT) AS event_at,
+            c_active_end(n, signup, persona) AS active_end
+        FROM (SELECT *, c_persona(n) AS persona FROM sends)
+        WHERE uni(seq, i, 'responds') < CASE persona {response} END
+    ), responses AS (
+        SELECT pad_id('E', 500000000000 + seq * 100000000 + i, 1000000000000) AS event_id, n,
+            CASE send_channel
+                WHEN 'email' THEN CASE WHEN uni(seq, i, 'response_type') < 0.75
+                                      THEN 'email_click' ELSE 'reply' END
+                WHEN 'whatsapp' THEN 'reply'
+                ELSE CASE WHEN uni(seq, i, 'response_type') < 0.5
+                          THEN 'store_visit' ELSE 'site_visit' END
+            END AS event_type,
+            send_channel, event_at
+        FROM answered
+        WHERE event_at::DATE <= active_end
+    )
+    SELECT event_id, c_id(n) AS customer_id, event_type, channel, event_at FROM background
+    UNION ALL
+    SELECT event_id, c_id(n) AS customer_id, event_type,
+        CASE event_type WHEN 'site_visit' THEN 'web' WHEN 'store_visit' THEN 'store'
+            WHEN 'reply' THEN CASE WHEN send_channel = 'whatsapp' THEN 'whatsapp' ELSE 'email' END
+            ELSE 'email' END AS channel,
+        event_at
+    FROM responses
+    """
+
+
+# --------------------------------------------------------------------------------------
+# Running it
+
+
+def _repeat_rate(con: duckdb.DuckDBPyConnection, config: GeneratorConfig) -> float:
+    """Per-year repeat-purchase rate that makes the expected lines per customer equal
+    config.orders_per_customer.
+
+    Solved on a small histogram of exposure (customers per rate multiplier and days alive),
+    taking the per-customer cap on candidates into account: a geometric count with mean m
+    capped at C has mean m * (1 - q^C), q = m / (1 + m). The histogram holds exact integer
+    counts, so the rate, and with it every draw, is identical on every run.
+    """
+    rows = con.execute(
+        """SELECT rate_multiplier, repeat_days, has_first_purchase, count(*)
+           FROM customer_latent GROUP BY ALL ORDER BY ALL"""
+    ).fetchall()
+    first = sum(count for _, _, has_first, count in rows if has_first)
+    exposure = [(mult * days, count) for mult, days, _, count in rows if mult and days]
+    mean_lines = sum(k * p for k, p in LINES_PER_ORDER.items())
+    target = config.customers * config.orders_per_customer / mean_lines - first
+    w_max = max(SEASON_WEIGHTS)
+    kept = sum(SEASON_WEIGHTS) / len(SEASON_WEIGHTS) / w_max  # share surviving thinning
+    if target <= 0 or not exposure:
+        return 0.0
+
+    def expected_repeats(rate: float) -> float:
+        total = 0.0
+        for weight, count in exposure:
+            m = rate * w_max * weight / 365.25
+            total += count * m * (1.0 - (m / (1.0 + m)) ** MAX_REPEAT_ORDERS)
+        return total * kept
+
+    low, high = 0.0, 1.0
+    while expected_repeats(high) < target and high < 1e6:  # beyond: the cap binds
+        low, high = high, high * 2
+    for _ in range(60):
+        middle = (low + high) / 2
+        low, high = (middle, high) if expected_repeats(middle) < target else (low, middle)
+    return (low + high) / 2
+
+
+def _copy(con: duckdb.DuckDBPyConnection, query: str, target: Path) -> int:
+    """Stream a query into one zstd Parquet file. It is written beside the target and then
+    renamed, so a reader never sees a half-written file."""
+    partial = target.with_name(target.name + ".partial")
+    row = con.execute(
+        f"COPY ({query}) TO {_lit(str(partial))} (FORMAT parquet, COMPRESSION zstd)"
+    ).fetchone()
+    partial.replace(target)
+    return int(row[0]) if row else 0
 
 
 def generate(out_dir: Path, config: GeneratorConfig, progress: bool = True) -> dict[str, int]:
-    """Write customers, orders, engagement_events, campaign_sends and team_members as Parquet.
+    """Write customers, orders, engagement_events, campaign_sends, team_members; return row counts per table.
 
-    Returns row counts per table. Same config, same data.
+    Each table is one Parquet file, `out_dir/<table>.parquet`, replaced atomically. The same
+    config always yields the same table contents (the row order within a file may differ).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect()
+    counts: dict[str, int] = {}
+    spill = Path(tempfile.mkdtemp(prefix=".generator-spill-", dir=out_dir))
+    con = duckdb.connect(":memory:")
     try:
-        con.execute("set preserve_insertion_order = false")
-        con.execute("set memory_limit = '10GB'")
-        _macros(con, config.seed)
-        steps = tqdm(TABLES, desc="generating", unit="table", disable=not progress)
-        counts: dict[str, int] = {}
-        for table in steps:
-            steps.set_postfix_str(table)
-            if table == "team_members":
-                con.execute(f"create or replace temp table gen_team as {_team_members(config)}")
-                query = "select * from gen_team"
-            elif table == "customers":
-                con.execute(f"create or replace temp table gen_customers as {_customers(config)}")
-                query = ("select customer_id, signup_date, region, age_band, language, email_consent "
-                         "from gen_customers")  # fmt: skip
-            elif table == "orders":
-                query = _orders(config)
-            elif table == "engagement_events":
-                query = _engagement(config)
-            else:
-                con.execute(f"create or replace temp table gen_campaigns as {_campaigns(config)}")
-                query = _sends(config)
-            target = out_dir / f"{table}.parquet"
-            partial = out_dir / f".{table}.parquet.partial"
-            con.execute(
-                f"copy ({query}) to '{partial}' (format parquet, compression zstd, row_group_size 1000000)"
-            )
-            partial.replace(target)
-            counts[table] = con.execute(
-                f"select count(*) from read_parquet('{target}')"
-            ).fetchone()[0]
-        return counts
+        con.execute(f"SET memory_limit = {_lit(MEMORY_LIMIT)}")
+        con.execute("SET preserve_insertion_order = false")
+        con.execute(f"SET temp_directory = {_lit(str(spill))}")
+        for statement in _macros(config):
+            con.execute(statement)
+        # A table, not range(): DuckDB scans a table with all threads, range() with one.
+        con.execute(
+            "CREATE TEMP TABLE customer_numbers AS "
+            f"SELECT range AS n FROM range(1, {config.customers + 1})"
+        )
+        con.execute(_customer_latent(config))
+        rate: list[float] = []
+
+        def store(table: str, query: str) -> None:
+            counts[table] = _copy(con, query, out_dir / f"{table}.parquet")
+
+        def campaigns() -> None:
+            con.execute(_campaigns_sql(config))
+            con.execute(_team_members_sql(config))
+            con.execute(_CAMPAIGN_SENDERS)
+            con.execute(_sends_view(config))
+
+        steps: list[tuple[str, Callable[[], None]]] = [
+            ("calibrate", lambda: rate.append(_repeat_rate(con, config))),
+            ("campaigns", campaigns),
+            ("customers", lambda: store("customers", _customers_sql())),
+            ("orders", lambda: store("orders", _orders_sql(rate[0]))),
+            ("engagement_events", lambda: store("engagement_events", _events_sql())),
+            ("campaign_sends", lambda: store("campaign_sends", _CAMPAIGN_SENDS)),
+            ("team_members", lambda: store("team_members", _TEAM_MEMBERS)),
+        ]
+        with tqdm(total=len(steps), desc="generate", unit="step", disable=not progress) as bar:
+            for name, step in steps:
+                bar.set_postfix_str(name)
+                step()
+                bar.update(1)
     finally:
         con.close()
+        shutil.rmtree(spill, ignore_errors=True)
+    return {table: counts[table] for table in TABLES}
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Generate example jeweller data as Parquet.")
-    parser.add_argument("--customers", type=int, default=20_000)
-    parser.add_argument("--end-month", default="2026-10")
-    parser.add_argument("--history-months", type=int, default=36)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--orders-per-customer", type=float, default=3.0)
-    parser.add_argument("--out", default="var/raw")
-    parser.add_argument("--no-progress", action="store_true")
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: generate the example jeweller into a directory of Parquet files."""
+    defaults = GeneratorConfig()
+    parser = argparse.ArgumentParser(
+        prog="python -m segment_cadence.generator",
+        description="Generate reproducible synthetic jeweller data as Parquet.",
+    )
+    parser.add_argument("--customers", type=int, default=defaults.customers)
+    parser.add_argument("--end-month", default=defaults.end_month, help="last month, YYYY-MM")
+    parser.add_argument("--history-months", type=int, default=defaults.history_months)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument(
+        "--orders-per-customer",
+        type=float,
+        default=defaults.orders_per_customer,
+        help="mean order lines per customer over the history",
+    )
+    parser.add_argument("--out", default="var/raw", help="output directory (default: var/raw)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    config = GeneratorConfig(
-        customers=args.customers, end_month=args.end_month, history_months=args.history_months,
-        seed=args.seed, orders_per_customer=args.orders_per_customer,
-    )  # fmt: skip
-    for table, rows in generate(Path(args.out), config, progress=not args.no_progress).items():
-        print(f"{table:<20} {rows:>12,}")
+    try:
+        config = GeneratorConfig(
+            customers=args.customers,
+            end_month=args.end_month,
+            history_months=args.history_months,
+            seed=args.seed,
+            orders_per_customer=args.orders_per_customer,
+        )
+    except ValueError as error:
+        parser.error(str(error))
+    started = time.perf_counter()
+    counts = generate(Path(args.out), config, progress=not args.no_progress)
+    print(f"wrote {args.out} in {time.perf_counter() - started:.1f}s:")
+    for table, rows in counts.items():
+        print(f"  {table:<20} {rows:>12,}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
