@@ -188,7 +188,7 @@ def _reader(spec: SourceSpec) -> str:
     files = _files(spec)
     listing = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
     if spec.format == "parquet":
-        return f"read_parquet({listing}, union_by_name = true)"
+        return f"read_parquet({listing}, union_by_name = true, file_row_number = true)"
     delimiter = spec.csv_delimiter.replace("'", "''")
     return (
         f"read_csv({listing}, all_varchar = true, header = {str(spec.csv_header).lower()}, "
@@ -196,12 +196,40 @@ def _reader(spec: SourceSpec) -> str:
     )
 
 
+def _row_number(spec: SourceSpec) -> str:
+    """Position of a row in its source, 1-based. A single Parquet file reports it cheaply;
+    otherwise rows are numbered in reading order."""
+    single_parquet = spec.format == "parquet" and len(_files(spec)) == 1
+    return "src.file_row_number + 1" if single_parquet else "row_number() over ()"
+
+
 def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-def _parse_expr(kind: str, column: str, date_format: str | None) -> str:
+NATIVE_TYPES = {
+    "date": ("DATE",),
+    "timestamp": ("TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "DATE"),
+    "amount": ("DOUBLE", "FLOAT", "REAL", "INTEGER", "BIGINT", "SMALLINT", "HUGEINT"),
+    "bool": ("BOOLEAN",),
+}
+
+
+def _parse_expr(
+    kind: str, column: str, date_format: str | None, source_type: str = "VARCHAR"
+) -> str:
+    """Typed value of a source column, NULL when it cannot be read as its kind.
+
+    Columns already of the right type (Parquet usually) are cast directly; text is trimmed
+    and parsed, with the mapping's date format when one is given.
+    """
     raw = f"src.{_quote(column)}"
+    if (
+        source_type.upper() in NATIVE_TYPES.get(kind, ())
+        or source_type.upper().startswith("DECIMAL")
+        and kind == "amount"
+    ):
+        return f"cast({raw} as {SQL_TYPES[kind]})"
     text = f"nullif(trim(cast({raw} as varchar)), '')"
     if kind in ("id", "text"):
         return text
@@ -229,15 +257,15 @@ def _reason_expr(source: str, max_amount: float) -> str:
             whens.append(f"when {column} is null then 'missing {column}'")
     for column, kind in kinds.items():
         if kind in ("date", "timestamp"):
-            whens.append(f"when {column} is null and _raw_{column} is null then 'missing {column}'")
+            whens.append(f"when {column} is null and _blank_{column} then 'missing {column}'")
             whens.append(f"when {column} is null then 'unparseable {column}'")
         if kind == "amount":
-            whens.append(f"when {column} is null and _raw_{column} is null then 'missing {column}'")
+            whens.append(f"when {column} is null and _blank_{column} then 'missing {column}'")
             whens.append(f"when {column} is null then 'unparseable {column}'")
             whens.append(f"when isnan({column}) or isinf({column}) then 'absurd {column}'")
             whens.append(f"when {column} < 0 then 'negative {column}'")
             whens.append(f"when {column} > {max_amount!r} then 'absurd {column}'")
-    whens.append(f"when _key_rank > 1 then 'duplicate {key}'")
+    whens.append(f"when _is_duplicate then 'duplicate {key}'")
     if source in REFERENCES_CUSTOMERS:
         whens.append("when not _known_customer then 'unknown customer_id'")
     return "case " + " ".join(whens) + " end"
@@ -280,7 +308,9 @@ def load_source(
 
     try:
         con.execute(f"create or replace temp view _src as select * from {_reader(spec)}")
-        available = [r[0] for r in con.execute("describe _src").fetchall()]
+        described = con.execute("describe _src").fetchall()
+        available = [r[0] for r in described]
+        source_types = {r[0]: str(r[1]) for r in described}
     except duckdb.Error as error:
         raise IngestConfigError(f"source '{spec.name}': cannot read {spec.path}: {error}") from None
     missing = [src for src in spec.columns.values() if src not in available]
@@ -291,57 +321,73 @@ def load_source(
         )
 
     kinds = CANONICAL[spec.name]
-    typed = []
-    for column, kind in kinds.items():
-        source_column = spec.columns[column]
-        typed.append(f"{_parse_expr(kind, source_column, spec.date_format)} as {column}")
-        typed.append(
-            f"nullif(trim(cast(src.{_quote(source_column)} as varchar)), '') as _raw_{column}"
-        )
     key = PRIMARY_KEY[spec.name]
+    typed = [
+        f"{_parse_expr(kind, spec.columns[c], spec.date_format, source_types[spec.columns[c]])} as {c}"
+        for c, kind in kinds.items()
+    ]
+    # Only columns that can be unparseable need to know whether the source value was blank.
+    typed += [
+        f"src.{_quote(spec.columns[c])} is null as _blank_{c}"
+        if source_types[spec.columns[c]] != "VARCHAR"
+        else f"nullif(trim(src.{_quote(spec.columns[c])}), '') is null as _blank_{c}"
+        for c, kind in kinds.items()
+        if kind in ("date", "timestamp", "amount")
+    ]
     known = (
         "customer_id in (select customer_id from raw.customers)"
         if spec.name in REFERENCES_CUSTOMERS
         else "true"
     )
+    # One pass types every row; duplicates are found by aggregation (cheap) and only the
+    # rare duplicated keys are ranked, so the cost stays one scan and one hash aggregate.
     con.execute(
         f"""
         create or replace temp table _typed as
-        with numbered as (
-            select row_number() over () as _row, src.* from _src as src
-        ),
-        parsed as (
-            select _row, to_json(src) as _record, {", ".join(typed)}
-            from numbered as src
-        ),
-        ranked as (
-            select *,
-                case when {key} is null then 1
-                     else row_number() over (partition by {key} order by _row) end as _key_rank,
+        select _row, {", ".join(typed)}
+        from (select *, {_row_number(spec)} as _row from _src as src) as src
+        """
+    )
+    con.execute(
+        f"""
+        create or replace temp table _first_of_duplicates as
+        select {key} as _key, min(_row) as _first_row
+        from _typed where {key} is not null
+        group by {key} having count(*) > 1
+        """
+    )
+    con.execute(
+        f"""
+        create or replace temp table _checked as
+        select *, {_reason_expr(spec.name, max_order_amount)} as _reason
+        from (
+            select _typed.*,
+                coalesce(_typed._row <> d._first_row, false) as _is_duplicate,
                 {known} as _known_customer
-            from parsed
+            from _typed left join _first_of_duplicates as d on d._key = _typed.{key}
         )
-        select *, {_reason_expr(spec.name, max_order_amount)} as _reason from ranked
         """
     )
     columns = ", ".join(kinds)
-    rows_read = con.execute("select count(*) from _typed").fetchone()[0]
+    rows_read = con.execute("select count(*) from _checked").fetchone()[0]
     con.execute("begin transaction")
     try:
         con.execute(
-            f"create or replace table raw.{spec.name} as "
-            f"select {columns} from _typed where _reason is null order by _row"
+            f"create or replace table raw.{spec.name} as select {columns} from _checked "
+            "where _reason is null"
         )
         con.execute("delete from quarantine.rejected_rows where source = ?", [spec.name])
+        # The original record, as read, only for the rows that are kept aside.
         con.execute(
             "insert into quarantine.rejected_rows "
-            "select ?, _row, _reason, cast(_record as varchar), current_timestamp "
-            "from _typed where _reason is not null",
+            "select ?, bad._row, bad._reason, cast(to_json(src) as varchar), current_timestamp "
+            f"from (select _row, _reason from _checked where _reason is not null) as bad "
+            f"join (select *, {_row_number(spec)} as _row from _src as src) as src using (_row)",
             [spec.name],
         )
         quarantined = dict(
             con.execute(
-                "select _reason, count(*) from _typed where _reason is not null group by 1 order by 1"
+                "select _reason, count(*) from _checked where _reason is not null group by 1 order by 1"
             ).fetchall()
         )
         rows_loaded = rows_read - sum(quarantined.values())
@@ -354,7 +400,8 @@ def load_source(
         con.execute("rollback")
         raise
     finally:
-        con.execute("drop table if exists _typed")
+        for temp in ("_typed", "_first_of_duplicates", "_checked"):
+            con.execute(f"drop table if exists {temp}")
     return LoadResult(spec.name, rows_read, rows_loaded, quarantined, skipped=False, files=files)
 
 
