@@ -3,7 +3,7 @@
 import dagster as dg
 
 from orchestration.resources import WarehouseResource
-from segment_cadence import definitions
+from segment_cadence import definitions, versions
 
 
 @dg.asset(
@@ -12,7 +12,8 @@ from segment_cadence import definitions
     owners=["team:segmentation-owner"],
     kinds={"yaml", "duckdb"},
     description=(
-        "config/segments.yaml, validated before anything runs (unknown columns, unsafe SQL, "
+        "config/segments.yaml, checked against the approval ledger (unapproved changes stop "
+        "the run before any data is written), validated before anything runs (unknown columns, unsafe SQL, "
         "sensitive attributes, duplicate ids or priorities, missing fallback) and recorded "
         "under its definition version."
     ),
@@ -22,7 +23,9 @@ def segment_dictionary(
 ) -> dg.MaterializeResult:
     try:
         dictionary = definitions.load()
-    except definitions.DefinitionError as error:
+        approved = versions.check_approved()
+    except (definitions.DefinitionError, versions.ApprovalError) as error:
+        # The review gate: nothing downstream (ingest included) runs on unapproved definitions.
         raise dg.Failure(description=str(error)) from None
     version = definitions.definition_version(dictionary)
     for warning in dictionary.warnings:
@@ -41,6 +44,22 @@ def segment_dictionary(
             "insert into governance.segment_dictionary values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
+        con.execute(
+            "delete from governance.definition_versions where definition_version = ?", [version]
+        )
+        con.execute(
+            "insert into governance.definition_versions "
+            "values (?, ?, ?, ?, ?, ?, ?, current_timestamp)",
+            [
+                version,
+                approved.number,
+                approved.digest,
+                approved.author,
+                approved.reason,
+                approved.approved_by,
+                approved.approved_at,
+            ],  # fmt: skip
+        )
         con.execute("commit")
     table = "\n".join(
         f"| {s.priority} | {s.id} | {s.name} | {'paused' if s.paused else ''} | "
@@ -50,6 +69,9 @@ def segment_dictionary(
     return dg.MaterializeResult(
         metadata={
             "definition_version": version,
+            "approved_version": approved.label,
+            "approved_by": approved.approved_by,
+            "approved_at": approved.approved_at,
             "segments": len(dictionary.segments),
             "paused_segments": dg.MetadataValue.json(
                 [s.id for s in dictionary.segments if s.paused]

@@ -15,7 +15,9 @@ def _source_asset(source: str, deps: list[str]) -> dg.AssetsDefinition:
         group_name="ingest",
         owners=["team:data-engineering"],
         kinds={"duckdb", "parquet"},
-        deps=[dg.AssetKey(["raw", d]) for d in deps],
+        # After the review gate: unapproved definitions stop the run before any data is written.
+        deps=[dg.AssetKey(["raw", d]) for d in deps]
+        + [dg.AssetKey(["governance", "segment_dictionary"])],
         description=(
             f"The {source.replace('_', ' ')} file mapped to canonical columns "
             "(config/sources.yaml). Rows that cannot be trusted go to quarantine.rejected_rows "

@@ -6,7 +6,7 @@ from dagster_dbt import get_asset_key_for_model
 from assets.dbt import segment_marts
 from orchestration.partitions import monthly_partitions, refresh_window
 from orchestration.resources import WarehouseResource
-from segment_cadence import definitions, paths, publish
+from segment_cadence import definitions, paths, publish, versions
 
 
 @dg.asset(
@@ -30,10 +30,16 @@ def published_segment_membership(
 ) -> dg.MaterializeResult:
     month_end, _ = refresh_window(context.partition_key)
     version = definitions.definition_version(definitions.load())
+    label = versions.check_approved().label
     with warehouse.connect() as con:
         try:
             publication = publish.publish_month(
-                con, month_end, version, run_id=context.run_id, export_dir=paths.exports_dir()
+                con,
+                month_end,
+                version,
+                run_id=context.run_id,
+                export_dir=paths.exports_dir(),
+                version_label=label,
             )
         except publish.PublishError as error:
             raise dg.Failure(description=str(error)) from None
@@ -52,6 +58,7 @@ def published_segment_membership(
             "dagster/row_count": publication.customers,
             "month_end": month_end.isoformat(),
             "definition_version": version,
+            "approved_version": label,
             "export_path": dg.MetadataValue.path(publication.export_path or ""),
             "segment_sizes": dg.MetadataValue.md(
                 "| segment | customers | share | retention | churn likelihood |\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets.changelog import definition_changelog, segment_migration_rates
 from assets.churn import bgnbd_params
 from assets.dbt import features_inputs, segment_marts
 from assets.dictionary import segment_dictionary
@@ -25,6 +26,8 @@ def build_definitions(resources: dict[str, object] | None = None) -> dg.Definiti
             bgnbd_params,
             segment_marts,
             published_segment_membership,
+            segment_migration_rates,
+            definition_changelog,
         ],
         asset_checks=[*ingest_checks, segments_above_minimum_size],
         jobs=[monthly_refresh_job],

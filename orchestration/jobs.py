@@ -13,10 +13,10 @@ monthly_refresh_job = dg.define_asset_job(
     name="monthly_refresh",
     description=(
         "Monthly tactical refresh: load the sources, validate the dictionary, compute features "
-        "and membership for the month, run every check, then publish."
+        "and membership for the month, run every check, publish, and record it in the changelog."
     ),
     selection=dg.AssetSelection.groups(
-        "ingest", "definitions", "features", "segments", "published"
+        "ingest", "definitions", "features", "segments", "published", "governance"
     ),
     partitions_def=monthly_partitions,
     executor_def=dg.in_process_executor,

@@ -6,6 +6,7 @@
     segment-cadence validate [FILE]      check a segment dictionary
     segment-cadence parse                build dbt's manifest
     segment-cadence sizes [--month M]    published segment sizes
+    segment-cadence definitions status|history|approve|rollback
 
 Refreshes run the same Dagster job the schedule runs, recorded in the local Dagster
 instance (var/dagster_home), so they show in the UI afterwards.
@@ -183,6 +184,41 @@ def cmd_sizes(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_definitions(args: argparse.Namespace) -> int:
+    """Review path for segment definitions: status, history, approve, rollback."""
+    from segment_cadence import versions
+
+    try:
+        if args.action == "approve":
+            target = Path(args.candidate) if args.candidate else None
+            if target:
+                # A quarterly candidate becomes the dictionary in force only through approval.
+                shutil.copyfile(target, paths.segments_file())
+            version = versions.approve(author=args.author, approved_by=args.by, reason=args.reason)
+            print(f"approved {version.label} ({version.digest[:12]}) by {version.approved_by}")
+            print(f"recorded in {versions.ledger_file()}; commit it for review")
+        elif args.action == "rollback":
+            version = versions.rollback(to=args.to, approved_by=args.by, reason=args.reason)
+            print(f"rolled back to v{version.restores} (recorded as {version.label}); the next "
+                  "refresh publishes with it")  # fmt: skip
+        elif args.action == "history":
+            for item in versions.version_history():
+                v = item["version"]
+                print(
+                    f"{v.label}  {v.kind:<9} {v.approved_at[:10]}  by {v.approved_by}: {v.reason}"
+                )
+                for line in item["changes"]:
+                    print(f"      - {line}")
+        else:
+            version = versions.check_approved()
+            print(f"{paths.segments_file()}: approved as {version.label} "
+                  f"({version.approved_by}, {version.approved_at[:10]})")  # fmt: skip
+    except (versions.ApprovalError, definitions.DefinitionError) as error:
+        print(error, file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="segment-cadence", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -208,6 +244,22 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--customers", type=int, default=20_000)
     demo.add_argument("--months", type=int, default=3)
     demo.set_defaults(func=cmd_demo)
+    defs = sub.add_parser(
+        "definitions", help="definition versions: status, history, approve, rollback"
+    )
+    actions = defs.add_subparsers(dest="action", required=True)
+    actions.add_parser("status", help="is the dictionary in force approved?")
+    actions.add_parser("history", help="every version and what changed, in words")
+    approve = actions.add_parser("approve", help="approve the dictionary in force (or a candidate)")
+    approve.add_argument("--author", required=True, help="who asked for the change")
+    approve.add_argument("--by", required=True, help="the approver (not the author)")
+    approve.add_argument("--reason", required=True)
+    approve.add_argument("--candidate", help="a candidate dictionary to approve and put in force")
+    rollback = actions.add_parser("rollback", help="put an earlier approved version back in force")
+    rollback.add_argument("--to", type=int, required=True, help="version number, e.g. 1 for v1")
+    rollback.add_argument("--by", required=True)
+    rollback.add_argument("--reason", required=True)
+    defs.set_defaults(func=cmd_definitions)
     sizes = sub.add_parser("sizes", help="print published segment sizes")
     sizes.add_argument("--month")
     sizes.set_defaults(func=cmd_sizes)

@@ -67,6 +67,7 @@ def publish_month(
     definition_version: str,
     run_id: str = "",
     export_dir: Path | None = None,
+    version_label: str | None = None,
 ) -> Publication:
     """Replace the month in `published` with the build, atomically, then export it."""
     ensure_schema(con)
@@ -80,10 +81,21 @@ def publish_month(
                 f"select * from build.{table} where month_end = ?",
                 [month_end],
             )
+        # Features as published, for the quarterly re-fit and drift against earlier months.
+        con.execute(
+            "create table if not exists published.customer_features as "
+            "select * from build.customer_features where false"
+        )
+        con.execute("delete from published.customer_features where month_end = ?", [month_end])
+        con.execute(
+            "insert into published.customer_features by name select * from build.customer_features"
+        )
         con.execute("delete from published.publications where month_end = ?", [month_end])
         con.execute(
-            "insert into published.publications values (?, ?, ?, current_timestamp, ?, ?)",
-            [month_end, definition_version, customers, run_id, None],
+            "insert into published.publications (month_end, definition_version, customers, "
+            "published_at, run_id, export_path, version_label) "
+            "values (?, ?, ?, current_timestamp, ?, ?, ?)",
+            [month_end, definition_version, customers, run_id, None, version_label],
         )
         con.execute("commit")
     except Exception:

@@ -66,6 +66,25 @@ DDL = (
     )
     """,
     """
+    create table if not exists governance.definition_versions (
+        definition_version varchar, version_number integer, governed_digest varchar,
+        author varchar, reason varchar, approved_by varchar, approved_at varchar,
+        recorded_at timestamp
+    )
+    """,
+    """
+    create table if not exists governance.changelog (
+        entry_id varchar, recorded_at timestamp, kind varchar, version_label varchar,
+        definition_version varchar, month_end date, summary varchar
+    )
+    """,
+    """
+    create table if not exists governance.retired_segments (
+        segment_id varchar, segment_name varchar, rationale varchar, retired_in_version varchar,
+        last_size bigint, last_published_month date, recorded_at timestamp
+    )
+    """,
+    """
     create table if not exists published.publications (
         month_end date, definition_version varchar, customers bigint, published_at timestamp,
         run_id varchar, export_path varchar
@@ -89,12 +108,26 @@ def connect(
         con.close()
 
 
+MIGRATION_RATES_VIEW = """
+    create or replace view published.segment_migration_rates as
+    select
+        month_end, segment_id, customers, previous_customers, stayed, moved_in, moved_out,
+        new_customers,
+        moved_out * 1.0 / nullif(previous_customers, 0) as migration_out_rate,
+        moved_in * 1.0 / nullif(customers, 0) as migration_in_rate,
+        retention_rate
+    from published.segment_kpis
+"""
+
+
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the schemas and Python-owned tables if they do not exist (idempotent)."""
     for schema in SCHEMAS:
         con.execute(f"create schema if not exists {schema}")
     for statement in DDL:
         con.execute(statement)
+    con.execute("alter table published.publications add column if not exists version_label varchar")
+    con.execute(MIGRATION_RATES_VIEW)
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:

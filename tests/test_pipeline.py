@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import date, datetime
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from segment_cadence import paths, warehouse
+from segment_cadence import paths, versions, warehouse
 
 MONTHS = ["2025-10-01", "2025-11-01", "2025-12-01"]
 DECEMBER = date(2025, 12, 31)
@@ -39,6 +40,31 @@ def pipeline(state_home: Path, generated_data: Path):
 def query(path: Path, sql: str, params: list | None = None) -> list[tuple]:
     with warehouse.connect(path, read_only=True) as con:
         return con.execute(sql, params or []).fetchall()
+
+
+@pytest.fixture()
+def private_ledger(tmp_path: Path, monkeypatch) -> Path:
+    """A private copy of the approval ledger and of the dictionary in force."""
+    shutil.copy(paths.CONFIG_DIR / "approvals.yaml", tmp_path / "approvals.yaml")
+    shutil.copytree(paths.CONFIG_DIR / "versions", tmp_path / "versions")
+    shutil.copy(paths.SEGMENTS_FILE, tmp_path / "segments.yaml")
+    monkeypatch.setenv("SEGMENT_CADENCE_APPROVALS", str(tmp_path / "approvals.yaml"))
+    monkeypatch.setenv("SEGMENT_CADENCE_SEGMENTS", str(tmp_path / "segments.yaml"))
+    return tmp_path / "segments.yaml"
+
+
+def set_rule(dictionary: Path, segment_id: str, rule: str) -> None:
+    document = yaml.safe_load(dictionary.read_text())
+    next(s for s in document["segments"] if s["id"] == segment_id)["rule"] = rule
+    dictionary.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def refresh(job, instance, month: str = MONTHS[-1]):
+    return job.execute_in_process(partition_key=month, instance=instance, raise_on_error=False)
+
+
+def changelog(db: Path) -> list[tuple]:
+    return query(db, "select entry_id, summary from governance.changelog order by entry_id")
 
 
 def snapshot(path: Path, month_end: date) -> dict[str, list[tuple]]:
@@ -117,22 +143,14 @@ def test_rerunning_a_month_gives_identical_results_without_duplicates(pipeline):
     )
 
 
-def test_a_failed_check_blocks_publication_and_keeps_the_published_month(
-    pipeline, tmp_path, monkeypatch
-):
-    """A dictionary whose business rule the data breaks: dbt's blocking test fails, the run
-    fails, and December's published membership is exactly what it was."""
+def test_a_failed_check_blocks_publication_and_keeps_the_published_month(pipeline, private_ledger):
+    """An approved dictionary whose business rule the data breaks: dbt's blocking test fails,
+    the run fails, and December's published membership is exactly what it was."""
     _, job, instance, db = pipeline
     before = snapshot(db, DECEMBER)
-    document = yaml.safe_load(paths.SEGMENTS_FILE.read_text())
-    vip = next(s for s in document["segments"] if s["id"] == "vip_collectors")
-    vip["rule"] = "monetary_value >= 1000000"  # high-value customers now fall to lower segments
-    broken = tmp_path / "segments.yaml"
-    broken.write_text(yaml.safe_dump(document))
-    monkeypatch.setenv("SEGMENT_CADENCE_SEGMENTS", str(broken))
-    result = job.execute_in_process(
-        partition_key=MONTHS[-1], instance=instance, raise_on_error=False
-    )
+    set_rule(private_ledger, "vip_collectors", "monetary_value >= 1000000")
+    versions.approve(author="asha", approved_by="revops-lead", reason="test: break a business rule")
+    result = refresh(job, instance)
     assert not result.success
     failed_checks = [
         e.event_specific_data.check_name
@@ -169,3 +187,48 @@ def test_the_schedule_refreshes_the_month_that_just_ended(pipeline):
     context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 12, 2, 6, 0))
     requests = list(schedule.evaluate_tick(context).run_requests or [])
     assert [r.partition_key for r in requests] == ["2026-11-01"]
+
+
+def test_definition_changes_go_through_review_and_roll_back_exactly(pipeline, private_ledger):
+    _, job, instance, db = pipeline
+    assert refresh(job, instance).success  # the changelog is current
+    original = snapshot(db, DECEMBER)
+    entries_before = changelog(db)
+
+    # 1. An unapproved change is refused before anything is written.
+    set_rule(private_ledger, "dormant", "frequency >= 1 and recency_days > 400")
+    refused = refresh(job, instance)
+    assert not refused.success
+    failure = next(e for e in refused.all_events if e.is_step_failure)
+    assert "rule changed from" in failure.message or "rule changed from" in str(
+        failure.event_specific_data.error
+    )
+    assert snapshot(db, DECEMBER) == original
+
+    # 2. Approved, it publishes, and the changelog shows it once, in words.
+    approved = versions.approve(
+        author="asha", approved_by="revops-lead", reason="Dormancy at 400 days."
+    )
+    assert refresh(job, instance).success
+    changed = snapshot(db, DECEMBER)
+    assert changed["segment_membership"] != original["segment_membership"]
+    entries = dict(changelog(db))
+    version_entry = entries[f"version:{approved.number}"]
+    assert "rule changed from `frequency >= 1 and recency_days > 730` to " in version_entry
+    assert "`frequency >= 1 and recency_days > 400`" in version_entry
+    labels = query(
+        db, "select version_label from published.publications where month_end = ?", [DECEMBER]
+    )
+    assert labels == [(approved.label,)]
+
+    # 3. Re-running adds nothing.
+    assert refresh(job, instance).success
+    assert dict(changelog(db)) == entries
+    assert snapshot(db, DECEMBER) == changed
+
+    # 4. Rollback restores the earlier version's membership exactly, and is recorded.
+    rolled = versions.rollback(to=1, approved_by="operations-lead", reason="Too many moved.")
+    assert refresh(job, instance).success
+    assert snapshot(db, DECEMBER) == original
+    assert f"version:{rolled.number}" in dict(changelog(db))
+    assert set(dict(changelog(db))) >= {e for e, _ in entries_before}
