@@ -10,9 +10,10 @@ from assets.dbt import features_inputs, segment_marts
 from assets.dictionary import segment_dictionary
 from assets.ingest import ingest_assets, ingest_checks
 from assets.publish import published_segment_membership, segments_above_minimum_size
-from orchestration.jobs import monthly_refresh_job
+from assets.strategic import candidate_definitions, candidate_respects_business_rules
+from orchestration.jobs import monthly_refresh_job, quarterly_strategic_job
 from orchestration.resources import default_resources
-from orchestration.schedules import monthly_refresh_schedule
+from orchestration.schedules import monthly_refresh_schedule, quarterly_strategic_schedule
 from sensors.refresh_failures import refresh_failure_notice
 
 
@@ -28,10 +29,15 @@ def build_definitions(resources: dict[str, object] | None = None) -> dg.Definiti
             published_segment_membership,
             segment_migration_rates,
             definition_changelog,
+            candidate_definitions,
         ],
-        asset_checks=[*ingest_checks, segments_above_minimum_size],
-        jobs=[monthly_refresh_job],
-        schedules=[monthly_refresh_schedule],
+        asset_checks=[
+            *ingest_checks,
+            segments_above_minimum_size,
+            candidate_respects_business_rules,
+        ],
+        jobs=[monthly_refresh_job, quarterly_strategic_job],
+        schedules=[monthly_refresh_schedule, quarterly_strategic_schedule],
         sensors=[refresh_failure_notice],
         resources=resources or default_resources(),
     )

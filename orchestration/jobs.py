@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration.partitions import monthly_partitions
+from orchestration.partitions import monthly_partitions, quarterly_partitions
 
 WAREHOUSE_TAG = {"segment_cadence/warehouse": "duckdb"}
 
@@ -19,6 +19,18 @@ monthly_refresh_job = dg.define_asset_job(
         "ingest", "definitions", "features", "segments", "published", "governance"
     ),
     partitions_def=monthly_partitions,
+    executor_def=dg.in_process_executor,
+    tags=WAREHOUSE_TAG,
+)
+
+quarterly_strategic_job = dg.define_asset_job(
+    name="quarterly_strategic_refresh",
+    description=(
+        "Quarterly strategic refresh: re-fit the segmentation on the quarter's last published "
+        "month and propose a candidate definition version, compared with production."
+    ),
+    selection=dg.AssetSelection.groups("strategic"),
+    partitions_def=quarterly_partitions,
     executor_def=dg.in_process_executor,
     tags=WAREHOUSE_TAG,
 )

@@ -4,9 +4,11 @@ partition key)."""
 
 from __future__ import annotations
 
+from datetime import date
+
 import dagster as dg
 
-from orchestration.jobs import monthly_refresh_job
+from orchestration.jobs import monthly_refresh_job, quarterly_strategic_job
 
 monthly_refresh_schedule = dg.build_schedule_from_partitioned_job(
     monthly_refresh_job,
@@ -16,3 +18,23 @@ monthly_refresh_schedule = dg.build_schedule_from_partitioned_job(
     hour_of_day=6,
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
+
+
+# After the quarter's last monthly refresh (which runs on the 2nd): the 5th at 06:00 of the
+# month after each quarter, for the quarter that just ended.
+@dg.schedule(
+    cron_schedule="0 6 5 1,4,7,10 *",
+    job=quarterly_strategic_job,
+    name="quarterly_strategic_refresh",
+    description="Quarterly strategic re-fit of the quarter that just ended (a candidate only).",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+def quarterly_strategic_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    when = context.scheduled_execution_time
+    this_quarter = date(when.year, (when.month - 1) // 3 * 3 + 1, 1)
+    quarter = (
+        date(this_quarter.year - 1, 10, 1)
+        if this_quarter.month == 1
+        else date(this_quarter.year, this_quarter.month - 3, 1)
+    )
+    return dg.RunRequest(partition_key=quarter.isoformat())

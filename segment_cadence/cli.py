@@ -76,6 +76,41 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_strategic(args: argparse.Namespace) -> int:
+    """Run the quarterly strategic refresh for a quarter (a candidate, never published)."""
+    prepare_dagster_home()
+    import dagster as dg
+
+    from orchestration.definitions import defs
+
+    text = args.quarter.upper()
+    if "Q" in text:
+        year, quarter = text.split("-Q")
+        start = date(int(year), (int(quarter) - 1) * 3 + 1, 1)
+    else:
+        start = parse_month(text)
+        start = date(start.year, (start.month - 1) // 3 * 3 + 1, 1)
+    job = defs.get_job_def("quarterly_strategic_refresh")
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(
+            partition_key=start.isoformat(),
+            instance=instance,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        )
+    if not result.success:
+        print("strategic refresh failed; see the run in the Dagster UI", file=sys.stderr)
+        return 1
+    for event in result.get_asset_materialization_events():
+        metadata = event.materialization.metadata
+        print(f"candidate: {metadata['candidate_file'].value}")
+        for key in ("chosen_k", "clusters_kept", "bootstrap_ari_mean", "previous_quarter_ari",
+                    "rule_fidelity", "unchanged_share", "business_rule_violations"):  # fmt: skip
+            print(f"  {key}: {metadata[key].value}")
+        print(metadata["sizes"].value)
+    return 0
+
+
 def run_months(months: list[date]) -> bool:
     """Run the monthly refresh job for each month, in order; stop at the first failure."""
     prepare_dagster_home()
@@ -260,6 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--by", required=True)
     rollback.add_argument("--reason", required=True)
     defs.set_defaults(func=cmd_definitions)
+    strategic_ = sub.add_parser("strategic", help="quarterly strategic re-fit (a candidate)")
+    strategic_.add_argument("--quarter", required=True, help="e.g. 2025-Q4")
+    strategic_.set_defaults(func=cmd_strategic)
     sizes = sub.add_parser("sizes", help="print published segment sizes")
     sizes.add_argument("--month")
     sizes.set_defaults(func=cmd_sizes)

@@ -15,7 +15,7 @@ import duckdb
 
 from segment_cadence import paths
 
-SCHEMAS = ("raw", "quarantine", "churn", "governance", "build", "staging", "published")
+SCHEMAS = ("raw", "quarantine", "churn", "governance", "build", "staging", "published", "strategic")
 
 # Tables owned by Python (not dbt). Published tables mirror the dbt marts column for column;
 # publish inserts BY NAME so column order does not matter.

@@ -232,3 +232,37 @@ def test_definition_changes_go_through_review_and_roll_back_exactly(pipeline, pr
     assert snapshot(db, DECEMBER) == original
     assert f"version:{rolled.number}" in dict(changelog(db))
     assert set(dict(changelog(db))) >= {e for e, _ in entries_before}
+
+
+def test_quarterly_refresh_proposes_a_candidate_without_publishing_it(pipeline):
+    defs, _, instance, db = pipeline
+    before = snapshot(db, DECEMBER)
+    job = defs.get_job_def("quarterly_strategic_refresh")
+    result = job.execute_in_process(partition_key="2025-10-01", instance=instance)
+    assert result.success
+    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    candidate_file = Path(metadata["candidate_file"].value)
+    document = yaml.safe_load(candidate_file.read_text())
+    from segment_cadence import definitions
+
+    dictionary = definitions.validate(document, candidate_file, definitions.feature_columns())
+    assert dictionary.fallback.id == "insufficient_data"
+    assert metadata["business_rule_violations"].value == 0
+    assert metadata["bootstrap_ari_min"].value > 0.5
+    staged = query(
+        db, "select count(*) from strategic.candidate_membership where quarter = '2025-Q4'"
+    )
+    assert staged[0][0] == len(before["segment_membership"])
+    assert "| segment | production | candidate |" in metadata["sizes"].value
+    assert snapshot(db, DECEMBER) == before  # a candidate never touches production
+
+
+def test_the_quarterly_schedule_targets_the_quarter_that_just_ended(pipeline):
+    defs, *_ = pipeline
+    schedule = defs.get_schedule_def("quarterly_strategic_refresh")
+    context = dg.build_schedule_context(
+        scheduled_execution_time=datetime(2026, 1, 5, 6, 0),
+        repository_def=defs.get_repository_def(),
+    )
+    requests = list(schedule.evaluate_tick(context).run_requests or [])
+    assert [r.partition_key for r in requests] == ["2025-10-01"]
