@@ -8,12 +8,14 @@ from assets.changelog import definition_changelog, segment_migration_rates
 from assets.churn import bgnbd_params
 from assets.dbt import features_inputs, segment_marts
 from assets.dictionary import segment_dictionary
+from assets.health import segment_health
 from assets.ingest import ingest_assets, ingest_checks
 from assets.publish import published_segment_membership, segments_above_minimum_size
 from assets.strategic import candidate_definitions, candidate_respects_business_rules
 from orchestration.jobs import monthly_refresh_job, quarterly_strategic_job
 from orchestration.resources import default_resources
 from orchestration.schedules import monthly_refresh_schedule, quarterly_strategic_schedule
+from sensors.alerting import segment_health_alerts
 from sensors.refresh_failures import refresh_failure_notice
 
 
@@ -29,6 +31,7 @@ def build_definitions(resources: dict[str, object] | None = None) -> dg.Definiti
             published_segment_membership,
             segment_migration_rates,
             definition_changelog,
+            segment_health,
             candidate_definitions,
         ],
         asset_checks=[
@@ -38,7 +41,7 @@ def build_definitions(resources: dict[str, object] | None = None) -> dg.Definiti
         ],
         jobs=[monthly_refresh_job, quarterly_strategic_job],
         schedules=[monthly_refresh_schedule, quarterly_strategic_schedule],
-        sensors=[refresh_failure_notice],
+        sensors=[refresh_failure_notice, segment_health_alerts],
         resources=resources or default_resources(),
     )
 

@@ -16,7 +16,7 @@ monthly_refresh_job = dg.define_asset_job(
         "and membership for the month, run every check, publish, and record it in the changelog."
     ),
     selection=dg.AssetSelection.groups(
-        "ingest", "definitions", "features", "segments", "published", "governance"
+        "ingest", "definitions", "features", "segments", "published", "governance", "health"
     ),
     partitions_def=monthly_partitions,
     executor_def=dg.in_process_executor,

@@ -132,7 +132,17 @@ def run_months(months: list[date]) -> bool:
                 run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
             )
             elapsed = time.perf_counter() - started
-            status = "published" if result.success else "FAILED (last published month unchanged)"
+            published = any(
+                e.step_key == "published__segment_membership" and e.is_step_success
+                for e in result.all_events
+            )
+            status = (
+                "published"
+                if result.success
+                else "published, but a later step FAILED"
+                if published
+                else "FAILED (last published month unchanged)"
+            )
             print(f"  {month:%Y-%m}  {status}  ({elapsed:.1f}s, run {result.run_id[:8]})")
             if not result.success:
                 for event in result.all_events:
@@ -186,6 +196,8 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     if not run_months(months):
         return 1
     print_results(last)
+    print()
+    print(run_alerts_once())
     return 0
 
 
@@ -254,6 +266,59 @@ def cmd_definitions(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_alerts_once() -> str:
+    """One pass of the alerting loop (what the sensor does every minute)."""
+    from datetime import UTC, datetime
+
+    from segment_cadence import slack, warehouse
+    from segment_cadence.alert_tick import run_tick
+
+    client = slack.slack_client()
+    with warehouse.connect() as con:
+        result = run_tick(con, datetime.now(UTC).replace(tzinfo=None), client=client)
+    where = (
+        "Slack"
+        if client
+        else f"the local outbox {paths.outbox_dir() / 'notices.jsonl'} (no SLACK_BOT_TOKEN)"
+    )
+    return f"Alerts to {where}: {result.summary()}"
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime, timedelta
+
+    from segment_cadence import alerts, warehouse
+
+    now = datetime.now(UTC).replace(tzinfo=None)
+    if args.action == "run":
+        print(run_alerts_once())
+        return 0
+    with warehouse.connect() as con:
+        alerts.ensure_tables(con)
+        if args.action == "ack":
+            count = alerts.acknowledge(con, args.target, args.by, now)
+            print(f"acknowledged {count} alert(s)")
+            return 0 if count else 1
+        if args.action == "silence":
+            silence_id = alerts.silence(
+                con, segment_id=args.segment, rule_id=args.rule, created_by=args.by,
+                reason=args.reason, expires_at=now + timedelta(hours=args.hours), now=now,
+            )  # fmt: skip
+            print(
+                f"silence {silence_id} until {now + timedelta(hours=args.hours):%Y-%m-%d %H:%M} UTC"
+            )
+            return 0
+        rows = con.execute(
+            "select state, severity, level, alert_key, last_value, last_bound from alerts.alerts "
+            "where state <> 'resolved' order by severity, alert_key"
+        ).fetchall()
+    for state, severity, level, key, value, bound in rows:
+        print(f"{state:<12} {severity:<8} L{level} {key}  value {value:.4g} bound {bound:.4g}")
+    if not rows:
+        print("no open alerts")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="segment-cadence", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -298,6 +363,20 @@ def build_parser() -> argparse.ArgumentParser:
     strategic_ = sub.add_parser("strategic", help="quarterly strategic re-fit (a candidate)")
     strategic_.add_argument("--quarter", required=True, help="e.g. 2025-Q4")
     strategic_.set_defaults(func=cmd_strategic)
+    alerts_ = sub.add_parser("alerts", help="open alerts; acknowledge, silence, run the loop")
+    alert_actions = alerts_.add_subparsers(dest="action", required=True)
+    alert_actions.add_parser("list", help="open alerts")
+    alert_actions.add_parser("run", help="process breaches and deliver the outbox once")
+    ack = alert_actions.add_parser("ack", help="acknowledge an alert key or a segment's alerts")
+    ack.add_argument("target")
+    ack.add_argument("--by", required=True)
+    silence_ = alert_actions.add_parser("silence", help="a monitoring window")
+    silence_.add_argument("--segment", default="*")
+    silence_.add_argument("--rule", default="*")
+    silence_.add_argument("--hours", type=float, required=True)
+    silence_.add_argument("--by", required=True)
+    silence_.add_argument("--reason", required=True)
+    alerts_.set_defaults(func=cmd_alerts)
     sizes = sub.add_parser("sizes", help="print published segment sizes")
     sizes.add_argument("--month")
     sizes.set_defaults(func=cmd_sizes)

@@ -366,8 +366,13 @@ def model_sql_digest(dbt_project_dir: Path = paths.DBT_PROJECT_DIR) -> str:
 def definition_version(
     dictionary: SegmentDictionary, dbt_project_dir: Path = paths.DBT_PROJECT_DIR
 ) -> str:
-    """Content hash of everything that decides membership: the governed dictionary and the SQL."""
+    """Content hash of what decides membership and its health: the governed dictionary, the
+    SQL of the models, and the health thresholds (versioned with the definitions)."""
+    thresholds = paths.CONFIG_DIR / "thresholds.yaml"
+    threshold_digest = (
+        hashlib.sha256(thresholds.read_bytes()).hexdigest() if thresholds.exists() else ""
+    )
     combined = hashlib.sha256(
-        (dictionary.governed_digest + model_sql_digest(dbt_project_dir)).encode()
+        (dictionary.governed_digest + model_sql_digest(dbt_project_dir) + threshold_digest).encode()
     ).hexdigest()
     return combined[:12]

@@ -266,3 +266,34 @@ def test_the_quarterly_schedule_targets_the_quarter_that_just_ended(pipeline):
     )
     requests = list(schedule.evaluate_tick(context).run_requests or [])
     assert [r.partition_key for r in requests] == ["2025-10-01"]
+
+
+def test_health_checks_and_the_alert_sensor_on_published_months(pipeline, state_home):
+    """Health runs in the monthly job; the sensor turns its breaches into outbox messages once."""
+    from orchestration.resources import WarehouseResource
+    from sensors.alerting import segment_health_alerts
+
+    defs, _, instance, db = pipeline
+    metrics = query(db, "select count(distinct month_end), count(*) from health.metrics")[0]
+    assert metrics[0] == 3 and metrics[1] > 30
+    graph = defs.resolve_asset_graph()
+    assert any(key.name == "segment_size_change" for key in graph.asset_check_keys)
+
+    warehouse_resource = WarehouseResource(path=str(db))
+    context = dg.build_sensor_context(
+        instance=instance, resources={"warehouse": warehouse_resource}
+    )
+    first = segment_health_alerts(context)
+    processed = query(db, "select count(*) from alerts.processed_months")[0][0]
+    assert processed == 3
+    outbox = query(
+        db, "select count(*), count(*) filter (where status = 'local') from alerts.outbox"
+    )[0]
+    assert outbox[0] == outbox[1]  # no token: everything written to the local file
+    again = dg.build_sensor_context(instance=instance, resources={"warehouse": warehouse_resource},
+                                    cursor=first.cursor if hasattr(first, "cursor") else None)  # fmt: skip
+    segment_health_alerts(again)
+    assert query(db, "select count(*) from alerts.outbox")[0][0] == outbox[0]  # idempotent
+    breaches = query(db, "select count(*) from health.breaches")[0][0]
+    if breaches:
+        assert (state_home / "outbox" / "notices.jsonl").exists()

@@ -1,0 +1,145 @@
+"""A Slack-compatible Web API server on 127.0.0.1 for tests: the real slack-sdk client talks
+to it through `base_url`. It records messages, edits, thread replies and reactions, and can
+be told to answer with a rate limit (429 + Retry-After) or a server error, or be stopped."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+
+class SlackServer:
+    def __init__(self) -> None:
+        self.messages: dict[str, dict[str, Any]] = {}
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.failures: list[tuple[int, dict[str, str]]] = []
+        self.reactions: dict[str, list[dict[str, Any]]] = {}
+        self.replies: dict[str, list[dict[str, Any]]] = {}
+        self._ts = itertools.count(1)
+        self._server: ThreadingHTTPServer | None = None
+        self.port = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/"
+
+    def fail_next(self, status: int, retry_after: int | None = None, times: int = 1) -> None:
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+        self.failures.extend([(status, headers)] * times)
+
+    def posts(self, thread: bool | None = None) -> list[dict[str, Any]]:
+        found = [args for method, args in self.calls if method == "chat.postMessage"]
+        if thread is None:
+            return found
+        return [a for a in found if bool(a.get("thread_ts")) == thread]
+
+    def updates(self) -> list[dict[str, Any]]:
+        return [args for method, args in self.calls if method == "chat.update"]
+
+    def start(self) -> SlackServer:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:  # quiet
+                pass
+
+            def _args(self) -> dict[str, Any]:
+                query = {k: v[0] for k, v in parse_qs(urlparse(self.path).query).items()}
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length).decode() if length else ""
+                if body:
+                    if "json" in (self.headers.get("Content-Type") or ""):
+                        query.update(json.loads(body))
+                    else:
+                        query.update({k: v[0] for k, v in parse_qs(body).items()})
+                for key in ("blocks",):
+                    if isinstance(query.get(key), str):
+                        query[key] = json.loads(query[key])
+                return query
+
+            def _reply(
+                self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+            ) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _handle(self) -> None:
+                method = urlparse(self.path).path.rsplit("/", 1)[-1]
+                args = self._args()
+                if server.failures:
+                    status, headers = server.failures.pop(0)
+                    server.calls.append((f"failed:{method}", args))
+                    self._reply(
+                        status,
+                        {"ok": False, "error": "ratelimited" if status == 429 else "fatal_error"},
+                        headers,
+                    )
+                    return
+                server.calls.append((method, args))
+                if method == "chat.postMessage":
+                    ts = f"1700000000.{next(server._ts):06d}"
+                    message = {
+                        "ts": ts,
+                        "channel": "C0TEST",
+                        "text": args.get("text"),
+                        "blocks": args.get("blocks"),
+                        "thread_ts": args.get("thread_ts"),
+                    }
+                    server.messages[ts] = message
+                    if args.get("thread_ts"):
+                        server.replies.setdefault(args["thread_ts"], []).append(message)
+                    self._reply(
+                        200, {"ok": True, "channel": "C0TEST", "ts": ts, "message": message}
+                    )
+                elif method == "chat.update":
+                    message = server.messages.get(args.get("ts"))
+                    if message is None:
+                        self._reply(200, {"ok": False, "error": "message_not_found"})
+                        return
+                    message.update(text=args.get("text"), blocks=args.get("blocks"), edited=True)
+                    self._reply(
+                        200, {"ok": True, "channel": args.get("channel"), "ts": args.get("ts")}
+                    )
+                elif method == "reactions.get":
+                    ts = args.get("timestamp")
+                    self._reply(
+                        200,
+                        {
+                            "ok": True,
+                            "type": "message",
+                            "message": {"ts": ts, "reactions": server.reactions.get(ts, [])},
+                        },
+                    )
+                elif method == "conversations.replies":
+                    ts = args.get("ts")
+                    parent = server.messages.get(ts, {"ts": ts})
+                    self._reply(
+                        200, {"ok": True, "messages": [parent, *server.replies.get(ts, [])]}
+                    )
+                else:
+                    self._reply(200, {"ok": False, "error": "unknown_method"})
+
+            do_GET = _handle
+            do_POST = _handle
+
+        ThreadingHTTPServer.allow_reuse_address = True
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None

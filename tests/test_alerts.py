@@ -1,0 +1,287 @@
+"""Alerts end to end against a Slack-compatible server on 127.0.0.1, with a simulated clock."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from segment_cadence import alerts, slack, thresholds
+from tests.slack_server import SlackServer
+
+GOLDEN = Path(__file__).parent / "golden"
+T0 = datetime(2026, 1, 2, 6, 0)
+OWNERS = {"vip_collectors": "clienteling", "dormant": "crm-ops"}
+CONFIG = thresholds.validate(
+    {
+        "settings": {
+            "owner_channels": {"clienteling": "#clienteling", "crm-ops": "#crm-ops"},
+            "escalation_channel": "#segment-oncall",
+            "oncall_mention": "<!subteam^S0ONCALL>",
+            "repeat_interval_hours": 24,
+            "ack_timeout_hours": 24,
+            "persist_refreshes": 3,
+        },
+        "rules": [
+            {"id": "size_change", "metric": "size", "relative": {"warn": 0.2, "critical": 0.5},
+             "kind_of_alert": "size", "clear_after": 2, "runbook": "Check the migration matrix."},
+            {"id": "churn_rising", "metric": "churn_likelihood", "above": {"warn": 0.5}},
+            {"id": "inputs_stale", "metric": "freshness_days", "above": {"warn": 7, "critical": 21},
+             "depends_on_inputs": False, "kind_of_alert": "data_quality"},
+        ],
+    },
+    "thresholds.yaml",
+)  # fmt: skip
+
+
+def breach(rule_id: str, segment: str, metric: str, value: float, month: date,
+           severity: str = "warn", baseline: float | None = 100.0, bound: float = 0.2):  # fmt: skip
+    return thresholds.Breach(month, rule_id, segment, metric, value, baseline, bound, "relative",
+                             severity, "Check the migration matrix.")  # fmt: skip
+
+
+@pytest.fixture()
+def con():
+    connection = duckdb.connect()
+    alerts.ensure_tables(connection)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture()
+def server():
+    running = SlackServer().start()
+    yield running
+    running.stop()
+
+
+def client_for(server: SlackServer):
+    return slack.slack_client(base_url=server.base_url, token="xoxb-test-token")
+
+
+def refresh(con, month: date, breaches, now: datetime, changed: set[str] | None = None):
+    return alerts.process_refresh(
+        con, month_end=month, breaches=breaches, config=CONFIG, definition_version="abc123",
+        owners=OWNERS, changed_segments=changed or set(), now=now, render=slack.Renderer(),
+    )  # fmt: skip
+
+
+OCT, NOV, DEC, JAN = date(2025, 10, 31), date(2025, 11, 30), date(2025, 12, 31), date(2026, 1, 31)
+
+
+def test_a_breach_posts_one_grouped_message_to_the_owner_channel(con, server):
+    refresh(con, OCT, [breach("size_change", "vip_collectors", "size", 140, OCT),
+                       breach("churn_rising", "vip_collectors", "churn_likelihood", 0.6, OCT)], T0)  # fmt: skip
+    counts = slack.deliver_pending(con, client_for(server), T0)
+    assert counts["sent"] == 1
+    (post,) = server.posts()
+    assert post["channel"] == "#clienteling"
+    text = json.dumps(post["blocks"])
+    assert "size" in text and "churn_likelihood" in text and "abc123" in text
+    assert "Open in Dagster" in text and "Runbook" in text
+
+
+def test_a_repeat_within_the_interval_posts_nothing_and_replays_are_idempotent(con, server):
+    client = client_for(server)
+    refresh(con, OCT, [breach("size_change", "vip_collectors", "size", 140, OCT)], T0)
+    slack.deliver_pending(con, client, T0)
+    refresh(con, OCT, [breach("size_change", "vip_collectors", "size", 140, OCT)], T0)  # replay
+    refresh(
+        con,
+        NOV,
+        [breach("size_change", "vip_collectors", "size", 150, NOV)],
+        T0 + timedelta(hours=2),
+    )
+    slack.deliver_pending(con, client, T0 + timedelta(hours=2))
+    assert len(server.posts()) == 1
+
+
+def test_resolution_edits_the_message_and_replies_in_its_thread(con, server):
+    client = client_for(server)
+    refresh(con, OCT, [breach("size_change", "dormant", "size", 140, OCT)], T0)
+    slack.deliver_pending(con, client, T0)
+    refresh(con, NOV, [], T0 + timedelta(days=30))
+    assert server.updates() == []  # one clean refresh is not enough (hysteresis)
+    refresh(con, DEC, [], T0 + timedelta(days=60))
+    slack.deliver_pending(con, client, T0 + timedelta(days=60))
+    (update,) = server.updates()
+    original = server.posts(thread=False)[0]
+    assert update["ts"] == server.messages[update["ts"]]["ts"]
+    assert server.messages[update["ts"]]["text"].startswith(":white_check_mark: RESOLVED")
+    (reply,) = server.posts(thread=True)
+    assert reply["thread_ts"] == update["ts"] and "Resolved" in reply["text"]
+    assert original["channel"] == "#crm-ops"
+
+
+@pytest.mark.parametrize(("status", "retry_after"), [(429, 1), (500, None)])
+def test_rate_limits_and_server_errors_are_retried_and_arrive_once(
+    con, server, status, retry_after
+):
+    server.fail_next(status, retry_after=retry_after)
+    refresh(con, OCT, [breach("size_change", "vip_collectors", "size", 140, OCT)], T0)
+    counts = slack.deliver_pending(con, client_for(server), T0)
+    assert counts == {"sent": 1, "failed": 0, "local": 0}
+    assert len(server.posts()) == 1
+    assert any(method.startswith("failed:") for method, _ in server.calls)
+
+
+def test_with_slack_down_the_alert_waits_in_the_outbox_and_goes_out_once_back(con, server):
+    client = client_for(server)
+    port = server.port
+    server.stop()
+    refresh(con, OCT, [breach("size_change", "vip_collectors", "size", 140, OCT)], T0)
+    assert slack.deliver_pending(con, client, T0)["failed"] == 1
+    status, attempts = con.execute("select status, attempts from alerts.outbox").fetchone()
+    assert (status, attempts) == ("pending", 1)
+    server.port = port
+    server.start()
+    assert slack.deliver_pending(con, client, T0 + timedelta(minutes=5))["sent"] == 1
+    assert slack.deliver_pending(con, client, T0 + timedelta(minutes=10))["sent"] == 0
+    assert len(server.posts()) == 1
+
+
+def test_without_a_token_alerts_land_in_the_local_outbox_file(con, tmp_path):
+    refresh(con, OCT, [breach("size_change", "vip_collectors", "size", 140, OCT)], T0)
+    local = tmp_path / "notices.jsonl"
+    assert slack.slack_client(token="") is None
+    assert slack.deliver_pending(con, None, T0, local_file=local)["local"] == 1
+    notice = json.loads(local.read_text().splitlines()[0])
+    assert notice["details"]["channel"] == "#clienteling"
+
+
+def test_a_silence_suppresses_until_it_expires(con, server):
+    alerts.silence(con, segment_id="vip_collectors", created_by="asha", reason="Festive window",
+                   expires_at=T0 + timedelta(days=10), now=T0)  # fmt: skip
+    counts = refresh(con, OCT, [breach("size_change", "vip_collectors", "size", 140, OCT)], T0)
+    assert counts["suppressed"] == 1 and counts["messages"] == 0
+    reason = con.execute("select reason from alerts.suppressed").fetchone()[0]
+    assert "silenced by asha" in reason and "Festive window" in reason
+    counts = refresh(
+        con,
+        NOV,
+        [breach("size_change", "vip_collectors", "size", 140, NOV)],
+        T0 + timedelta(days=30),
+    )
+    assert counts["fired"] == 1
+
+
+def test_inhibition_by_data_quality_and_by_definition_change(con):
+    stale = breach(
+        "inputs_stale", "*", "freshness_days", 30, OCT, severity="critical", baseline=None, bound=21
+    )
+    counts = refresh(
+        con, OCT, [stale, breach("churn_rising", "dormant", "churn_likelihood", 0.7, OCT)], T0
+    )
+    assert counts["suppressed"] == 1  # the churn alert depends on the inputs
+    reasons = [r[0] for r in con.execute("select reason from alerts.suppressed").fetchall()]
+    assert any("data-quality" in r for r in reasons)
+    counts = refresh(con, NOV, [breach("size_change", "dormant", "size", 140, NOV)], T0 + timedelta(days=30),
+                     changed={"dormant"})  # fmt: skip
+    assert counts["suppressed"] == 1
+
+
+def test_level_two_and_three_fire_on_time(con, server):
+    client = client_for(server)
+    refresh(con, OCT, [breach("size_change", "vip_collectors", "size", 140, OCT)], T0)
+    assert (
+        alerts.escalate_due(con, CONFIG, slack.Renderer(), T0 + timedelta(hours=23))["level_2"] == 0
+    )
+    assert (
+        alerts.escalate_due(con, CONFIG, slack.Renderer(), T0 + timedelta(hours=25))["level_2"] == 1
+    )
+    assert (
+        alerts.escalate_due(con, CONFIG, slack.Renderer(), T0 + timedelta(hours=26))["level_2"] == 0
+    )
+    refresh(
+        con,
+        NOV,
+        [breach("size_change", "vip_collectors", "size", 150, NOV)],
+        T0 + timedelta(days=30),
+    )
+    refresh(
+        con,
+        DEC,
+        [breach("size_change", "vip_collectors", "size", 160, DEC)],
+        T0 + timedelta(days=60),
+    )
+    due = alerts.escalate_due(con, CONFIG, slack.Renderer(), T0 + timedelta(days=60, hours=1))
+    assert due["level_3"] == 1 and due["strategic_refresh"]
+    assert not alerts.escalate_due(con, CONFIG, slack.Renderer(), T0 + timedelta(days=61))[
+        "strategic_refresh"
+    ]
+    slack.deliver_pending(con, client, T0 + timedelta(days=61))
+    oncall = [p for p in server.posts() if p["channel"] == "#segment-oncall"]
+    assert len(oncall) == 2
+    assert "<!subteam^S0ONCALL>" in oncall[0]["text"] and "Level 2" in oncall[0]["text"]
+    assert "strategic refresh has been requested" in oncall[1]["text"]
+
+
+def test_a_critical_breach_goes_straight_to_level_two(con):
+    counts = refresh(
+        con,
+        OCT,
+        [breach("size_change", "vip_collectors", "size", 300, OCT, severity="critical")],
+        T0,
+    )
+    kinds = [
+        r[0]
+        for r in con.execute("select kind from alerts.outbox order by created_at, kind").fetchall()
+    ]
+    assert sorted(kinds) == ["escalation", "firing"] and counts["messages"] == 2
+
+
+def test_acknowledgement_and_silence_from_slack_reactions_and_replies(con, server):
+    client = client_for(server)
+    refresh(con, OCT, [breach("size_change", "vip_collectors", "size", 140, OCT)], T0)
+    slack.deliver_pending(con, client, T0)
+    ts = next(iter(server.messages))
+    server.reactions[ts] = [{"name": "white_check_mark", "users": ["U0ASHA"], "count": 1}]
+    assert slack.read_acknowledgements(con, client, T0 + timedelta(hours=1)) == 1
+    state, by = con.execute("select state, acknowledged_by from alerts.alerts").fetchone()
+    assert (state, by) == ("acknowledged", "U0ASHA")
+    assert (
+        alerts.escalate_due(con, CONFIG, slack.Renderer(), T0 + timedelta(hours=30))["level_2"] == 0
+    )
+
+
+def render_all() -> dict[str, dict]:
+    routing = alerts.Routing.from_settings(CONFIG.settings)
+    renderer = slack.Renderer()
+    items = [{"key": "k", "consecutive": 2, "rule": CONFIG.rules[0],
+              "breach": breach("size_change", "vip_collectors", "size", 140, OCT)}]  # fmt: skip
+    rows = [("k", "vip_collectors", "size_change", "size", 140.0, "warn")]
+    return {
+        "firing": renderer.firing("vip_collectors", "clienteling", OCT, "abc123", items, routing),
+        "resolved": renderer.resolved("size_change|vip_collectors|size|abc123", DEC, routing),
+        "escalation": renderer.escalation(
+            "vip_collectors", 2, "not acknowledged in time", rows, routing
+        ),
+        "strategic_request": renderer.escalation("vip_collectors", 3, "persists", rows, routing),
+    }
+
+
+@pytest.mark.parametrize("kind", ["firing", "resolved", "escalation", "strategic_request"])
+def test_block_kit_matches_the_golden_file_and_slack_limits(kind):
+    payload = render_all()[kind]
+    golden = GOLDEN / f"{kind}.json"
+    if not golden.exists():  # first run writes it; review it like code
+        golden.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    assert payload == json.loads(golden.read_text())
+    assert len(payload["blocks"]) <= 50 and len(payload["text"]) <= 3000
+    for block in payload["blocks"]:
+        if block["type"] == "header":
+            assert len(block["text"]["text"]) <= 150
+        if block["type"] == "section":
+            assert len(block["text"]["text"]) <= 3000
+
+
+def test_a_long_message_is_clipped_within_limits():
+    routing = alerts.Routing.from_settings(CONFIG.settings)
+    items = [{"key": f"k{i}", "consecutive": 1, "rule": CONFIG.rules[0],
+              "breach": breach("size_change", "s" * 200, f"metric_{i}" * 40, 1e9, OCT)} for i in range(80)]  # fmt: skip
+    payload = slack.Renderer().firing("s" * 200, "o", OCT, "v", items, routing)
+    assert len(payload["blocks"]) <= 50 and len(payload["text"]) <= 3000
+    assert len(payload["blocks"][0]["text"]["text"]) <= 150
