@@ -1,10 +1,12 @@
 """Segment health after each refresh: metrics, threshold checks, and the breaches table."""
 
+import os
+
 import dagster as dg
 
 from orchestration.partitions import monthly_partitions, refresh_window
 from orchestration.resources import WarehouseResource
-from segment_cadence import definitions, health, thresholds
+from segment_cadence import definitions, health, paths, thresholds
 
 THRESHOLDS = thresholds.load()
 
@@ -81,6 +83,12 @@ def segment_health(context: dg.AssetExecutionContext, warehouse: WarehouseResour
             "metrics": len(metrics),
             "breaches": len(breaches),
             "critical": sum(b.severity == "critical" for b in breaches),
+            "alerts_go_to": (
+                "Slack (SLACK_BOT_TOKEN is set), via the segment_health_alerts sensor"
+                if os.environ.get("SLACK_BOT_TOKEN")
+                else f"the local outbox {paths.outbox_dir() / 'notices.jsonl'} (no SLACK_BOT_TOKEN), "
+                "via the segment_health_alerts sensor"
+            ),
             "breach_table": dg.MetadataValue.md(
                 "| severity | rule | segment | value | baseline | bound | kind |\n"
                 "|---|---|---|---|---|---|---|\n" + table
