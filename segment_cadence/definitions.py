@@ -38,14 +38,6 @@ KNOWN_FIELDS = {
     "retired_rationale",
     "kpis",
 }
-# Pressure phrases the charter retired, with what to say instead.
-RETIRED_PHRASES: dict[str, str] = {
-    "warm lead": "considering (Evaluation)",
-    "hot prospect": "ready to decide",
-    "re-engagement": "returning-customer care",
-    "wake them up": "stay available",
-    "push them": "make it easy to decide",
-}
 
 
 class DefinitionError(ValueError):
@@ -128,13 +120,14 @@ def feature_columns(catalogue: Path = paths.FEATURE_CATALOGUE) -> list[str]:
 
 
 def lint_language(text: str) -> list[str]:
-    """Retired pressure phrases found in a text, each with the promoted alternative."""
-    found = []
-    lowered = text.lower()
-    for phrase, promoted in RETIRED_PHRASES.items():
-        if phrase in lowered:
-            found.append(f"uses retired phrase '{phrase}'; say '{promoted}' instead")
-    return found
+    """Retired pressure phrases found in a text, each with the promoted alternative
+    (the phrases live in config/governance.yaml)."""
+    from segment_cadence.governance import lint_text
+
+    return [
+        f"uses retired phrase '{f.found}'; say '{f.suggest}' instead"
+        for f in lint_text(text, source="text", object_id="", field="")
+    ]
 
 
 def _validate_segment(
