@@ -17,7 +17,10 @@ THRESHOLDS = thresholds.load()
     owners=["team:segmentation-owner"],
     kinds={"duckdb", "python"},
     partitions_def=monthly_partitions,
-    deps=[dg.AssetKey(["published", "segment_membership"])],
+    deps=[
+        dg.AssetKey(["published", "segment_membership"]),
+        dg.AssetKey(["governance", "pause_violations"]),
+    ],
     description=(
         "Health of each segment and of the inputs for the published month: size and share "
         "shift, migration in and out, dwell, churn likelihood, engagement depth, repeat-purchase "

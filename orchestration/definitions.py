@@ -8,9 +8,11 @@ from assets.changelog import definition_changelog, segment_migration_rates
 from assets.churn import bgnbd_params
 from assets.dbt import features_inputs, segment_marts
 from assets.dictionary import segment_dictionary
+from assets.governance import governance_assets
 from assets.health import segment_health
 from assets.ingest import ingest_assets, ingest_checks
 from assets.publish import published_segment_membership, segments_above_minimum_size
+from assets.review import monthly_review_pack
 from assets.strategic import candidate_definitions, candidate_respects_business_rules
 from orchestration.jobs import monthly_refresh_job, quarterly_strategic_job
 from orchestration.resources import default_resources
@@ -31,7 +33,9 @@ def build_definitions(resources: dict[str, object] | None = None) -> dg.Definiti
             published_segment_membership,
             segment_migration_rates,
             definition_changelog,
+            *governance_assets,
             segment_health,
+            monthly_review_pack,
             candidate_definitions,
         ],
         asset_checks=[

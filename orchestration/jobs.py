@@ -16,7 +16,14 @@ monthly_refresh_job = dg.define_asset_job(
         "and membership for the month, run every check, publish, and record it in the changelog."
     ),
     selection=dg.AssetSelection.groups(
-        "ingest", "definitions", "features", "segments", "published", "governance", "health"
+        "ingest",
+        "definitions",
+        "features",
+        "segments",
+        "published",
+        "governance",
+        "health",
+        "review",
     ),
     partitions_def=monthly_partitions,
     executor_def=dg.in_process_executor,

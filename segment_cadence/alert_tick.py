@@ -13,7 +13,7 @@ from datetime import date, datetime
 
 import duckdb
 
-from segment_cadence import alerts, slack, thresholds
+from segment_cadence import alerts, review_pack, slack, thresholds
 from segment_cadence.months import month_end as last_day
 from segment_cadence.months import previous_month
 from segment_cadence.warehouse import table_exists
@@ -145,6 +145,10 @@ def run_tick(con: duckdb.DuckDBPyConnection, now: datetime, client=None,
         delivered["sent"],
         delivered["failed"],
         delivered["local"],
+    )
+    # Review packs that could not be posted are retried here too (nothing is lost).
+    review_pack.post_pending(
+        con, client, config.settings.get("review_channel", "#segmentation-review")
     )
     try:
         result.acknowledged = slack.read_acknowledgements(con, client, now)

@@ -86,7 +86,9 @@ def record_dispute(
     """A dispute about a customer's segment, with its decision. Disputes never move a
     customer by hand: an upheld dispute is a case for reviewing the logic."""
     if decision not in DISPUTE_DECISIONS:
-        raise ValueError(f"decision must be one of {', '.join(DISPUTE_DECISIONS)}, got {decision!r}")
+        raise ValueError(
+            f"decision must be one of {', '.join(DISPUTE_DECISIONS)}, got {decision!r}"
+        )
     if not raised_by.strip() or not reason.strip() or not decided_by.strip():
         raise ValueError("a dispute needs who raised it, why, and who decided")
     raised_at = raised_at or datetime.now()
@@ -136,7 +138,9 @@ class CustomerRecord:
             for at, kind, who, why, decision, by in self.requests
         ] or ["  none"]
         out.append("campaigns the firewall blocked for this customer:")
-        out += [f"  {at:%Y-%m-%d}  {name}: {reason}" for at, name, reason in self.blocked] or ["  none"]
+        out += [f"  {at:%Y-%m-%d}  {name}: {reason}" for at, name, reason in self.blocked] or [
+            "  none"
+        ]
         return out
 
 

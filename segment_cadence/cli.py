@@ -7,6 +7,10 @@
     segment-cadence parse                build dbt's manifest
     segment-cadence sizes [--month M]    published segment sizes
     segment-cadence definitions status|history|approve|rollback
+    segment-cadence alerts list|run|ack|silence
+    segment-cadence campaign check|override FILE   the campaign firewall
+    segment-cadence audit customer|dispute ID      the audit trail
+    segment-cadence lint [FILE ...]                retired language
 
 Refreshes run the same Dagster job the schedule runs, recorded in the local Dagster
 instance (var/dagster_home), so they show in the UI afterwards.
@@ -22,7 +26,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from segment_cadence import definitions, paths
+from segment_cadence import cli_governance, definitions, paths
 from segment_cadence.months import last_complete_month, months_between, parse_month, previous_month
 
 DAGSTER_YAML_TEMPLATE = paths.REPO_ROOT / "orchestration" / "dagster.yaml"
@@ -377,6 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     silence_.add_argument("--by", required=True)
     silence_.add_argument("--reason", required=True)
     alerts_.set_defaults(func=cmd_alerts)
+    cli_governance.add_commands(sub)
     sizes = sub.add_parser("sizes", help="print published segment sizes")
     sizes.add_argument("--month")
     sizes.set_defaults(func=cmd_sizes)

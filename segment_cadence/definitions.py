@@ -125,7 +125,7 @@ def lint_language(text: str) -> list[str]:
     from segment_cadence.governance import lint_text
 
     return [
-        f"uses retired phrase '{f.found}'; say '{f.suggest}' instead"
+        f"uses retired phrase '{f.phrase}' (\"{f.found}\"); say '{f.suggest}' instead"
         for f in lint_text(text, source="text", object_id="", field="")
     ]
 

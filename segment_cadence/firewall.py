@@ -205,7 +205,9 @@ def parse_campaign(document: Any, label: str = "campaign") -> Campaign:
         target_segments=targets,
         customer_ids=customers,
         copy=str(document.get("copy") or ""),
-        requested_by=None if document.get("requested_by") is None else str(document["requested_by"]),
+        requested_by=None
+        if document.get("requested_by") is None
+        else str(document["requested_by"]),
     )
 
 
@@ -301,9 +303,13 @@ def check_campaign(
     con.execute("create or replace temp table _fw_targets (segment_id varchar)")
     con.execute("create or replace temp table _fw_listed (customer_id varchar)")
     if campaign.target_segments:
-        con.executemany("insert into _fw_targets values (?)", [[s] for s in campaign.target_segments])
+        con.executemany(
+            "insert into _fw_targets values (?)", [[s] for s in campaign.target_segments]
+        )
     if campaign.customer_ids:
-        con.executemany("insert into _fw_listed values (?)", [[c] for c in set(campaign.customer_ids)])
+        con.executemany(
+            "insert into _fw_listed values (?)", [[c] for c in set(campaign.customer_ids)]
+        )
     consent = f"c.{consent_column}" if consent_column else "true"
     listed_only = "true" if not campaign.target_segments else "false"
     rows = con.execute(
@@ -375,7 +381,9 @@ def check_campaign(
     return decision
 
 
-def record_check(con: duckdb.DuckDBPyConnection, decision: FirewallDecision, checked_at: datetime) -> bool:
+def record_check(
+    con: duckdb.DuckDBPyConnection, decision: FirewallDecision, checked_at: datetime
+) -> bool:
     """Record a check once (by campaign content and membership month); False if already there."""
     ensure_tables(con)
     exists = con.execute(
@@ -422,7 +430,7 @@ def request_override(
     requested_at: datetime | None = None,
     config: GovernanceConfig | None = None,
 ) -> OverrideAnswer:
-    """"Can we just send this once?" Always refused and recorded; the answer names the
+    """ "Can we just send this once?" Always refused and recorded; the answer names the
     segment, the risk and the protocol (seed 000, part 3)."""
     if not requested_by.strip() or not reason.strip():
         raise CampaignError("an override request needs who asks (--by) and why (--reason)")
@@ -444,7 +452,9 @@ def request_override(
              if r not in ("paused_segment", "sender_in_onboarding")}  # fmt: skip
     if other:
         parts.append(
-            "Also blocked: " + ", ".join(f"{n} {r.replace('_', ' ')}" for r, n in other.items()) + "."
+            "Also blocked: "
+            + ", ".join(f"{n} {r.replace('_', ' ')}" for r, n in other.items())
+            + "."
         )
     if not decision.blocked:
         parts.append("Nothing is blocked for this campaign, so there is nothing to override.")

@@ -182,13 +182,16 @@ def lint_text(
     for retired in config.retired:
         for match in retired.pattern.finditer(text or ""):
             findings.append(
-                LanguageFinding(source, object_id, field, retired.phrase, match.group(0),
-                                retired.suggest)  # fmt: skip
+                LanguageFinding(
+                    source, object_id, field, retired.phrase, match.group(0), retired.suggest
+                )  # fmt: skip
             )
     return findings
 
 
-def lint_segments(segments: list[Any], config: GovernanceConfig | None = None) -> list[LanguageFinding]:
+def lint_segments(
+    segments: list[Any], config: GovernanceConfig | None = None
+) -> list[LanguageFinding]:
     """Lint the names and descriptions of segments (objects with id, name, description)."""
     findings = []
     for segment in segments:
@@ -196,3 +199,21 @@ def lint_segments(segments: list[Any], config: GovernanceConfig | None = None) -
             findings += lint_text(str(getattr(segment, field_name, "") or ""), source="segment",
                                   object_id=segment.id, field=field_name, config=config)  # fmt: skip
     return findings
+
+
+def store_findings(con: Any, month_end: Any, findings: list[LanguageFinding]) -> None:
+    """Replace the month's language findings (governance.language_findings)."""
+    con.execute("create schema if not exists governance")
+    con.execute(
+        "create table if not exists governance.language_findings (month_end date, source varchar, "
+        "object_id varchar, field varchar, phrase varchar, found varchar, suggest varchar)"
+    )
+    con.execute("delete from governance.language_findings where month_end = ?", [month_end])
+    if findings:
+        con.executemany(
+            "insert into governance.language_findings values (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (month_end, f.source, f.object_id, f.field, f.phrase, f.found, f.suggest)
+                for f in findings
+            ],  # fmt: skip
+        )

@@ -180,8 +180,15 @@ def _column(con: duckdb.DuckDBPyConnection, feature: str, month_end: date) -> np
 
 
 def measure(con: duckdb.DuckDBPyConnection, month_end: date) -> list[Metric]:
-    """Every health metric for a published month."""
-    return segment_metrics(con, month_end) + input_metrics(con, month_end)
+    """Every health metric for a published month, with the pause violations measured by the
+    governance assets (so a non-zero count alerts through the same ladder)."""
+    from segment_cadence.red_flags import health_metrics
+
+    return (
+        segment_metrics(con, month_end)
+        + input_metrics(con, month_end)
+        + health_metrics(con, month_end)
+    )
 
 
 def store(con: duckdb.DuckDBPyConnection, metrics: list[Metric], definition_version: str) -> None:

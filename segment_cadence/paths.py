@@ -27,6 +27,11 @@ def sources_file() -> Path:
     return Path(os.environ.get("SEGMENT_CADENCE_SOURCES", SOURCES_FILE)).resolve()
 
 
+def campaigns_dir() -> Path:
+    """Planned campaigns the pipeline checks (override with SEGMENT_CADENCE_CAMPAIGNS)."""
+    return Path(os.environ.get("SEGMENT_CADENCE_CAMPAIGNS", CONFIG_DIR / "campaigns")).resolve()
+
+
 FEATURE_CATALOGUE = DBT_PROJECT_DIR / "models" / "marts" / "customer_features.yml"
 
 
@@ -55,3 +60,7 @@ def outbox_dir() -> Path:
 
 def dagster_home() -> Path:
     return Path(os.environ.get("DAGSTER_HOME", state_dir() / "dagster_home")).resolve()
+
+
+def review_packs_dir() -> Path:
+    return state_dir() / "review_packs"

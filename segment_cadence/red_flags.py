@@ -124,10 +124,13 @@ def measure_pause_violations(con: duckdb.DuckDBPyConnection, month_end: date) ->
     con.execute("delete from governance.pause_violations where month_end = ?", [month_end])
     start, end = _window(month_end)
     membership_month = last_day(previous_month(start))
-    published = table_exists(con, "published", "segment_membership") and con.execute(
-        "select count(*) > 0 from published.segment_membership where month_end = ?",
-        [membership_month],
-    ).fetchone()[0]
+    published = (
+        table_exists(con, "published", "segment_membership")
+        and con.execute(
+            "select count(*) > 0 from published.segment_membership where month_end = ?",
+            [membership_month],
+        ).fetchone()[0]
+    )
     if not published or not _has_sends(con):
         return None
     _paused_in(con, membership_month)

@@ -19,6 +19,8 @@ class SlackServer:
         self.failures: list[tuple[int, dict[str, str]]] = []
         self.reactions: dict[str, list[dict[str, Any]]] = {}
         self.replies: dict[str, list[dict[str, Any]]] = {}
+        self.uploads: dict[str, bytes] = {}  # file id -> bytes received at the upload URL
+        self.shared_files: list[dict[str, Any]] = []  # completed uploads with their message
         self._ts = itertools.count(1)
         self._server: ThreadingHTTPServer | None = None
         self.port = 0
@@ -74,6 +76,16 @@ class SlackServer:
                 self.wfile.write(data)
 
             def _handle(self) -> None:
+                if self.path.startswith(
+                    "/upload/"
+                ):  # the upload URL files.getUploadURLExternal gave
+                    length = int(self.headers.get("Content-Length") or 0)
+                    server.uploads[self.path.rsplit("/", 1)[-1]] = self.rfile.read(length)
+                    self.send_response(200)
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"OK")
+                    return
                 method = urlparse(self.path).path.rsplit("/", 1)[-1]
                 args = self._args()
                 if server.failures:
@@ -126,6 +138,23 @@ class SlackServer:
                     self._reply(
                         200, {"ok": True, "messages": [parent, *server.replies.get(ts, [])]}
                     )
+                elif method == "files.getUploadURLExternal":
+                    file_id = f"F{next(server._ts):08d}"
+                    upload_url = f"http://127.0.0.1:{server.port}/upload/{file_id}"
+                    self._reply(200, {"ok": True, "upload_url": upload_url, "file_id": file_id})
+                elif method == "files.completeUploadExternal":
+                    files = args.get("files")
+                    files = json.loads(files) if isinstance(files, str) else files
+                    for f in files:
+                        server.shared_files.append(
+                            {
+                                **f,
+                                "channel_id": args.get("channel_id"),
+                                "initial_comment": args.get("initial_comment"),
+                                "bytes": server.uploads.get(f["id"], b""),
+                            }  # fmt: skip
+                        )
+                    self._reply(200, {"ok": True, "files": [{"id": f["id"]} for f in files]})
                 else:
                     self._reply(200, {"ok": False, "error": "unknown_method"})
 

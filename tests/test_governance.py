@@ -8,7 +8,7 @@ ordinary campaigns only reach eligible customers, and every violation is placed 
 from __future__ import annotations
 
 import random
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
@@ -63,8 +63,16 @@ def build(con: duckdb.DuckDBPyConnection, customers: int = 400, seed: int = 11) 
     ids = [f"C{i:05d}" for i in range(customers)]
     con.executemany(
         "insert into raw.customers values (?, date '2020-01-01', ?, ?, ?, ?)",
-        [(c, rng.choice(["north", "south", "east", "west"]), rng.choice(["18-34", "35-54", "55+"]),
-          rng.choice(["en", "hi"]), i % 10 != 0) for i, c in enumerate(ids)],  # fmt: skip
+        [
+            (
+                c,
+                rng.choice(["north", "south", "east", "west"]),
+                rng.choice(["18-34", "35-54", "55+"]),
+                rng.choice(["en", "hi"]),
+                i % 10 != 0,
+            )
+            for i, c in enumerate(ids)
+        ],  # fmt: skip
     )
     con.executemany("insert into raw.team_members values (?, ?, ?, ?)", TEAM)
     con.executemany(
@@ -189,7 +197,9 @@ def test_malformed_campaigns_get_clear_errors(con, tmp_path):
     with pytest.raises(CampaignError, match="no membership published before 2026-09-01"):
         firewall.check_campaign(con, campaign(planned_at=datetime(2026, 9, 1)))
     bad = tmp_path / "bad.yaml"
-    bad.write_text("name: x\nsender: S001\nchannel: email\nplanned_at: someday\ntarget_segments: [a]\n")
+    bad.write_text(
+        "name: x\nsender: S001\nchannel: email\nplanned_at: someday\ntarget_segments: [a]\n"
+    )
     with pytest.raises(CampaignError, match="planned_at 'someday' is not a date"):
         firewall.load_campaign(bad)
     bad.write_text("name: x\nsender: S001\nchannel: email\nplanned_at: 2026-11-10\n")
@@ -295,7 +305,9 @@ def test_the_language_lint_passes_clean_copy_and_the_shipped_dictionary():
 def test_governance_settings_are_validated_with_clear_errors():
     with pytest.raises(governance.GovernanceConfigError, match="unknown sections: firewal"):
         governance.validate({"firewal": {}})
-    with pytest.raises(governance.GovernanceConfigError, match=r"retired\[0\].pattern is not a valid regular"):
+    with pytest.raises(
+        governance.GovernanceConfigError, match=r"retired\[0\].pattern is not a valid regular"
+    ):
         governance.validate({"firewall": {"channels": {"email": None}},
                              "language": {"retired": [{"phrase": "x", "pattern": "(", "suggest": "y"}]}})  # fmt: skip
     with pytest.raises(governance.GovernanceConfigError, match="does not match its own phrase"):
@@ -310,7 +322,8 @@ def test_the_audit_trail_answers_for_one_customer_across_months(con):
     again = audit.record_segment_changes(con, OCTOBER)
     assert again == 0  # append-only, never twice
     customer = next(
-        c for c in truth["membership"][OCTOBER]
+        c
+        for c in truth["membership"][OCTOBER]
         if truth["membership"][OCTOBER][c] != truth["membership"][SEPTEMBER][c]
     )
     audit.record_dispute(con, customer, raised_by="customer-care", reason="asked why no offers",
@@ -352,3 +365,36 @@ def test_the_bias_audit_flags_a_planted_disparity(con):
     audit.measure_bias(con, OCTOBER)
     total = con.execute("select count(*) from governance.bias_audit").fetchone()[0]
     assert total == (4 + 3 + 2) * len(SEGMENTS)
+
+
+def test_the_commands_check_refuse_audit_and_lint(tmp_path, monkeypatch, capsys):
+    from segment_cadence.cli import main
+
+    db = tmp_path / "cli.duckdb"
+    connection = duckdb.connect(str(db))
+    warehouse.ensure_schema(connection)
+    truth = build(connection)
+    connection.close()
+    monkeypatch.setenv("SEGMENT_CADENCE_WAREHOUSE", str(db))
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        "name: Wake them up\nsender: S002\nchannel: email\nplanned_at: 2026-11-12T10:00\n"
+        "target_segments: [evaluation, loyal_repeat]\n"
+    )
+    allowed = tmp_path / "allowed.csv"
+    assert main(["campaign", "check", str(plan), "--allowed-out", str(allowed)]) == 3
+    out = capsys.readouterr().out
+    assert "paused segment Evaluation (evaluation)" in out and "recorded as a segment-unsafe" in out
+    assert allowed.read_text().startswith("customer_id\n")
+    assert main(["campaign", "override", str(plan), "--by", "ben", "--reason", "target"]) == 4
+    assert "They're currently in Evaluation." in capsys.readouterr().out
+    customer = truth["in_pause"][0]
+    assert main(["audit", "customer", customer]) == 0
+    assert f"customer {customer}" in capsys.readouterr().out
+    assert main(["lint", str(plan)]) == 1
+    assert "say 'pause respected' instead" in capsys.readouterr().out
+    plan.write_text(
+        "name: x\nsender: S002\nchannel: fax\nplanned_at: 2026-11-12\ncustomers: [C1]\n"
+    )
+    assert main(["campaign", "check", str(plan)]) == 1
+    assert "unknown channel 'fax'" in capsys.readouterr().err

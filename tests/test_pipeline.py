@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 from datetime import date, datetime
 from pathlib import Path
@@ -26,6 +28,13 @@ def pipeline(state_home: Path, generated_data: Path):
         **default_resources(),
         "warehouse": WarehouseResource(path=str(state_home / "warehouse.duckdb")),
     }
+    campaigns = state_home / "campaigns"  # the planning calendar the refresh checks
+    campaigns.mkdir(exist_ok=True)
+    (campaigns / "new-year.yaml").write_text(
+        "name: New year edit\nsender: S001\nchannel: email\nplanned_at: 2026-01-08T10:00\n"
+        "target_segments: [loyal_repeat, evaluation]\ncopy: Push them to buy before stock runs out\n"
+    )
+    os.environ["SEGMENT_CADENCE_CAMPAIGNS"] = str(campaigns)
     defs = build_definitions(resources)
     job = defs.get_job_def("monthly_refresh")
     instance = dg.DagsterInstance.ephemeral()
@@ -297,3 +306,174 @@ def test_health_checks_and_the_alert_sensor_on_published_months(pipeline, state_
     breaches = query(db, "select count(*) from health.breaches")[0][0]
     if breaches:
         assert (state_home / "outbox" / "notices.jsonl").exists()
+
+
+def test_governance_metrics_and_checks_appear_for_each_month(pipeline):
+    """The red flags, audit trail, bias audit, lint and firewall run in the monthly job."""
+    defs, _, instance, db = pipeline
+    governance_keys = [k for k in defs.resolve_asset_graph().get_all_asset_keys()
+                       if k.path[0] == "governance" and k.path[1] not in ("changelog", "segment_dictionary")]  # fmt: skip
+    assert len(governance_keys) == 9
+    for key in governance_keys:
+        partitions = instance.get_materialized_partitions(key)
+        assert set(MONTHS) <= partitions, key
+    flags = dict(query(db, "select month_end || ':' || metric, value from governance.red_flags"))
+    assert flags["2025-10-31:pause_violation_count"] is None  # no published month before it
+    assert flags["2025-12-31:pause_violation_count"] is not None
+    # The pause-violation check ran for December, and names the source when it fails.
+    check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [
+            dg.AssetCheckKey(
+                dg.AssetKey(["governance", "pause_violations"]), "pause_violation_count_is_zero"
+            )
+        ]  # fmt: skip
+    )
+    evaluation = next(iter(check.values())).event.dagster_event.event_specific_data
+    assert evaluation.passed == (flags["2025-12-31:pause_violation_count"] == 0)
+    # The planned January campaign was checked against December and its paused members blocked.
+    checked = query(db, "select membership_month, decision, blocked_segments "
+                        "from governance.firewall_checks")  # fmt: skip
+    assert checked == [(DECEMBER, "partially_blocked", "evaluation")]
+    lint = query(db, "select phrase from governance.language_findings where month_end = ?",
+                 [DECEMBER])  # fmt: skip
+    assert ("push them",) in lint
+    # Earlier tests re-published December under other versions; the trail keeps each version.
+    trail = query(db, "select count(*) from governance.segment_audit_log where month_end = ? "
+                      "and definition_version in (select definition_version from "
+                      "published.segment_membership where month_end = ?)",
+                  [DECEMBER, DECEMBER])[0][0]  # fmt: skip
+    changed = query(db, "select count(*) from published.segment_membership where month_end = ? "
+                        "and previous_segment_id is distinct from segment_id", [DECEMBER])[0][0]  # fmt: skip
+    assert trail == changed > 0
+
+
+def test_the_review_pack_figures_match_the_tables(pipeline):
+    """Every headline number in the pack is the number in its source table."""
+    from segment_cadence import review_pack
+
+    *_, db = pipeline
+    with warehouse.connect(db, read_only=True) as con:
+        pack = review_pack.gather(con, DECEMBER)
+    assert [s.id for s in pack.sections][:5] == list(review_pack.AGENDA)
+    flags = dict(query(db, "select metric, value from governance.red_flags where month_end = ?",
+                       [DECEMBER]))  # fmt: skip
+    assert (
+        pack.section("pause_violations").figures["pause_violation_count"]
+        == flags["pause_violation_count"]
+    )
+    assert pack.section("suppressed_volume").figures["suppressed_campaign_volume"] == query(
+        db, "select coalesce(sum(blocked), 0) from governance.firewall_checks "
+        "where last_day(planned_at) = ?", [DECEMBER])[0][0]  # fmt: skip
+    sizes = dict(query(db, "select segment_id, customers from published.segment_kpis "
+                           "where month_end = ?", [DECEMBER]))  # fmt: skip
+    assert pack.section("segment_sizes").figures["sizes"] == sizes
+    moved = query(db, "select sum(customers) from published.segment_transitions where month_end = ? "
+                      "and from_segment_id <> to_segment_id and from_segment_id <> '(new)'",
+                  [DECEMBER])[0][0]  # fmt: skip
+    assert pack.section("migration").figures["customers_moved"] == moved
+    dwell = query(db, "select count(*) from health.breaches where month_end = ? "
+                      "and metric = 'dwell_months'", [DECEMBER])[0][0]  # fmt: skip
+    assert pack.section("dwell_anomalies").figures["dwell_anomalies"] == dwell
+    flagged = query(db, "select count(*) from governance.bias_audit where month_end = ? and flagged",
+                    [DECEMBER])[0][0]  # fmt: skip
+    assert pack.section("bias_audit").figures["flagged_cells"] == flagged
+    quarantined = query(db, "select count(*) from quarantine.rejected_rows")[0][0]
+    assert pack.section("data_quality").figures["quarantined_rows"] == quarantined
+    # The rendered Markdown carries the same numbers in the same sections.
+    markdown = review_pack.render_markdown(pack)
+    sizes_part = markdown.split("## Segment sizes")[1].split("\n## ")[0]
+    for segment_id, customers in sizes.items():
+        assert f"| {segment_id} | {customers} |" in sizes_part
+    assert "Source: published.segment_transitions" in markdown
+
+
+def test_the_review_pack_is_written_recorded_once_and_opens_in_chromium(pipeline, state_home):
+    import subprocess
+
+    from segment_cadence import changelog as changelog_module
+    from segment_cadence import review_pack
+
+    *_, db = pipeline
+    month_dir = state_home / "review_packs" / "2025-12"
+    html, markdown = month_dir / "review-pack.html", month_dir / "review-pack.md"
+    assert html.exists() and markdown.exists()
+    page = html.read_text()
+    assert "<script" not in page and not re.search(r'(src|href)="(https?:)?//', page)  # offline
+    entries = query(db, "select entry_id from governance.changelog where kind = 'review_pack'")
+    assert sorted(e[0] for e in entries) == [f"review_pack:{m[:7]}" for m in
+                                             ("2025-10-31", "2025-11-30", "2025-12-31")] or len(entries) == 3  # fmt: skip
+    with warehouse.connect(db) as con:  # re-rendering December adds nothing to the changelog
+        summary = con.execute(
+            "select summary from governance.review_packs where month_end = ?", [DECEMBER]
+        ).fetchone()[0]
+        review_pack.record(con, DECEMBER, html, summary)
+        changelog_module.refresh_changelog(con)
+    assert len(query(db, "select * from governance.changelog where kind = 'review_pack'")) == 3
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        if os.environ.get("SEGMENT_CADENCE_REQUIRE_CHROMIUM"):
+            pytest.fail("chromium is required here (SEGMENT_CADENCE_REQUIRE_CHROMIUM) but missing")
+        pytest.skip("chromium is not installed (.ci/run installs it)")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={state_home / 'chromium-profile'}"]  # fmt: skip
+    dom = subprocess.run([browser, *flags, "--dump-dom", html.as_uri()], capture_output=True,
+                         text=True, timeout=120, check=True).stdout  # fmt: skip
+    pack_sections = [s for s in ("pause_violations", "dwell_anomalies", "suppressed_volume",
+                                 "exception_requests", "pressure", "segment_sizes", "migration",
+                                 "kpi_trends", "alerts", "definition_changes", "bias_audit",
+                                 "data_quality")]  # fmt: skip
+    for section_id in pack_sections:
+        assert f'<section id="{section_id}"' in dom, section_id
+    assert dom.count("<svg") >= 2  # the sizes chart and the migration heatmap at least
+    screenshot = state_home / "review-pack.png"
+    subprocess.run([browser, *flags, f"--screenshot={screenshot}", "--window-size=1200,6000",
+                    html.as_uri()], capture_output=True, timeout=120, check=True)  # fmt: skip
+    assert screenshot.stat().st_size > 20_000
+
+
+def test_the_review_pack_goes_to_slack_once_with_the_file_attached(pipeline, tmp_path):
+    from segment_cadence import review_pack, slack
+    from tests.slack_server import SlackServer
+
+    *_, db = pipeline
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(db, copy)
+    server = SlackServer().start()
+    try:
+        client = slack.slack_client(base_url=server.base_url, token="xoxb-test")
+        server.stop()  # Slack is down: the pack is kept and posted later
+        down = slack.slack_client(base_url=server.base_url, token="xoxb-test")
+        down.retry_handlers = []
+        with warehouse.connect(copy) as con:
+            assert review_pack.post_pending(con, down, "C0REVIEW") == {"posted": 0, "failed": 3}
+            assert con.execute("select count(*) from governance.review_packs "
+                               "where last_error is not null").fetchone()[0] == 3  # fmt: skip
+        server.start()
+        client = slack.slack_client(base_url=server.base_url, token="xoxb-test")
+        with warehouse.connect(copy) as con:
+            assert review_pack.post_pending(con, client, "C0REVIEW") == {"posted": 3, "failed": 0}
+            assert review_pack.post_pending(con, client, "C0REVIEW") == {"posted": 0, "failed": 0}
+            path = con.execute("select path from governance.review_packs where month_end = ?",
+                               [DECEMBER]).fetchone()[0]  # fmt: skip
+    finally:
+        server.stop()
+    december = [f for f in server.shared_files if "2025-12" in (f.get("title") or "")]
+    assert len(server.shared_files) == 3 and len(december) == 1
+    assert december[0]["bytes"] == Path(path).read_bytes()
+    assert december[0]["channel_id"] == "C0REVIEW"
+    assert "pause violations" in december[0]["initial_comment"]
+
+
+def test_a_month_with_no_inputs_renders_a_pack_that_says_so(tmp_path):
+    from segment_cadence import review_pack
+
+    with warehouse.connect(tmp_path / "empty.duckdb") as con:
+        warehouse.ensure_schema(con)
+        pack = review_pack.gather(con, date(2026, 1, 31))
+        written = review_pack.write(pack, tmp_path / "packs")
+    assert all(s.no_data for s in pack.sections)
+    text = written.markdown.read_text()
+    assert text.count("No data:") == len(pack.sections)
+    assert "<svg" not in written.html.read_text()
