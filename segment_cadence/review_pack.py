@@ -92,7 +92,10 @@ def _has(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
 
 def _missing(con: duckdb.DuckDBPyConnection, sources: list[str]) -> str | None:
     absent = [s for s in sources if not _has(con, s)]
-    return f"No data: {', '.join(absent)} has not been produced yet." if absent else None
+    if not absent:
+        return None
+    verb = "has" if len(absent) == 1 else "have"
+    return f"No data: {', '.join(absent)} {verb} not been produced yet."
 
 
 def _red_flag(con: duckdb.DuckDBPyConnection, month: date, metric: str) -> Any:
