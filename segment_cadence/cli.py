@@ -174,6 +174,14 @@ def print_results(month: date) -> None:
         quarantined = con.execute(
             "select source, count(*) from quarantine.rejected_rows group by 1 order by 1"
         ).fetchall()
+        flags = (
+            con.execute(
+                "select metric, value, evaluated from governance.red_flags where month_end = ?",
+                [end],
+            ).fetchall()
+            if warehouse.table_exists(con, "governance", "red_flags")
+            else []
+        )
     print()
     print(f"Warehouse (DuckDB):  {paths.warehouse_path()}")
     print(f"Membership export:   {export}")
@@ -188,6 +196,14 @@ def print_results(month: date) -> None:
         flag = " (paused)" if paused else ""
         print(f"  {segment_id + flag:<34} {customers:>9,}  {share or 0:6.1%}")
     print(f"  {'total':<34} {total:>9,}")
+    if flags:
+        print()
+        print(f"Governance red flags, {end:%B %Y}:")
+        for metric, value, evaluated in flags:
+            print(f"  {metric.replace('_', ' '):<34} {value if evaluated else 'not evaluated':>9}")
+    pack = paths.review_packs_dir() / f"{end:%Y-%m}" / "review-pack.html"
+    if pack.exists():
+        print(f"\nReview pack:         {pack}")
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
