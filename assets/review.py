@@ -1,10 +1,12 @@
 """The monthly review pack asset: rendered after everything it reports on."""
 
+from datetime import UTC, datetime
+
 import dagster as dg
 
 from orchestration.partitions import monthly_partitions, refresh_window
 from orchestration.resources import WarehouseResource
-from segment_cadence import changelog, paths, review_pack, slack, thresholds
+from segment_cadence import alert_tick, changelog, paths, review_pack, slack, thresholds
 
 PACK = dg.AssetKey(["review", "monthly_review_pack"])
 
@@ -35,7 +37,11 @@ def monthly_review_pack(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     month_end, _ = refresh_window(context.partition_key)
+    client = slack.slack_client()
     with warehouse.connect() as con:
+        # Process the month's breaches first (the alerting sensor's own pass, idempotent), so
+        # the pack's alert section includes the alerts this month raised.
+        tick = alert_tick.run_tick(con, datetime.now(UTC).replace(tzinfo=None), client)
         pack = review_pack.gather(con, month_end)
         written = review_pack.write(pack, paths.review_packs_dir())
         summary = review_pack.slack_summary(pack)
@@ -44,7 +50,6 @@ def monthly_review_pack(
         changelog.refresh_changelog(con)
         con.execute("commit")
         channel = thresholds.load().settings.get("review_channel", "#segmentation-review")
-        client = slack.slack_client()
         posted = review_pack.post_pending(con, client, channel)
     empty = [s.title for s in pack.sections if s.no_data]
     headline = "\n".join(
@@ -64,5 +69,6 @@ def monthly_review_pack(
                 else "not posted: SLACK_BOT_TOKEN is not set"
             ),
             "sections": len(pack.sections),
+            "alert_pass": tick.summary(),
         }
     )

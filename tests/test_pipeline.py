@@ -337,6 +337,11 @@ def test_governance_metrics_and_checks_appear_for_each_month(pipeline):
     lint = query(db, "select phrase from governance.language_findings where month_end = ?",
                  [DECEMBER])  # fmt: skip
     assert ("push them",) in lint
+    # A non-zero pause violation count is a critical breach, so it alerts through the ladder.
+    breaches = query(db, "select count(*) from health.breaches where month_end = ? "
+                         "and rule_id = 'pause_violations' and severity = 'critical'",
+                     [DECEMBER])[0][0]  # fmt: skip
+    assert (breaches > 0) == (flags["2025-12-31:pause_violation_count"] > 0)
     # Earlier tests re-published December under other versions; the trail keeps each version.
     trail = query(db, "select count(*) from governance.segment_audit_log where month_end = ? "
                       "and definition_version in (select definition_version from "
