@@ -118,8 +118,9 @@ def load_inputs(db: Path, spark, month_end: str, out: Path) -> None:
                 # Only what DuckDB's run could see: published months before this one.
                 where = f"where month_end < date '{month_end}'" if schema == "published" else ""
                 folder = out / f"{schema}.{table}"
-                con.execute(f"copy (select * from {schema}.{table} {where}) to '{folder}' "
-                            "(format parquet, per_thread_output true)")  # fmt: skip
+                folder.mkdir(parents=True)
+                con.execute(f"copy (select * from {schema}.{table} {where}) "
+                            f"to '{folder / 'part-0.parquet'}' (format parquet)")  # fmt: skip
                 spark.sql(f"create table {SPARK_SCHEMA}_{schema}.{table} "
                           f"using parquet location '{folder}'")  # fmt: skip
 
