@@ -4,8 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SPARK_STAMP := $(VENV)/.installed-spark
 
-.PHONY: setup run test ui bench lint format clean
+.PHONY: setup run test test-spark ui bench lint format clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +24,14 @@ run: setup
 ## Set up from nothing and run the whole test suite.
 test: setup
 	$(BIN)/python -m pytest -q
+
+$(SPARK_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,spark]'
+	touch $(SPARK_STAMP)
+
+## The dbt models on Spark (local mode, needs Java 17): one month compared with DuckDB.
+test-spark: setup $(SPARK_STAMP)
+	$(BIN)/python -m pytest -q -m spark
 
 ## Open the Dagster UI on http://127.0.0.1:3000 with the local instance.
 ui: setup

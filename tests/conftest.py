@@ -3,6 +3,7 @@ small generated jeweller data set."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -29,3 +30,14 @@ def generated_data(state_home: Path) -> Path:
     generate(raw, GeneratorConfig(customers=1_500, end_month="2025-12", history_months=36, seed=7),
              progress=False)  # fmt: skip
     return raw
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Spark tests run when pyspark is installed (the spark extra, `make test-spark`) and are
+    skipped otherwise, unless selected with `-m spark`: then a missing extra is an error."""
+    if importlib.util.find_spec("pyspark") is not None or "spark" in (config.option.markexpr or ""):
+        return
+    skip = pytest.mark.skip(reason="needs the spark extra: make test-spark")
+    for item in items:
+        if item.get_closest_marker("spark"):
+            item.add_marker(skip)

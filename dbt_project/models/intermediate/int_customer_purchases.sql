@@ -41,8 +41,8 @@ final as (
         orders_365d,
         {{ dbt.datediff('last_order_date', month_end(), 'day') }} as recency_days,
         purchase_days - 1 as bgnbd_x,
-        {{ dbt.datediff('first_order_date', 'last_order_date', 'day') }} / 7.0 as bgnbd_t_x,
-        {{ dbt.datediff('first_order_date', month_end(), 'day') }} / 7.0 as bgnbd_T
+        {{ as_double(dbt.datediff('first_order_date', 'last_order_date', 'day')) }} / 7 as bgnbd_t_x,
+        {{ as_double(dbt.datediff('first_order_date', month_end(), 'day')) }} / 7 as bgnbd_T
 
     from per_customer
 

@@ -49,12 +49,12 @@ joined as (
         coalesce(purchases.orders_365d, 0) as orders_365d,
         case
             when purchases.purchase_days >= 2
-                then {{ dbt.datediff('purchases.first_order_date', 'purchases.last_order_date', 'day') }}
-                    * 1.0 / (purchases.purchase_days - 1)
+                then {{ as_double(dbt.datediff('purchases.first_order_date', 'purchases.last_order_date', 'day')) }}
+                    / (purchases.purchase_days - 1)
         end as days_between_purchases,
         case
             when purchases.purchase_days >= 2
-                then (purchases.purchase_days - 1) * 365.25
+                then {{ as_double('purchases.purchase_days - 1') }} * 365.25
                     / {{ dbt.datediff('purchases.first_order_date', 'purchases.last_order_date', 'day') }}
         end as repeat_purchase_velocity,
         coalesce(engagement.engagement_events_90d, 0) as engagement_events_90d,
@@ -62,7 +62,7 @@ joined as (
         coalesce(engagement.engagement_events_365d, 0) as engagement_events_365d,
         coalesce(campaign_response.campaign_sends_365d, 0) as campaign_sends_365d,
         coalesce(campaign_response.campaign_responses_365d, 0) as campaign_responses_365d,
-        campaign_response.campaign_responses_365d * 1.0
+        {{ as_double('campaign_response.campaign_responses_365d') }}
             / nullif(campaign_response.campaign_sends_365d, 0) as campaign_response_rate,
         purchases.bgnbd_x,
         purchases.bgnbd_t_x,

@@ -73,14 +73,14 @@ final as (
         dictionary.segment_name,
         coalesce(dictionary.paused, false) as paused,
         coalesce(current_members.customers, 0) as customers,
-        coalesce(current_members.customers, 0) * 1.0
+        {{ as_double('coalesce(current_members.customers, 0)') }}
             / nullif(population.total_customers, 0) as share,
         coalesce(current_members.revenue_this_month, 0) as revenue_this_month,
         coalesce(current_members.revenue_365d, 0) as revenue_365d,
         current_members.avg_lifetime_value,
         current_members.avg_churn_likelihood,
         current_members.avg_engagement_events_90d,
-        current_members.campaign_responses_365d * 1.0
+        {{ as_double('current_members.campaign_responses_365d') }}
             / nullif(current_members.campaign_sends_365d, 0) as campaign_response_rate,
         current_members.avg_months_in_segment,
         coalesce(previous_members.previous_customers, 0) as previous_customers,
@@ -89,7 +89,7 @@ final as (
         coalesce(previous_members.previous_customers, 0) - coalesce(current_members.stayed, 0)
             as moved_out,
         coalesce(current_members.new_customers, 0) as new_customers,
-        current_members.stayed * 1.0
+        {{ as_double('current_members.stayed') }}
             / nullif(previous_members.previous_customers, 0) as retention_rate
 
     from segments
