@@ -94,7 +94,7 @@ def cmd_strategic(args: argparse.Namespace) -> int:
     else:
         start = parse_month(text)
         start = date(start.year, (start.month - 1) // 3 * 3 + 1, 1)
-    job = defs.get_job_def("quarterly_strategic_refresh")
+    job = defs.resolve_job_def("quarterly_strategic_refresh")
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(
             partition_key=start.isoformat(),
@@ -122,7 +122,7 @@ def run_months(months: list[date]) -> bool:
 
     from orchestration.definitions import defs
 
-    job = defs.get_job_def("monthly_refresh")
+    job = defs.resolve_job_def("monthly_refresh")
     with dg.DagsterInstance.get() as instance:
         for month in months:
             key = month.isoformat()

@@ -36,7 +36,7 @@ def pipeline(state_home: Path, generated_data: Path):
     )
     os.environ["SEGMENT_CADENCE_CAMPAIGNS"] = str(campaigns)
     defs = build_definitions(resources)
-    job = defs.get_job_def("monthly_refresh")
+    job = defs.resolve_job_def("monthly_refresh")
     instance = dg.DagsterInstance.ephemeral()
     for month in MONTHS:
         result = job.execute_in_process(
@@ -246,7 +246,7 @@ def test_definition_changes_go_through_review_and_roll_back_exactly(pipeline, pr
 def test_quarterly_refresh_proposes_a_candidate_without_publishing_it(pipeline):
     defs, _, instance, db = pipeline
     before = snapshot(db, DECEMBER)
-    job = defs.get_job_def("quarterly_strategic_refresh")
+    job = defs.resolve_job_def("quarterly_strategic_refresh")
     result = job.execute_in_process(partition_key="2025-10-01", instance=instance)
     assert result.success
     metadata = result.get_asset_materialization_events()[0].materialization.metadata

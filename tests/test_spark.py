@@ -70,7 +70,7 @@ def duckdb_month(spark_home):
     home, _ = spark_home
     db = home / "warehouse.duckdb"
     defs = build_definitions({**default_resources(), "warehouse": WarehouseResource(path=str(db))})
-    job = defs.get_job_def("monthly_refresh")
+    job = defs.resolve_job_def("monthly_refresh")
     instance = dg.DagsterInstance.ephemeral()
     for month in MONTHS:
         result = job.execute_in_process(
