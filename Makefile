@@ -1,6 +1,8 @@
 # segment-cadence: set-up and the everyday commands. Everything installs into .venv from
 # the pinned constraints; all state goes to var/ (override with SEGMENT_CADENCE_HOME).
 PYTHON ?= python3
+# Optional extras to install besides dev (CI adds deploy: make test EXTRAS=dev,deploy).
+EXTRAS ?= dev
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -11,7 +13,7 @@ SPARK_STAMP := $(VENV)/.installed-spark
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -83,6 +83,13 @@ def dbt_vars(partition_key: str) -> dict[str, Any]:
     }
 
 
+# A run with this tag rebuilds the incremental monthly history from scratch (dbt's
+# --full-refresh) instead of only the slices the month needs; `segment-cadence refresh
+# --full-rebuild` sets it. Rarely needed: changed source months and changed model SQL are
+# rebuilt anyway (dbt_project/macros/monthly_slices.sql).
+FULL_REBUILD_TAG = "segment_cadence/full_rebuild"
+
+
 def run_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
     """`dbt build` for the selected models and the partition's month, streaming results."""
     prepare_partial_parse(warehouse.path)
@@ -95,7 +102,10 @@ def run_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: W
     )
     # Passed through the environment, not --vars: see dbt_project/macros/cadence_var.sql.
     os.environ["SEGMENT_CADENCE_DBT_VARS"] = json.dumps(variables)
-    yield from dbt.cli(["build"], context=context).stream()
+    args = ["build"]
+    if context.run.tags.get(FULL_REBUILD_TAG) == "true":
+        args.append("--full-refresh")
+    yield from dbt.cli(args, context=context).stream()
 
 
 @dbt_assets(

@@ -70,6 +70,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         end_month=args.end_month or last_complete_month(date.today()).strftime("%Y-%m"),
         history_months=args.history_months,
         seed=args.seed,
+        orders_per_customer=args.orders_per_customer,
     )
     out = Path(args.out) if args.out else paths.raw_dir()
     started = time.perf_counter()
@@ -115,7 +116,7 @@ def cmd_strategic(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_months(months: list[date]) -> bool:
+def run_months(months: list[date], full_rebuild: bool = False) -> bool:
     """Run the monthly refresh job for each month, in order; stop at the first failure."""
     prepare_dagster_home()
     import dagster as dg
@@ -131,6 +132,7 @@ def run_months(months: list[date]) -> bool:
                 partition_key=key,
                 instance=instance,
                 raise_on_error=False,
+                tags={"segment_cadence/full_rebuild": "true"} if full_rebuild else None,
                 # The run's events stay in the instance (and the UI); the terminal shows
                 # warnings and errors only.
                 run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
@@ -213,7 +215,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         first = previous_month(first)
     months = months_between(first, last)
     print(f"Monthly refresh: {months[0]:%Y-%m} to {months[-1]:%Y-%m}")
-    if not run_months(months):
+    if not run_months(months, full_rebuild=args.full_rebuild):
         return 1
     print_results(last)
     print()
@@ -231,11 +233,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 end_month=None,
                 history_months=36,
                 seed=42,
+                orders_per_customer=3.0,
                 out=None,
                 no_progress=False,
             )  # fmt: skip
         )
-    return cmd_refresh(argparse.Namespace(month=None, months=args.months))
+    return cmd_refresh(argparse.Namespace(month=None, months=args.months, full_rebuild=False))
 
 
 def cmd_sizes(args: argparse.Namespace) -> int:
@@ -351,6 +354,12 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--end-month", help="last month of data, YYYY-MM (default: last month)")
     generate.add_argument("--history-months", type=int, default=36)
     generate.add_argument("--seed", type=int, default=42)
+    generate.add_argument(
+        "--orders-per-customer",
+        type=float,
+        default=3.0,
+        help="mean order lines per customer over the history (10 gives ~100M lines at 10M customers)",
+    )
     generate.add_argument("--out", help="output directory (default: var/raw)")
     generate.add_argument("--no-progress", action="store_true")
     generate.set_defaults(func=cmd_generate)
@@ -359,6 +368,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--month", help="the (last) month to refresh, YYYY-MM (default: last month)"
     )
     refresh.add_argument("--months", type=int, default=1, help="refresh this many months up to it")
+    refresh.add_argument(
+        "--full-rebuild",
+        action="store_true",
+        help="rebuild the monthly purchase history from scratch (dbt --full-refresh)",
+    )
     refresh.set_defaults(func=cmd_refresh)
     demo = sub.add_parser("demo", help="generate data if needed and refresh the last months")
     demo.add_argument("--customers", type=int, default=20_000)

@@ -67,6 +67,13 @@ PRIMARY_KEY = {
     "engagement_events": "event_id",
     "campaign_sends": "send_id",
 }
+# The date that places a row in a calendar month, for the sources that monthly models read
+# incrementally (see month_fingerprints below).
+MONTH_COLUMN = {
+    "orders": "order_date",
+    "engagement_events": "event_at",
+    "campaign_sends": "sent_at",
+}
 # Sources whose customer_id must name a loaded customer.
 REFERENCES_CUSTOMERS = ("orders", "engagement_events", "campaign_sends")
 LOAD_ORDER = ("customers", "team_members", "orders", "engagement_events", "campaign_sends")
@@ -271,6 +278,29 @@ def _reason_expr(source: str, max_amount: float) -> str:
     return "case " + " ".join(whens) + " end"
 
 
+def store_month_fingerprints(con: duckdb.DuckDBPyConnection, source: str) -> None:
+    """Row count and checksum per calendar month of a loaded source, in raw._month_fingerprints.
+
+    The incremental dbt models (dbt_project/macros/monthly_slices.sql) compare them with the
+    fingerprints their slices were built from: a month whose rows changed (late or corrected
+    data) is rebuilt on the next refresh, the others are left alone. One scan of the table,
+    done only when the source is (re)loaded.
+    """
+    if source not in MONTH_COLUMN:
+        return
+    columns = ", ".join(CANONICAL[source])
+    con.execute("delete from raw._month_fingerprints where source = ?", [source])
+    con.execute(
+        f"""
+        insert into raw._month_fingerprints
+        select ?, cast(date_trunc('month', {MONTH_COLUMN[source]}) as date), count(*),
+               cast(sum(hash({columns})) as varchar)
+        from raw.{source} group by 2
+        """,
+        [source],
+    )
+
+
 def load_source(
     con: duckdb.DuckDBPyConnection, spec: SourceSpec, max_order_amount: float, force: bool = False
 ) -> LoadResult:
@@ -297,6 +327,13 @@ def load_source(
         [spec.name],
     ).fetchone()
     if not force and last and last[0] == print_fp and table_exists(con, "raw", spec.name):
+        if (
+            spec.name in MONTH_COLUMN
+            and not con.execute(
+                "select count(*) from raw._month_fingerprints where source = ?", [spec.name]
+            ).fetchone()[0]
+        ):
+            store_month_fingerprints(con, spec.name)  # loaded before fingerprints existed
         quarantined = dict(
             con.execute(
                 "select reason, count(*) from quarantine.rejected_rows where source = ? group by 1",
@@ -339,69 +376,77 @@ def load_source(
         if spec.name in REFERENCES_CUSTOMERS
         else "true"
     )
-    # One pass types every row; duplicates are found by aggregation (cheap) and only the
-    # rare duplicated keys are ranked, so the cost stays one scan and one hash aggregate.
-    con.execute(
-        f"""
-        create or replace temp table _typed as
-        select _row, {", ".join(typed)}
-        from (select *, {_row_number(spec)} as _row from _src as src) as src
-        """
+    # Typed rows are never stored: each pass streams from the source. One aggregate finds the
+    # duplicated keys (the first occurrence stays); one scan writes the good rows; only when
+    # some rows were refused does another scan set them aside with their original record.
+    single_parquet = spec.format == "parquet" and len(files) == 1
+    numbered = f"(select *, {_row_number(spec)} as _row from _src as src)"
+    key_expr = _parse_expr(
+        kinds[key], spec.columns[key], spec.date_format, source_types[spec.columns[key]]
     )
-    con.execute(
-        f"""
-        create or replace temp table _first_of_duplicates as
-        select {key} as _key, min(_row) as _first_row
-        from _typed where {key} is not null
-        group by {key} having count(*) > 1
-        """
-    )
-    con.execute(
-        f"""
-        create or replace temp table _checked as
+    checked = f"""
         select *, {_reason_expr(spec.name, max_order_amount)} as _reason
         from (
-            select _typed.*,
-                coalesce(_typed._row <> d._first_row, false) as _is_duplicate,
+            select typed.*,
+                coalesce(typed._row <> d._first_row, false) as _is_duplicate,
                 {known} as _known_customer
-            from _typed left join _first_of_duplicates as d on d._key = _typed.{key}
+            from (select _row, {", ".join(typed)} from {numbered} as src) as typed
+            left join _first_of_duplicates as d on d._key = typed.{key}
         )
-        """
-    )
+    """
     columns = ", ".join(kinds)
-    rows_read = con.execute("select count(*) from _checked").fetchone()[0]
-    con.execute("begin transaction")
+    if single_parquet:
+        # Rows are numbered by their position in the file, so the order in which they are
+        # processed does not matter, and DuckDB need not keep it (less memory, more threads).
+        con.execute("set preserve_insertion_order = false")
     try:
         con.execute(
-            f"create or replace table raw.{spec.name} as select {columns} from _checked "
-            "where _reason is null"
+            f"""
+            create or replace temp table _first_of_duplicates as
+            select {key_expr} as _key, min(_row) as _first_row
+            from {numbered} as src
+            where {key_expr} is not null
+            group by 1 having count(*) > 1
+            """
         )
-        con.execute("delete from quarantine.rejected_rows where source = ?", [spec.name])
-        # The original record, as read, only for the rows that are kept aside.
-        con.execute(
-            "insert into quarantine.rejected_rows "
-            "select ?, bad._row, bad._reason, cast(to_json(src) as varchar), current_timestamp "
-            f"from (select _row, _reason from _checked where _reason is not null) as bad "
-            f"join (select *, {_row_number(spec)} as _row from _src as src) as src using (_row)",
-            [spec.name],
-        )
-        quarantined = dict(
+        rows_read = con.execute("select count(*) from _src").fetchone()[0]
+        con.execute("begin transaction")
+        try:
             con.execute(
-                "select _reason, count(*) from _checked where _reason is not null group by 1 order by 1"
-            ).fetchall()
-        )
-        rows_loaded = rows_read - sum(quarantined.values())
-        con.execute(
-            "insert into raw._loads values (?, ?, current_timestamp, ?, ?)",
-            [spec.name, print_fp, rows_loaded, sum(quarantined.values())],
-        )
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
+                f"create or replace table raw.{spec.name} as select {columns} from ({checked}) "
+                "where _reason is null"
+            )
+            rows_loaded = con.execute(f"select count(*) from raw.{spec.name}").fetchone()[0]
+            store_month_fingerprints(con, spec.name)
+            con.execute("delete from quarantine.rejected_rows where source = ?", [spec.name])
+            if rows_loaded < rows_read:
+                # The original record, as read, only for the rows that are kept aside.
+                con.execute(
+                    "insert into quarantine.rejected_rows "
+                    "select ?, bad._row, bad._reason, cast(to_json(src) as varchar), current_timestamp "
+                    f"from (select _row, _reason from ({checked}) where _reason is not null) as bad "
+                    f"join {numbered} as src using (_row)",
+                    [spec.name],
+                )
+            quarantined = dict(
+                con.execute(
+                    "select reason, count(*) from quarantine.rejected_rows where source = ? "
+                    "group by 1 order by 1",
+                    [spec.name],
+                ).fetchall()
+            )
+            con.execute(
+                "insert into raw._loads values (?, ?, current_timestamp, ?, ?)",
+                [spec.name, print_fp, rows_loaded, sum(quarantined.values())],
+            )
+            con.execute("commit")
+        except Exception:
+            con.execute("rollback")
+            raise
     finally:
-        for temp in ("_typed", "_first_of_duplicates", "_checked"):
-            con.execute(f"drop table if exists {temp}")
+        con.execute("drop table if exists _first_of_duplicates")
+        if single_parquet:
+            con.execute("reset preserve_insertion_order")
     return LoadResult(spec.name, rows_read, rows_loaded, quarantined, skipped=False, files=files)
 
 

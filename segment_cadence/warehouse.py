@@ -7,6 +7,7 @@ serialises runs that write (one in-process executor per run, one warehouse run a
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +25,11 @@ DDL = (
     create table if not exists raw._loads (
         source varchar, fingerprint varchar, loaded_at timestamp, rows_loaded bigint,
         rows_quarantined bigint
+    )
+    """,
+    """
+    create table if not exists raw._month_fingerprints (
+        source varchar, month date, row_count bigint, fingerprint varchar
     )
     """,
     """
@@ -93,6 +99,22 @@ DDL = (
 )
 
 
+def memory_limit() -> str:
+    """DuckDB's memory limit for the warehouse, in Python and in dbt alike.
+
+    SEGMENT_CADENCE_DUCKDB_MEMORY_LIMIT (for example "8GB") when set, else 40 % of the
+    machine's memory. DuckDB spills to disk beyond it (next to the warehouse file), so a
+    refresh of 10 million customers stays within a fixed budget on a shared machine rather
+    than taking DuckDB's default of 80 %.
+    """
+    configured = os.environ.get("SEGMENT_CADENCE_DUCKDB_MEMORY_LIMIT")
+    if configured:
+        return configured
+    import psutil
+
+    return f"{int(psutil.virtual_memory().total * 0.4 / 2**20)}MB"
+
+
 @contextmanager
 def connect(
     path: Path | str | None = None, read_only: bool = False
@@ -103,6 +125,9 @@ def connect(
         target.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(target), read_only=read_only)
     try:
+        # A setting rather than connection config, which would clash with another
+        # connection to the same file in this process (dbt run in-process, for one).
+        con.execute(f"set memory_limit = '{memory_limit()}'")
         yield con
     finally:
         con.close()

@@ -1,10 +1,17 @@
 {#- Purchase history per customer as of month_end: the inputs of RFM and of BG/NBD.
     BG/NBD counts repeat purchase *days* in weeks, as in Fader, Hardie & Lee (2005):
-    x = distinct purchase days - 1, t_x = first to last purchase, T = first purchase to month_end. -#}
-with orders as (
+    x = distinct purchase days - 1, t_x = first to last purchase, T = first purchase to month_end.
 
-    select * from {{ ref('stg_orders') }}
-    where order_date <= {{ month_end() }}
+    Added up from the monthly slices (int_customer_orders_monthly), never from the whole
+    order history. The 365-day window is whole months, except when a 29 February falls inside
+    it: then the days of its first, partial month are read from the order lines. -#}
+{%- set window_start = window_first_day(365) %}
+{%- set whole_months_from = first_whole_month(365) %}
+
+with monthly as (
+
+    select * from {{ ref("int_customer_orders_monthly") }}
+    where activity_month <= {{ month_end() }}
 
 ),
 
@@ -12,39 +19,59 @@ per_customer as (
 
     select
         customer_id,
-        min(order_date) as first_order_date,
-        max(order_date) as last_order_date,
-        count(distinct order_id) as order_count,
-        count(distinct order_date) as purchase_days,
-        sum(amount) as monetary_value,
-        sum(case when order_date >= {{ month_start() }} then amount else 0 end) as spend_this_month,
-        sum(case when order_date > {{ days_before_month_end(365) }} then amount else 0 end) as spend_365d,
-        count(distinct case when order_date > {{ days_before_month_end(365) }} then order_id end)
-            as orders_365d
+        min(first_order_date) as first_order_date,
+        max(last_order_date) as last_order_date,
+        cast(sum(orders) as {{ dbt.type_bigint() }}) as order_count,
+        cast(sum(purchase_days) as {{ dbt.type_bigint() }}) as purchase_days,
+        sum(spend) as monetary_value,
+        sum(case when activity_month = {{ date_literal(cadence_day("month_end").replace(day=1)) }} then spend else 0 end)
+            as spend_this_month,
+        sum(case when activity_month >= {{ date_literal(whole_months_from) }} then spend else 0 end)
+            as spend_365d_whole_months,
+        cast(sum(case when activity_month >= {{ date_literal(whole_months_from) }} then orders else 0 end)
+            as {{ dbt.type_bigint() }}) as orders_365d_whole_months
 
-    from orders
+    from monthly
     group by customer_id
+
+),
+
+window_first_month as (
+
+    {%- if window_start < whole_months_from %}
+    select customer_id, sum(amount) as spend, count(distinct order_id) as orders
+    from {{ ref("stg_orders") }}
+    where order_date >= {{ date_literal(window_start) }}
+      and order_date < {{ date_literal(whole_months_from) }}
+    group by customer_id
+    {%- else %}
+    select customer_id, 0.0 as spend, 0 as orders
+    from {{ ref("stg_orders") }}
+    where 1 = 0
+    {%- endif %}
 
 ),
 
 final as (
 
     select
-        customer_id,
+        per_customer.customer_id,
         first_order_date,
         last_order_date,
         order_count,
         purchase_days,
         monetary_value,
         spend_this_month,
-        spend_365d,
-        orders_365d,
+        spend_365d_whole_months + coalesce(window_first_month.spend, 0) as spend_365d,
+        cast(orders_365d_whole_months + coalesce(window_first_month.orders, 0)
+            as {{ dbt.type_bigint() }}) as orders_365d,
         {{ dbt.datediff('last_order_date', month_end(), 'day') }} as recency_days,
         purchase_days - 1 as bgnbd_x,
         {{ as_double(dbt.datediff('first_order_date', 'last_order_date', 'day')) }} / 7 as bgnbd_t_x,
         {{ as_double(dbt.datediff('first_order_date', month_end(), 'day')) }} / 7 as bgnbd_T
 
     from per_customer
+    left join window_first_month on window_first_month.customer_id = per_customer.customer_id
 
 )
 

@@ -80,25 +80,32 @@ joined as (
 
 ),
 
+rfm_scores as (
+
+    {#- Quintiles among buyers, on a narrow projection: each ntile sorts the buyers by one
+        key, so only the key and the customer id travel through the sort. -#}
+    select
+        customer_id,
+        ntile(5) over (order by recency_days desc, customer_id) as r_score,
+        ntile(5) over (order by frequency, customer_id) as f_score,
+        ntile(5) over (order by monetary_value, customer_id) as m_score
+
+    from joined
+    where frequency > 0
+
+),
+
 scored as (
 
     select
         joined.*,
-        1.0 - p_alive as churn_likelihood,
-        case when frequency > 0 then ntile(5) over (
-            partition by case when frequency > 0 then 1 else 0 end
-            order by recency_days desc, customer_id
-        ) end as r_score,
-        case when frequency > 0 then ntile(5) over (
-            partition by case when frequency > 0 then 1 else 0 end
-            order by frequency, customer_id
-        ) end as f_score,
-        case when frequency > 0 then ntile(5) over (
-            partition by case when frequency > 0 then 1 else 0 end
-            order by monetary_value, customer_id
-        ) end as m_score
+        1.0 - joined.p_alive as churn_likelihood,
+        rfm_scores.r_score,
+        rfm_scores.f_score,
+        rfm_scores.m_score
 
     from joined
+    left join rfm_scores on rfm_scores.customer_id = joined.customer_id
 
 ),
 
