@@ -13,7 +13,6 @@ from datetime import date
 
 import duckdb
 import numpy as np
-from scipy.stats import wasserstein_distance
 
 from segment_cadence.months import month_end as last_day
 from segment_cadence.months import previous_month
@@ -66,6 +65,24 @@ def psi(expected: np.ndarray, actual: np.ndarray, bins: int = PSI_BINS) -> float
     e_share = np.maximum(e / e.sum(), PSI_EPSILON)
     a_share = np.maximum(a / a.sum(), PSI_EPSILON)
     return float(np.sum((a_share - e_share) * np.log(a_share / e_share)))
+
+
+def wasserstein_distance(u: np.ndarray, v: np.ndarray) -> float:
+    """The 1-Wasserstein (earth mover's) distance between two samples, as
+    scipy.stats.wasserstein_distance computes it: the area between their distribution
+    functions. Over the distinct values with their counts, so a feature of 10 million
+    customers costs two sorts, not the argsorts and searches over every value scipy does.
+    """
+    u_values, u_counts = np.unique(u, return_counts=True)
+    v_values, v_counts = np.unique(v, return_counts=True)
+    grid = np.union1d(u_values, v_values)
+    u_cdf = np.concatenate(([0], np.cumsum(u_counts)))[
+        np.searchsorted(u_values, grid[:-1], "right")
+    ]
+    v_cdf = np.concatenate(([0], np.cumsum(v_counts)))[
+        np.searchsorted(v_values, grid[:-1], "right")
+    ]
+    return float(np.sum(np.abs(u_cdf / u.size - v_cdf / v.size) * np.diff(grid)))
 
 
 def normalised_wasserstein(expected: np.ndarray, actual: np.ndarray) -> float:

@@ -83,3 +83,16 @@ def test_psi_is_zero_for_the_same_distribution_and_large_for_a_shift():
     assert health.psi(before, rng.lognormal(6, 1, 20_000)) < 0.01
     assert health.psi(before, rng.lognormal(6.8, 1, 20_000)) > 0.25
     assert health.normalised_wasserstein(before, before) == pytest.approx(0.0)
+
+
+def test_wasserstein_distance_is_scipys():
+    from scipy.stats import wasserstein_distance
+
+    rng = np.random.default_rng(3)
+    samples = [
+        (rng.normal(size=2_000), rng.normal(0.3, 1.2, size=1_500)),
+        (rng.integers(0, 20, 5_000).astype(float), rng.integers(2, 25, 3_000).astype(float)),
+        (np.array([1.0]), np.array([1.0, 2.0, 2.0])),
+    ]
+    for u, v in samples:
+        assert health.wasserstein_distance(u, v) == pytest.approx(wasserstein_distance(u, v))

@@ -1,9 +1,9 @@
 {#- Campaign response per customer: a send counts as answered when the customer clicks,
     replies, visits a store or buys within 14 days of it.
 
-    Sends and response days go on one timeline per customer; each send looks ahead to the
-    next response day on or after its own day (responses sort after sends on the same day).
-    A sort, rather than a join of every send with every response of the customer. -#}
+    Each send asks whether such a response exists (a semi-join on the customer with the
+    14-day range), so no send is paired with every response of its customer and nothing
+    needs de-duplicating afterwards. -#}
 with sends as (
 
     select send_id, customer_id, sent_date
@@ -13,7 +13,7 @@ with sends as (
 
 ),
 
-response_days as (
+responding_events as (
 
     select customer_id, event_date as response_date
     from {{ ref('stg_engagement_events') }}
@@ -21,7 +21,9 @@ response_days as (
       and event_date <= {{ month_end() }}
       and event_date > {{ days_before_month_end(365) }}
 
-    union
+),
+
+purchases as (
 
     select customer_id, order_date as response_date
     from {{ ref('stg_orders') }}
@@ -30,27 +32,25 @@ response_days as (
 
 ),
 
-timeline as (
-
-    select customer_id, sent_date as day, 0 as is_response from sends
-    union all
-    select customer_id, response_date as day, 1 as is_response from response_days
-
-),
-
-looking_ahead as (
+per_send as (
 
     select
-        customer_id,
-        day,
-        is_response,
-        min(case when is_response = 1 then day end) over (
-            partition by customer_id
-            order by day, is_response
-            rows between current row and unbounded following
-        ) as next_response_day
+        sends.customer_id,
+        case
+            when exists (
+                select 1 from responding_events
+                where responding_events.customer_id = sends.customer_id
+                  and responding_events.response_date >= sends.sent_date
+                  and responding_events.response_date <= {{ dbt.dateadd('day', 14, 'sends.sent_date') }}
+            ) or exists (
+                select 1 from purchases
+                where purchases.customer_id = sends.customer_id
+                  and purchases.response_date >= sends.sent_date
+                  and purchases.response_date <= {{ dbt.dateadd('day', 14, 'sends.sent_date') }}
+            ) then 1
+        end as answered
 
-    from timeline
+    from sends
 
 ),
 
@@ -59,11 +59,9 @@ per_customer as (
     select
         customer_id,
         count(*) as campaign_sends_365d,
-        count(case when next_response_day <= {{ dbt.dateadd('day', 14, 'day') }} then 1 end)
-            as campaign_responses_365d
+        count(answered) as campaign_responses_365d
 
-    from looking_ahead
-    where is_response = 0
+    from per_send
     group by customer_id
 
 )
