@@ -1,4 +1,6 @@
-{#- Segment KPIs for the month, one row per active segment (size zero included). -#}
+{#- Segment KPIs for the month, one row per active segment (size zero included).
+    Sums and averages of floating-point values are rounded: a parallel aggregation adds in
+    no fixed order, and a re-run must publish the same figures, not the same to 15 digits. -#}
 with membership as (
 
     select * from {{ ref('segment_membership') }}
@@ -36,14 +38,14 @@ current_members as (
     select
         membership.segment_id,
         count(*) as customers,
-        sum(features.spend_this_month) as revenue_this_month,
-        sum(features.spend_365d) as revenue_365d,
-        avg(features.monetary_value) as avg_lifetime_value,
-        avg(features.churn_likelihood) as avg_churn_likelihood,
-        avg(features.engagement_events_90d) as avg_engagement_events_90d,
+        round(sum(features.spend_this_month), 2) as revenue_this_month,
+        round(sum(features.spend_365d), 2) as revenue_365d,
+        round(avg(features.monetary_value), 4) as avg_lifetime_value,
+        round(avg(features.churn_likelihood), 9) as avg_churn_likelihood,
+        round(avg(features.engagement_events_90d), 9) as avg_engagement_events_90d,
         sum(features.campaign_sends_365d) as campaign_sends_365d,
         sum(features.campaign_responses_365d) as campaign_responses_365d,
-        avg(membership.months_in_segment) as avg_months_in_segment,
+        round(avg(membership.months_in_segment), 9) as avg_months_in_segment,
         sum(case when membership.previous_segment_id = membership.segment_id then 1 else 0 end)
             as stayed,
         sum(case when membership.previous_segment_id <> membership.segment_id then 1 else 0 end)
