@@ -106,7 +106,7 @@
     and remove the slices about to be rebuilt (including months whose rows have gone, which
     a delete keyed on the new rows would miss). -#}
 {% macro month_slices_pre_hook(sources) -%}
-    {%- if execute -%}
+    {%- if execute and target.type != "spark" -%}
     {%- set plan = month_slice_plan(sources) -%}
     {%- set log = this.incorporate(path={"identifier": "slice_log"}) -%}
     {%- call statement("create_slice_log") -%}
@@ -130,7 +130,7 @@
 {#- After the build, in its transaction: every slice up to the refresh month now matches the
     sources' current fingerprints; record them. -#}
 {% macro month_slices_post_hook(sources) -%}
-    {%- if execute -%}
+    {%- if execute and target.type != "spark" -%}
     {%- set plan = month_slice_plan(sources) -%}
     {%- set log = this.incorporate(path={"identifier": "slice_log"}) -%}
     {%- call statement("clear_slice_log") -%}
