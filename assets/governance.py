@@ -372,12 +372,7 @@ def bias_audit(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         con.execute("begin transaction")
         flagged = audit.measure_bias(con, month_end, config)
         con.execute("commit")
-        rows = con.execute(
-            "select attribute, group_value, segment_id, members, round(group_share, 3), "
-            "round(overall_share, 3), round(disparity_ratio, 2) from governance.bias_audit "
-            "where month_end = ? and flagged order by abs(ln(greatest(disparity_ratio, 1e-9))) desc",
-            [month_end],
-        ).fetchall()
+        rows = audit.flagged_bias(con, month_end)
     table = _md_table(["attribute", "group", "segment", "members", "group share", "overall",
                        "ratio"], rows)  # fmt: skip
     yield dg.MaterializeResult(metadata={"flagged": flagged, "flagged_cells": table,

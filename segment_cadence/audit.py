@@ -241,3 +241,13 @@ def measure_bias(con: duckdb.DuckDBPyConnection, month_end: date,
     return con.execute(
         "select count(*) from governance.bias_audit where month_end = ? and flagged", [month_end]
     ).fetchone()[0]
+
+
+def flagged_bias(con: duckdb.DuckDBPyConnection, month_end: date) -> list[tuple]:
+    """The month's flagged cells, largest disparity first (for the asset and the pack)."""
+    return con.execute(
+        "select attribute, group_value, segment_id, members, round(group_share, 3), "
+        "round(overall_share, 3), round(disparity_ratio, 2) from governance.bias_audit "
+        "where month_end = ? and flagged order by abs(ln(greatest(disparity_ratio, 1e-9))) desc",
+        [month_end],
+    ).fetchall()

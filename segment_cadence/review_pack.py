@@ -24,6 +24,7 @@ from typing import Any
 
 import duckdb
 
+from segment_cadence import audit
 from segment_cadence.months import month_end as last_day
 from segment_cadence.months import previous_month
 from segment_cadence.warehouse import table_exists
@@ -461,12 +462,7 @@ def _bias(con: duckdb.DuckDBPyConnection, month: date) -> Section:
     s.no_data = _missing(con, s.sources)
     if s.no_data:
         return s
-    rows = con.execute(
-        "select attribute, group_value, segment_id, members, round(group_share, 3), "
-        "round(overall_share, 3), round(disparity_ratio, 2) from governance.bias_audit "
-        "where month_end = ? and flagged order by abs(ln(greatest(disparity_ratio, 1e-9))) desc",
-        [month],
-    ).fetchall()
+    rows = audit.flagged_bias(con, month)
     cells = con.execute(
         "select count(*) from governance.bias_audit where month_end = ?", [month]
     ).fetchone()[0]
