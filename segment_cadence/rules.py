@@ -6,6 +6,11 @@ accepted only if it is a plain boolean expression over known feature columns, bu
 allowlist of node types and functions. Anything else (a subquery, a statement, a function
 outside the allowlist, a sensitive attribute) is refused with a message that names the problem.
 The compiled SQL is regenerated from the parsed tree, never pasted from the input.
+
+Before parsing, the rule is tokenized and refused when it holds a SQL comment (the text after
+`--` is dropped from the compiled SQL, so a reviewer would approve one rule and run another)
+or nests deeper than any real rule does (the parser recurses, and 2,000 parentheses would
+exhaust Python's stack).
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import sqlglot
 from sqlglot import exp
-from sqlglot.errors import ParseError
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.errors import ParseError, TokenError
+from sqlglot.tokens import Token, TokenType
 
 # Attributes that must never decide a segment (data minimisation). Matched against column
 # names as whole words and common stems, so `customer_religion` or `health_flag` are caught.
@@ -50,6 +56,24 @@ SENSITIVE_ATTRIBUTES: tuple[str, ...] = (
 # between DuckDB and Spark SQL.
 ALLOWED_FUNCTIONS: frozenset[str] = frozenset(
     {"coalesce", "abs", "least", "greatest", "round", "floor", "ceil", "lower", "upper"}
+)
+
+# How deep a rule may nest parentheses, function calls, CASE and prefix operators. Real rules
+# nest two or three levels; the parser recurses once per level, so a limit keeps a hostile or
+# broken rule from exhausting the stack.
+MAX_NESTING_DEPTH = 32
+
+_READ_DIALECT = "duckdb"
+_OPENERS = frozenset({TokenType.L_PAREN, TokenType.L_BRACKET, TokenType.L_BRACE, TokenType.CASE})
+_CLOSERS = frozenset({TokenType.R_PAREN, TokenType.R_BRACKET, TokenType.R_BRACE, TokenType.END})
+_PREFIX_OPERATORS = frozenset({TokenType.NOT, TokenType.DASH, TokenType.PLUS, TokenType.TILDE})
+# What a rule that cannot be tokenized most likely left open: the closing text that makes it
+# tokenize, and the problem in words.
+_UNCLOSED = (
+    ("'", "a string is never closed (a ' without its closing ')"),
+    ('"', 'a quoted name is never closed (a " without its closing ")'),
+    ("*/", "a /* comment is never closed"),
+    ("$$", "a $$ string is never closed"),
 )
 
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ)
@@ -114,13 +138,66 @@ def is_sensitive(column: str) -> bool:
     return False
 
 
+def _tokenize(rule: str) -> list[Token]:
+    """The rule's tokens; a rule that cannot be tokenized is refused with what was left open."""
+    dialect = Dialect.get_or_raise(_READ_DIALECT)
+    try:
+        return dialect.tokenize(rule)
+    except TokenError:
+        pass
+    for closing, problem in _UNCLOSED:
+        try:
+            dialect.tokenize(rule + closing)
+        except TokenError:
+            continue
+        raise RuleError(f"rule is not valid SQL: {problem}")
+    raise RuleError("rule is not valid SQL: it cannot be read as SQL tokens")
+
+
+def _check_no_comments(tokens: list[Token]) -> None:
+    """Refuse `--` and `/* */` comments (string literals are single tokens, so their content
+    is never mistaken for one). A rule that is nothing but a comment has no tokens at all."""
+    if not tokens or any(token.comments for token in tokens):
+        raise RuleError(
+            "rule contains a SQL comment ('--' or '/* */'); a comment is left out of the "
+            "compiled SQL, so the rule would run differently from how it reads. Remove it and "
+            "explain the rule in the description"
+        )
+
+
+def nesting_depth(tokens: list[Token]) -> int:
+    """How deeply the tokens nest: brackets, function calls and CASE open a level, and each
+    prefix operator in a run (`not not x`, `- - 1`) adds one."""
+    depth = deepest = run = 0
+    for token in tokens:
+        if token.token_type in _OPENERS:
+            depth += 1
+        elif token.token_type in _CLOSERS:
+            depth -= 1
+        run = run + 1 if token.token_type in _PREFIX_OPERATORS else 0
+        deepest = max(deepest, depth + run)
+    return deepest
+
+
+def _check_depth(tokens: list[Token]) -> None:
+    depth = nesting_depth(tokens)
+    if depth > MAX_NESTING_DEPTH:
+        raise RuleError(
+            f"rule is nested more than {MAX_NESTING_DEPTH} levels deep ({depth}); write it "
+            "with fewer parentheses, function calls or repeated 'not'/'-'"
+        )
+
+
 def _parse(rule: str) -> exp.Expression:
     if not isinstance(rule, str) or not rule.strip():
         raise RuleError("rule is empty; write a SQL boolean expression such as 'frequency >= 2'")
     if ";" in rule:
         raise RuleError("rule contains ';': a rule is one expression, not SQL statements")
+    tokens = _tokenize(rule)
+    _check_no_comments(tokens)
+    _check_depth(tokens)
     try:
-        parsed = sqlglot.parse(rule, read="duckdb")
+        parsed = Dialect.get_or_raise(_READ_DIALECT).parser().parse(tokens, rule)
     except ParseError as error:
         first = error.errors[0]["description"] if error.errors else str(error)
         raise RuleError(f"rule is not valid SQL: {first}") from None
@@ -172,8 +249,9 @@ def _check_boolean(tree: exp.Expression) -> None:
 def compile_rule(rule: str, known_columns: Iterable[str], dialect: str = "duckdb") -> CompiledRule:
     """Check a rule against the known feature columns and return its compiled SQL.
 
-    Raises RuleError naming the first problem found: not SQL, not boolean, a subquery or
-    statement, a disallowed function, a sensitive attribute, or an unknown column.
+    Raises RuleError naming the first problem found: not SQL (an unclosed string included), a
+    SQL comment, nested too deeply, not boolean, a subquery or statement, a disallowed
+    function, a sensitive attribute, or an unknown column.
     """
     tree = _parse(rule)
     _check_nodes(tree)
