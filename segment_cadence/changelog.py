@@ -11,9 +11,8 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
-import yaml
 
-from segment_cadence import paths, versions
+from segment_cadence import definitions, paths, versions
 from segment_cadence.warehouse import table_exists
 
 
@@ -54,7 +53,7 @@ def edit_entries(dictionary_path: Path | None = None, ledger: Path | None = None
     """Ungoverned edits (names, descriptions, owners) made since the version was approved."""
     dictionary_path = Path(dictionary_path or paths.segments_file())
     ledger = ledger or versions.ledger_file()
-    document = yaml.safe_load(dictionary_path.read_text())
+    document = definitions.read_document(dictionary_path)
     approved = versions.version_for_digest(versions.digest_of(document), ledger)
     if approved is None:
         return []
@@ -62,7 +61,7 @@ def edit_entries(dictionary_path: Path | None = None, ledger: Path | None = None
     if versions.full_digest(snapshot) == versions.full_digest(dictionary_path):
         return []
     changes = [
-        c for c in versions.describe_changes(yaml.safe_load(snapshot.read_text()), document)
+        c for c in versions.describe_changes(definitions.read_document(snapshot), document)
         if "(not governed)" in c
     ]  # fmt: skip
     if not changes:

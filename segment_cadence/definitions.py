@@ -41,11 +41,19 @@ KNOWN_FIELDS = {
 
 
 class DefinitionError(ValueError):
-    """The dictionary is invalid; `problems` lists every problem found."""
+    """The dictionary is invalid; `problems` lists every problem found.
+
+    One problem reads as one line, `<file>: segment '<id>': <problem>`, as a terminal, a log
+    or a Dagster failure shows it; several are listed under a header so they are fixed in one
+    pass.
+    """
 
     def __init__(self, path: Path | str, problems: list[str]):
         self.path = str(path)
         self.problems = problems
+        if len(problems) == 1:
+            super().__init__(f"{self.path}: {problems[0]}")
+            return
         lines = "\n".join(f"  - {p}" for p in problems)
         super().__init__(
             f"{self.path}: {len(problems)} problem(s) in segment definitions:\n{lines}"
@@ -130,6 +138,11 @@ def lint_language(text: str) -> list[str]:
     ]
 
 
+def _is_whole_number(value: Any) -> bool:
+    """YAML reads `true` as a bool, which Python counts as an int; a priority is neither."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _validate_segment(
     raw: Any, index: int, columns: list[str], problems: list[str], warnings: list[str]
 ) -> Segment | None:
@@ -153,7 +166,7 @@ def _validate_segment(
             f"{label}: id must be lower_snake_case letters, digits and underscores, got {segment_id!r}"
         )
     priority = raw.get("priority")
-    if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)):
+    if priority is not None and not _is_whole_number(priority):
         problems.append(f"{label}: priority must be a whole number, got {priority!r}")
     status = raw.get("status")
     if status is not None and status not in STATUSES:
@@ -168,6 +181,9 @@ def _validate_segment(
     min_size = raw.get("min_size", 0)
     if isinstance(min_size, bool) or not isinstance(min_size, int) or min_size < 0:
         problems.append(f"{label}: min_size must be a whole number >= 0, got {min_size!r}")
+    kpis = raw.get("kpis")
+    if kpis is not None and not isinstance(kpis, dict):
+        problems.append(f"{label}: kpis must be a mapping, got {type(kpis).__name__}")
     fallback = bool(raw.get("fallback", False))
     rule = raw.get("rule")
     rule_sql = None
@@ -224,6 +240,11 @@ def _validate_business_rules(
         if missing:
             problems.append(f"{label}: missing required field(s) {', '.join(missing)}")
             continue
+        if not _is_whole_number(raw["max_priority"]):
+            problems.append(
+                f"{label}: max_priority must be a whole number, got {raw['max_priority']!r}"
+            )
+            continue
         try:
             sql = compile_rule(str(raw["applies_to"]), columns).sql
         except RuleError as error:
@@ -257,14 +278,14 @@ def validate(document: Any, path: Path | str, columns: list[str]) -> SegmentDict
     raw_segments = [r for r in document["segments"] if isinstance(r, dict)]
     seen_ids: dict[str, int] = {}
     for raw in raw_segments:
-        if raw.get("id"):
+        if raw.get("id") and isinstance(raw["id"], str):
             seen_ids[raw["id"]] = seen_ids.get(raw["id"], 0) + 1
     for segment_id, count in seen_ids.items():
         if count > 1:
             problems.append(f"segment '{segment_id}': duplicate id (defined {count} times)")
     by_priority: dict[Any, list[str]] = {}
     for raw in raw_segments:
-        if raw.get("status", "active") == "active" and raw.get("priority") is not None:
+        if raw.get("status", "active") == "active" and _is_whole_number(raw.get("priority")):
             by_priority.setdefault(raw["priority"], []).append(str(raw.get("id")))
     for priority, ids in by_priority.items():
         if len(ids) > 1:
@@ -281,9 +302,7 @@ def validate(document: Any, path: Path | str, columns: list[str]) -> SegmentDict
     elif len(fallbacks) > 1:
         ids = ", ".join(repr(r.get("id")) for r in fallbacks)
         problems.append(f"segments {ids}: more than one fallback segment")
-    elif by_priority and fallbacks[0].get("priority") != max(
-        p for p in by_priority if isinstance(p, int)
-    ):
+    elif by_priority and fallbacks[0].get("priority") != max(by_priority):
         problems.append(
             f"segment '{fallbacks[0].get('id')}': the fallback must have the lowest priority "
             "(the largest number)"
@@ -330,18 +349,64 @@ def governed_digest(segments: list[Segment], business_rules: list[BusinessRule])
     return hashlib.sha256(json.dumps(governed, sort_keys=True).encode()).hexdigest()
 
 
+def _line_and_column(text: str, offset: int) -> str:
+    line = text.count("\n", 0, offset) + 1
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return f"line {line}, column {column}"
+
+
+def _not_utf8(data: bytes, error: UnicodeDecodeError) -> str:
+    """Where a file stops being UTF-8, as an editor shows it (line and column, 1-based)."""
+    before = data[: error.start].decode("utf-8")
+    where = _line_and_column(before, len(before))
+    return (
+        f"not UTF-8 text: byte 0x{data[error.start]:02x} at {where} "
+        f"(byte offset {error.start}); save the file as UTF-8"
+    )
+
+
+def _not_yaml(error: yaml.YAMLError, text: str) -> str:
+    """A YAML error on one line, with the line and column where it was found."""
+    if isinstance(error, yaml.reader.ReaderError):
+        where = f" at {_line_and_column(text, error.position)}"
+        problem = f"character #x{error.character:04x}: {error.reason}"
+    else:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or error
+    return " ".join(f"not valid YAML{where}: {problem}".split())
+
+
+def read_document(path: Path | str) -> Any:
+    """Parse a governed YAML file (a dictionary, a snapshot, the ledger).
+
+    Every way a file can be unreadable (missing, not UTF-8, not YAML, nested beyond the
+    parser's stack) raises DefinitionError naming the file and where it breaks, so the CLI,
+    the review gate and the Dagster asset report it in one line instead of a traceback.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DefinitionError(path, ["file not found"]) from None
+    except OSError as error:
+        raise DefinitionError(path, [f"cannot be read: {error.strerror or error}"]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DefinitionError(path, [_not_utf8(data, error)]) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise DefinitionError(path, [_not_yaml(error, text)]) from None
+    except RecursionError:
+        raise DefinitionError(path, ["not valid YAML: nested too deeply to read"]) from None
+
+
 def load(path: Path | str | None = None, columns: list[str] | None = None) -> SegmentDictionary:
     """Read and validate a dictionary file (default: the one in force)."""
     path = Path(path) if path else paths.segments_file()
-    if not path.exists():
-        raise DefinitionError(path, ["file not found"])
-    try:
-        document = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", error)
-        raise DefinitionError(path, [f"not valid YAML{where}: {problem}"]) from None
+    document = read_document(path)
     return validate(document, path, columns if columns is not None else feature_columns())
 
 

@@ -57,7 +57,7 @@ def ledger_file() -> Path:
 def _read_ledger(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {"rules": {"approvers": [], "four_eyes": True}, "versions": []}
-    document = yaml.safe_load(path.read_text()) or {}
+    document = definitions.read_document(path) or {}
     document.setdefault("rules", {"approvers": [], "four_eyes": True})
     document.setdefault("versions", [])
     return document
@@ -68,11 +68,9 @@ def load_versions(path: Path | None = None) -> list[Version]:
     return [Version(**entry) for entry in _read_ledger(path or ledger_file())["versions"]]
 
 
-def digest_of(document: dict[str, Any]) -> str:
-    """The governed digest of a dictionary document (validated first)."""
-    return definitions.validate(
-        document, "<dictionary>", definitions.feature_columns()
-    ).governed_digest
+def digest_of(document: dict[str, Any], path: Path | str = "<dictionary>") -> str:
+    """The governed digest of a dictionary document (validated first; problems name `path`)."""
+    return definitions.validate(document, path, definitions.feature_columns()).governed_digest
 
 
 def full_digest(path: Path) -> str:
@@ -144,13 +142,13 @@ def check_approved(dictionary_path: Path | None = None, ledger: Path | None = No
     """The review gate: return the approved version of the dictionary in force, or refuse."""
     dictionary_path = Path(dictionary_path or paths.segments_file())
     ledger = ledger or ledger_file()
-    document = yaml.safe_load(dictionary_path.read_text())
+    document = definitions.read_document(dictionary_path)
     dictionary = definitions.validate(document, dictionary_path, definitions.feature_columns())
     approved = version_for_digest(dictionary.governed_digest, ledger)
     if approved is not None:
         return approved
     live = live_version(ledger)
-    live_document = yaml.safe_load(_snapshot_path(live, ledger).read_text()) if live else None
+    live_document = definitions.read_document(_snapshot_path(live, ledger)) if live else None
     changes = describe_changes(live_document, document)
     governed = [c for c in changes if "(not governed)" not in c]
     raise ApprovalError(
@@ -203,8 +201,8 @@ def approve(
         raise ApprovalError(
             f"{approved_by} is not an approver; approvers are: {', '.join(rules['approvers'])}"
         )
-    document = yaml.safe_load(dictionary_path.read_text())
-    digest = digest_of(document)
+    document = definitions.read_document(dictionary_path)
+    digest = digest_of(document, dictionary_path)
     existing = version_for_digest(digest, ledger)
     if existing is not None:
         raise ApprovalError(f"these definitions are already approved as {existing.label}")
@@ -271,7 +269,7 @@ def version_history(ledger: Path | None = None) -> list[dict[str, Any]]:
     history: list[dict[str, Any]] = []
     previous: dict[str, Any] | None = None
     for version in load_versions(ledger):
-        document = yaml.safe_load(_snapshot_path(version, ledger).read_text())
+        document = definitions.read_document(_snapshot_path(version, ledger))
         if version.kind == "rollback":
             changes = [f"rolled back to v{version.restores}"] + [
                 c for c in describe_changes(previous, document) if c != "no changes"

@@ -10,6 +10,7 @@ import yaml
 
 from segment_cadence import definitions, paths
 from segment_cadence.definitions import DefinitionError
+from segment_cadence.rules import compile_rule
 
 
 @pytest.fixture()
@@ -166,3 +167,164 @@ def test_feature_catalogue_comes_from_the_dbt_model_documentation():
     columns = definitions.feature_columns()
     assert {"recency_days", "frequency", "monetary_value", "churn_likelihood"} <= set(columns)
     assert "customer_id" not in columns
+
+
+def only_line(message: str) -> str:
+    """The error, checked to be a single line (a reviewer reads it in a terminal or a log)."""
+    assert "\n" not in message, f"expected one line, got:\n{message}"
+    assert "Traceback" not in message
+    return message
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "frequency >= 2 -- and recency_days <= 365",
+        "frequency >= 2 /* and recency_days <= 365 */",
+        "/* loyal */ frequency >= 2",
+        "frequency >= 2 --",
+        "-- frequency >= 2",
+    ],
+)
+def test_sql_comments_in_rules_are_refused(tmp_path, default_document, rule):
+    segment(default_document, "loyal_repeat")["rule"] = rule
+    path = write(tmp_path, default_document)
+    with pytest.raises(DefinitionError) as raised:
+        definitions.load(path)
+    message = only_line(str(raised.value))
+    assert message.startswith(f"{path}: segment 'loyal_repeat': rule contains a SQL comment")
+
+
+def test_comment_markers_inside_a_string_literal_are_not_comments():
+    compiled = compile_rule("lower(channel) = 'e--mail /* x */'", ["channel"])
+    assert "'e--mail /* x */'" in compiled.sql
+
+
+def test_sql_comments_in_business_rules_are_refused(tmp_path, default_document):
+    default_document["business_rules"][0]["applies_to"] = (
+        "monetary_value >= 8000 -- or frequency > 1"
+    )
+    message = only_line(problems_for(tmp_path, default_document))
+    assert "business rule 'high_value_never_low_priority': rule contains a SQL comment" in message
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        ("recency_days <= 365 and frequency = 'two", "string is never closed"),
+        ('"frequency >= 2', "quoted name is never closed"),
+        ("frequency >= 2 /* and recency_days <= 365", "comment is never closed"),
+    ],
+)
+def test_unterminated_string_is_one_line_naming_file_segment_and_problem(
+    tmp_path, default_document, rule, expected
+):
+    segment(default_document, "loyal_repeat")["rule"] = rule
+    message = only_line(problems_for(tmp_path, default_document))
+    assert ": segment 'loyal_repeat': rule is not valid SQL: " in message
+    assert expected in message
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "(" * 2_000 + "frequency >= 2" + ")" * 2_000,
+        "not " * 2_000 + "frequency >= 2",
+        "frequency >= " + "abs(" * 500 + "2" + ")" * 500,
+        "frequency >= " + "- " * 2_000 + "2",
+    ],
+    ids=["parentheses", "not", "functions", "minus"],
+)
+def test_too_deep_nesting_is_refused_with_a_message(tmp_path, default_document, rule):
+    segment(default_document, "loyal_repeat")["rule"] = rule
+    message = only_line(problems_for(tmp_path, default_document))
+    assert ": segment 'loyal_repeat': rule is nested more than" in message
+
+
+def test_reasonable_nesting_still_compiles():
+    rule = "(" * 20 + "frequency >= 2" + ")" * 20
+    assert compile_rule(rule, ["frequency"]).columns == ("frequency",)
+
+
+def test_non_utf8_dictionary_names_the_line_and_byte(tmp_path):
+    """A Latin-1 "é" in a name, as an editor saving in the wrong encoding would write it."""
+    lines = paths.SEGMENTS_FILE.read_bytes().splitlines(keepends=True)
+    line = next(i for i, content in enumerate(lines) if b"name: " in content)
+    lines[line] = lines[line].replace(b"name: ", b"name: Caf\xe9 ", 1)
+    data = b"".join(lines)
+    offset = data.index(b"\xe9")
+    column = lines[line].index(b"\xe9") + 1
+    path = tmp_path / "segments.yaml"
+    path.write_bytes(data)
+    with pytest.raises(DefinitionError) as raised:
+        definitions.load(path)
+    message = only_line(str(raised.value))
+    assert message.startswith(
+        f"{path}: not UTF-8 text: byte 0xe9 at line {line + 1}, column {column} "
+        f"(byte offset {offset})"
+    )
+
+
+def test_a_single_problem_is_one_line_and_several_keep_the_list(tmp_path, default_document):
+    segment(default_document, "loyal_repeat")["rule"] = "frequncy >= 2"
+    path = write(tmp_path, default_document)
+    with pytest.raises(DefinitionError) as raised:
+        definitions.load(path)
+    assert str(raised.value) == (
+        f"{path}: segment 'loyal_repeat': rule uses unknown feature column 'frequncy' "
+        "(did you mean 'frequency'?)"
+    )
+    segment(default_document, "dormant")["rule"] = "recncy_days > 730"
+    message = problems_for(tmp_path, default_document)
+    assert message.splitlines()[0] == f"{path}: 2 problem(s) in segment definitions:"
+    assert message.splitlines()[1].startswith("  - segment 'loyal_repeat': ")
+
+
+def test_validate_command_prints_one_line_for_a_non_utf8_file(tmp_path, capsys):
+    from segment_cadence import cli
+
+    path = tmp_path / "segments.yaml"
+    path.write_bytes(b"segments:\n  - id: caf\xc3\n")
+    assert cli.main(["validate", str(path)]) == 1
+    error = capsys.readouterr().err.strip()
+    assert only_line(error).startswith(f"{path}: not UTF-8 text: byte 0xc3 at line 2")
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"segments:\n  - id: a\x01\n", "not valid YAML at line 2, column 10: character #x0001"),
+        (b"segments: " + b"[" * 3_000, "not valid YAML: nested too deeply to read"),
+    ],
+    ids=["control-character", "deep-yaml"],
+)
+def test_unreadable_yaml_is_a_one_line_error(tmp_path, content, expected):
+    path = tmp_path / "segments.yaml"
+    path.write_bytes(content)
+    with pytest.raises(DefinitionError) as raised:
+        definitions.load(path)
+    assert only_line(str(raised.value)).startswith(f"{path}: {expected}")
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"id": ["dormant"]}, "id must be lower_snake_case"),
+        ({"priority": [7]}, "segment 'dormant': priority must be a whole number, got [7]"),
+        ({"kpis": ["repeat rate"]}, "segment 'dormant': kpis must be a mapping, got list"),
+    ],
+    ids=["id-list", "priority-list", "kpis-list"],
+)
+def test_wrongly_typed_fields_are_problems_not_tracebacks(
+    tmp_path, default_document, change, expected
+):
+    segment(default_document, "dormant").update(change)
+    assert expected in only_line(problems_for(tmp_path, default_document))
+
+
+def test_business_rule_max_priority_must_be_a_whole_number(tmp_path, default_document):
+    default_document["business_rules"][0]["max_priority"] = "two"
+    message = only_line(problems_for(tmp_path, default_document))
+    assert "business rule 'high_value_never_low_priority': max_priority must be a whole number" in (
+        message
+    )

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from segment_cadence import paths, versions
+from segment_cadence import definitions, paths, versions
 
 
 @pytest.fixture()
@@ -92,3 +92,18 @@ def test_rollback_restores_the_exact_dictionary_and_is_recorded(ledger):
     assert history[-1]["changes"][0] == "rolled back to v1"
     with pytest.raises(versions.ApprovalError, match="no approved version v9"):
         versions.rollback(to=9, approved_by="operations-lead", reason="x")
+
+
+@pytest.mark.parametrize("command", ["check", "approve"])
+def test_a_non_utf8_dictionary_is_a_one_line_definition_error_at_the_gate(ledger, command):
+    path = paths.segments_file()
+    path.write_bytes(path.read_bytes().replace(b"name: ", b"name: Caf\xe9 ", 1))
+    with pytest.raises(definitions.DefinitionError) as raised:
+        if command == "check":
+            versions.check_approved()
+        else:
+            versions.approve(author="asha", approved_by="revops-lead", reason="Café regulars.")
+    message = str(raised.value)
+    assert message.startswith(f"{path}: not UTF-8 text: byte 0xe9 at line ")
+    assert "\n" not in message
+    assert (ledger.parent / "versions" / "v2.yaml").exists() is False
