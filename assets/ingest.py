@@ -32,7 +32,12 @@ def _source_asset(source: str, deps: list[str]) -> dg.AssetsDefinition:
         if source not in config.sources:
             raise dg.Failure(f"config/sources.yaml has no source '{source}'")
         with warehouse.connect() as con:
-            result = ingest.load_source(con, config.sources[source], config.max_order_amount)
+            result = ingest.load_source(
+                con,
+                config.sources[source],
+                config.max_order_amount,
+                plausible=config.plausible_dates,
+            )
         if result.rows_quarantined:
             context.log.warning(
                 f"{source}: {result.rows_quarantined} row(s) quarantined: {result.quarantined}"

@@ -2,18 +2,20 @@
 
 A retailer's order log arrives with its own column names and date format. The mapping in
 config/sources.yaml says which of their columns is which canonical column, so a new file
-loads without code changes. Rows that cannot be trusted (missing id, unparseable date,
-negative or absurd amount, duplicate key, unknown customer) are never dropped silently and
-never crash the run: they go to `quarantine.rejected_rows` with the reason and the original
-record, and the counts are reported.
+loads without code changes. Rows that cannot be trusted (missing id, unparseable or
+implausible date, negative or absurd amount, duplicate key, unknown customer) are never
+dropped silently and never crash the run: they go to `quarantine.rejected_rows` with the
+reason and the original record, and the counts are reported.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import json
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -97,9 +99,28 @@ class SourceSpec:
 
 
 @dataclass(frozen=True)
+class PlausibleDates:
+    """The days a date or timestamp may fall on to be believed (both ends included).
+
+    An order dated 1800-01-01 or 2099-01-01 parses, but it is a typing or export error, and
+    loaded it would distort recency and tenure for years. The latest day moves with the load
+    (today plus `latest_days_ahead`; tomorrow by default, so a time zone ahead of the warehouse
+    is not refused).
+    """
+
+    earliest: date = date(1900, 1, 1)
+    latest_days_ahead: int = 1
+
+
+# Far enough for any business calendar; beyond it the date arithmetic would overflow.
+MAX_DAYS_AHEAD = 36_500
+
+
+@dataclass(frozen=True)
 class IngestConfig:
     sources: dict[str, SourceSpec]
     max_order_amount: float = 1_000_000.0
+    plausible_dates: PlausibleDates = PlausibleDates()
 
 
 @dataclass
@@ -119,6 +140,56 @@ class LoadResult:
 def _resolve(path: str, base: Path) -> str:
     candidate = Path(path).expanduser()
     return str(candidate if candidate.is_absolute() else base / candidate)
+
+
+def _earliest_day(value: Any, path: Path) -> date:
+    # YAML reads 1900-01-01 as a date, and '1900-01-01 12:00' as a datetime (a date subclass).
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = date.fromisoformat(value)
+    if not isinstance(value, date) or isinstance(value, datetime):
+        raise IngestConfigError(
+            f"{path}: plausible_dates.earliest: must be a date such as 1900-01-01, got {value!r}"
+        )
+    if value >= date.today():
+        raise IngestConfigError(
+            f"{path}: plausible_dates.earliest: {value} is not in the past; every date "
+            "would be quarantined"
+        )
+    return value
+
+
+def _days_ahead(value: Any, path: Path) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_DAYS_AHEAD:
+        raise IngestConfigError(
+            f"{path}: plausible_dates.latest_days_ahead: must be a whole number of days from 0 "
+            f"to {MAX_DAYS_AHEAD} (1 = nothing after tomorrow), got {value!r}"
+        )
+    return value
+
+
+def _plausible_dates(raw: Any, path: Path) -> PlausibleDates:
+    """The `plausible_dates` section of the mapping, checked; the defaults when it is absent."""
+    if raw is None:
+        return PlausibleDates()
+    if not isinstance(raw, dict):
+        raise IngestConfigError(
+            f"{path}: plausible_dates: expected a mapping with 'earliest' and "
+            f"'latest_days_ahead', got {raw!r}"
+        )
+    unknown = sorted(set(map(str, raw)) - {"earliest", "latest_days_ahead"})
+    if unknown:
+        raise IngestConfigError(
+            f"{path}: plausible_dates: unknown field {', '.join(repr(u) for u in unknown)}; "
+            "the fields are 'earliest' and 'latest_days_ahead'"
+        )
+    default = PlausibleDates()
+    return PlausibleDates(
+        earliest=_earliest_day(raw.get("earliest", default.earliest), path),
+        latest_days_ahead=_days_ahead(
+            raw.get("latest_days_ahead", default.latest_days_ahead), path
+        ),
+    )
 
 
 def load_config(path: Path | str = paths.SOURCES_FILE, base: Path | None = None) -> IngestConfig:
@@ -168,7 +239,9 @@ def load_config(path: Path | str = paths.SOURCES_FILE, base: Path | None = None)
             csv_header=bool(csv_options.get("header", True)),
         )
     return IngestConfig(
-        sources=specs, max_order_amount=float(document.get("max_order_amount", 1_000_000))
+        sources=specs,
+        max_order_amount=float(document.get("max_order_amount", 1_000_000)),
+        plausible_dates=_plausible_dates(document.get("plausible_dates"), path),
     )
 
 
@@ -182,9 +255,13 @@ def _files(spec: SourceSpec) -> list[str]:
     return found
 
 
-def fingerprint(spec: SourceSpec, max_order_amount: float) -> str:
-    """Identity of what a load would read: the mapping and each file's size and mtime."""
-    digest = hashlib.sha256(json.dumps([spec.__dict__, max_order_amount], sort_keys=True).encode())
+def fingerprint(
+    spec: SourceSpec, max_order_amount: float, plausible: PlausibleDates = PlausibleDates()
+) -> str:
+    """Identity of what a load would read and check: the mapping, the row checks' settings
+    (a changed bound reloads) and each file's size and mtime."""
+    checks = [max_order_amount, plausible.earliest.isoformat(), plausible.latest_days_ahead]
+    digest = hashlib.sha256(json.dumps([spec.__dict__, *checks], sort_keys=True).encode())
     for name in _files(spec):
         stat = Path(name).stat()
         digest.update(f"{name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
@@ -254,7 +331,18 @@ def _parse_expr(
     raise AssertionError(kind)
 
 
-def _reason_expr(source: str, max_amount: float) -> str:
+def _implausible(column: str, plausible: PlausibleDates) -> str:
+    """SQL true when a date or timestamp falls outside the plausible days. The latest day is
+    computed by the warehouse at load time; a timestamp is implausible from the first instant
+    of the day after it."""
+    first_day_after = plausible.latest_days_ahead + 1
+    return (
+        f"{column} < date '{plausible.earliest.isoformat()}' "
+        f"or {column} >= current_date + {first_day_after}"
+    )
+
+
+def _reason_expr(source: str, max_amount: float, plausible: PlausibleDates) -> str:
     """The first reason a typed row cannot be loaded, or NULL when it is fine."""
     whens: list[str] = []
     kinds = CANONICAL[source]
@@ -266,6 +354,7 @@ def _reason_expr(source: str, max_amount: float) -> str:
         if kind in ("date", "timestamp"):
             whens.append(f"when {column} is null and _blank_{column} then 'missing {column}'")
             whens.append(f"when {column} is null then 'unparseable {column}'")
+            whens.append(f"when {_implausible(column, plausible)} then 'implausible {column}'")
         if kind == "amount":
             whens.append(f"when {column} is null and _blank_{column} then 'missing {column}'")
             whens.append(f"when {column} is null then 'unparseable {column}'")
@@ -302,7 +391,12 @@ def store_month_fingerprints(con: duckdb.DuckDBPyConnection, source: str) -> Non
 
 
 def load_source(
-    con: duckdb.DuckDBPyConnection, spec: SourceSpec, max_order_amount: float, force: bool = False
+    con: duckdb.DuckDBPyConnection,
+    spec: SourceSpec,
+    max_order_amount: float,
+    force: bool = False,
+    *,
+    plausible: PlausibleDates = PlausibleDates(),
 ) -> LoadResult:
     """Load one source into raw.<source>, quarantining bad rows. Idempotent.
 
@@ -311,7 +405,7 @@ def load_source(
     """
     ensure_schema(con)
     files = _files(spec)
-    print_fp = fingerprint(spec, max_order_amount)
+    print_fp = fingerprint(spec, max_order_amount, plausible)
     if spec.name in REFERENCES_CUSTOMERS:
         # The unknown-customer check depends on the customers loaded: reload when they change.
         customers = con.execute(
@@ -385,7 +479,7 @@ def load_source(
         kinds[key], spec.columns[key], spec.date_format, source_types[spec.columns[key]]
     )
     checked = f"""
-        select *, {_reason_expr(spec.name, max_order_amount)} as _reason
+        select *, {_reason_expr(spec.name, max_order_amount, plausible)} as _reason
         from (
             select typed.*,
                 coalesce(typed._row <> d._first_row, false) as _is_duplicate,
@@ -457,7 +551,13 @@ def load_all(
     results: dict[str, LoadResult] = {}
     for name in LOAD_ORDER:
         if name in config.sources:
-            results[name] = load_source(con, config.sources[name], config.max_order_amount, force)
+            results[name] = load_source(
+                con,
+                config.sources[name],
+                config.max_order_amount,
+                force,
+                plausible=config.plausible_dates,
+            )
     return results
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -171,3 +172,121 @@ def test_empty_file_loads_zero_rows(tmp_path, foreign_files):
         result = ingest.load_all(con, config)["orders"]
         assert con.execute("select count(*) from raw.orders").fetchone()[0] == 0
     assert result.rows_read == 0 and result.rows_quarantined == 0
+
+
+def with_orders(tmp_path: Path, foreign_files: Path, rows: list[str], **top_level) -> Path:
+    """The foreign mapping with these order rows (same customers), and extra top-level keys."""
+    header = ORDERS_CSV.splitlines()[0]
+    (tmp_path / "orders.csv").write_text("\n".join([header, *rows]) + "\n")
+    document = yaml.safe_load(foreign_files.read_text())
+    document.update(top_level)
+    foreign_files.write_text(yaml.safe_dump(document))
+    return foreign_files
+
+
+def day_first(day: date) -> str:
+    return day.strftime("%d/%m/%Y")
+
+
+def test_implausible_dates_are_quarantined_with_their_reason_and_counted(tmp_path, foreign_files):
+    with_orders(tmp_path, foreign_files, [
+        "A1;O1;K1;01/01/1800;100;rings",
+        "A2;O2;K1;01/01/2099;100;rings",
+        "A3;O3;K2;05/01/2025;100;rings",
+    ])  # fmt: skip
+    (tmp_path / "kunden.csv").write_text(CUSTOMERS_CSV + "K4;01/01/1850;West;25-34;en;true\n")
+    config = ingest.load_config(foreign_files)
+    with warehouse.connect(tmp_path / "w.duckdb") as con:
+        results = ingest.load_all(con, config)
+        kept = dict(
+            con.execute(
+                "select record, reason from quarantine.rejected_rows where source = 'orders'"
+            ).fetchall()
+        )
+    assert results["orders"].quarantined == {"implausible order_date": 2}
+    assert results["orders"].rows_loaded == 1
+    assert results["customers"].quarantined == {"implausible signup_date": 1}
+    assert sorted(r for r, reason in kept.items() if "1800" in r or "2099" in r) == sorted(kept)
+
+
+def test_the_plausible_range_is_inclusive_of_its_earliest_day_and_of_tomorrow(
+    tmp_path, foreign_files
+):
+    today = date.today()
+    with_orders(tmp_path, foreign_files, [
+        "A1;O1;K1;01/01/1900;100;rings",
+        "A2;O2;K1;31/12/1899;100;rings",
+        f"A3;O3;K1;{day_first(today + timedelta(days=1))};100;rings",
+        f"A4;O4;K1;{day_first(today + timedelta(days=2))};100;rings",
+    ])  # fmt: skip
+    config = ingest.load_config(foreign_files)
+    with warehouse.connect(tmp_path / "w.duckdb") as con:
+        ingest.load_all(con, config)
+        loaded = con.execute("select order_line_id from raw.orders order by 1").fetchall()
+    assert loaded == [("A1",), ("A3",)]
+
+
+def test_implausible_timestamps_are_quarantined_by_their_day(tmp_path, foreign_files):
+    tomorrow = date.today() + timedelta(days=1)
+    (tmp_path / "events.csv").write_text(
+        "event_id,customer_id,event_type,channel,event_at\n"
+        f"E1,K1,open,email,{tomorrow} 23:59:59\n"
+        f"E2,K1,open,email,{tomorrow + timedelta(days=1)} 00:00:00\n"
+        "E3,K1,open,email,1899-12-31 23:59:59\n"
+        "E4,K1,open,email,1900-01-01 00:00:00\n"
+    )
+    document = yaml.safe_load(foreign_files.read_text())
+    document["sources"]["engagement_events"] = {"path": str(tmp_path / "events.csv")}
+    foreign_files.write_text(yaml.safe_dump(document))
+    config = ingest.load_config(foreign_files)
+    with warehouse.connect(tmp_path / "w.duckdb") as con:
+        result = ingest.load_all(con, config)["engagement_events"]
+        loaded = con.execute("select event_id from raw.engagement_events order by 1").fetchall()
+    assert loaded == [("E1",), ("E4",)]
+    assert result.quarantined == {"implausible event_at": 2}
+
+
+def test_the_plausible_range_comes_from_the_mapping_and_a_change_reloads(tmp_path, foreign_files):
+    with_orders(tmp_path, foreign_files, ["A1;O1;K1;05/01/2025;100;rings"])
+    with warehouse.connect(tmp_path / "w.duckdb") as con:
+        first = ingest.load_all(con, ingest.load_config(foreign_files))["orders"]
+        with_orders(
+            tmp_path,
+            foreign_files,
+            ["A1;O1;K1;05/01/2025;100;rings"],
+            plausible_dates={"earliest": date(2025, 2, 1), "latest_days_ahead": 0},
+        )
+        second = ingest.load_all(con, ingest.load_config(foreign_files))["orders"]
+    assert first.rows_loaded == 1 and first.quarantined == {}
+    assert not second.skipped
+    assert second.rows_loaded == 0 and second.quarantined == {"implausible order_date": 1}
+
+
+@pytest.mark.parametrize(
+    ("plausible_dates", "expected"),
+    [
+        ("soon", "plausible_dates: expected a mapping"),
+        ({"earliest": "soon"}, "plausible_dates.earliest: must be a date such as 1900-01-01"),
+        ({"earliest": "1900-01-01 12:00"}, "plausible_dates.earliest: must be a date"),
+        ({"earliest": date(2999, 1, 1)}, "plausible_dates.earliest: 2999-01-01 is not in the past"),
+        ({"latest_days_ahead": -1}, "plausible_dates.latest_days_ahead: must be a whole number"),
+        ({"latest_days_ahead": "one"}, "plausible_dates.latest_days_ahead: must be a whole number"),
+        ({"latest_days_ahead": True}, "plausible_dates.latest_days_ahead: must be a whole number"),
+        ({"latest": "tomorrow"}, "plausible_dates: unknown field 'latest'"),
+    ],
+)
+def test_an_invalid_plausible_range_is_a_clear_config_error(
+    tmp_path, foreign_files, plausible_dates, expected
+):
+    document = yaml.safe_load(foreign_files.read_text())
+    document["plausible_dates"] = plausible_dates
+    foreign_files.write_text(yaml.safe_dump(document))
+    with pytest.raises(ingest.IngestConfigError) as raised:
+        ingest.load_config(foreign_files)
+    assert str(raised.value).startswith(f"{foreign_files}: {expected}")
+
+
+def test_the_plausible_range_defaults_to_1900_and_tomorrow(foreign_files):
+    assert ingest.load_config(foreign_files).plausible_dates == ingest.PlausibleDates(
+        earliest=date(1900, 1, 1), latest_days_ahead=1
+    )
