@@ -3,7 +3,7 @@
 import dagster as dg
 
 from orchestration.resources import WarehouseResource
-from segment_cadence import definitions, versions
+from segment_cadence import definitions, thresholds, versions
 
 
 @dg.asset(
@@ -12,8 +12,9 @@ from segment_cadence import definitions, versions
     owners=["team:segmentation-owner"],
     kinds={"yaml", "duckdb"},
     description=(
-        "config/segments.yaml, checked against the approval ledger (unapproved changes stop "
-        "the run before any data is written), validated before anything runs (unknown columns, unsafe SQL, "
+        "config/segments.yaml and config/thresholds.yaml, checked against the approval ledger "
+        "(unapproved changes stop the run before any data is written), validated before "
+        "anything runs (unknown columns, unsafe SQL, "
         "sensitive attributes, duplicate ids or priorities, missing fallback) and recorded "
         "under its definition version."
     ),
@@ -24,10 +25,15 @@ def segment_dictionary(
     try:
         dictionary = definitions.load()
         approved = versions.check_approved()
-    except (definitions.DefinitionError, versions.ApprovalError) as error:
-        # The review gate: nothing downstream (ingest included) runs on unapproved definitions.
+        version = definitions.definition_version(dictionary)
+    except (
+        definitions.DefinitionError,
+        versions.ApprovalError,
+        thresholds.ThresholdError,
+    ) as error:
+        # The review gate: nothing downstream (ingest included) runs on unapproved definitions
+        # or thresholds.
         raise dg.Failure(description=str(error)) from None
-    version = definitions.definition_version(dictionary)
     for warning in dictionary.warnings:
         context.log.warning(warning)
     rows = [

@@ -26,7 +26,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from segment_cadence import cli_governance, definitions, paths
+from segment_cadence import cli_governance, definitions, paths, thresholds
 from segment_cadence.months import last_complete_month, months_between, parse_month, previous_month
 
 DAGSTER_YAML_TEMPLATE = paths.REPO_ROOT / "orchestration" / "dagster.yaml"
@@ -52,11 +52,12 @@ def cmd_parse(_: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     try:
         dictionary = definitions.load(args.file)
-    except definitions.DefinitionError as error:
+        version = definitions.definition_version(dictionary)
+    except (definitions.DefinitionError, thresholds.ThresholdError) as error:
         print(error, file=sys.stderr)
         return 1
     print(f"{args.file}: {len(dictionary.segments)} active segments, valid")
-    print(f"definition version: {definitions.definition_version(dictionary)}")
+    print(f"definition version: {version}")
     for warning in dictionary.warnings:
         print(f"warning: {warning}")
     return 0
@@ -255,22 +256,37 @@ def cmd_sizes(args: argparse.Namespace) -> int:
 
 
 def cmd_definitions(args: argparse.Namespace) -> int:
-    """Review path for segment definitions: status, history, approve, rollback."""
+    """Review path for segment definitions and thresholds: status, history, approve, rollback."""
     from segment_cadence import versions
 
     try:
         if args.action == "approve":
-            target = Path(args.candidate) if args.candidate else None
-            if target:
-                # A quarterly candidate becomes the dictionary in force only through approval.
-                shutil.copyfile(target, paths.segments_file())
-            version = versions.approve(author=args.author, approved_by=args.by, reason=args.reason)
-            print(f"approved {version.label} ({version.digest[:12]}) by {version.approved_by}")
+            # A quarterly candidate is approved where it is and put in force only once its
+            # approval is recorded: a refused approval changes nothing.
+            version = versions.approve(
+                author=args.author,
+                approved_by=args.by,
+                reason=args.reason,
+                candidate=Path(args.candidate) if args.candidate else None,
+            )
+            digests = (
+                f"dictionary {version.digest[:12]}, thresholds {version.thresholds_digest[:12]}"
+            )
+            print(f"approved {version.label} ({digests}) by {version.approved_by}:")
+            for line in versions.version_history()[-1]["changes"]:
+                print(f"  - {line}")
+            if args.candidate:
+                print(f"{args.candidate} is now in force as {paths.segments_file()}")
             print(f"recorded in {versions.ledger_file()}; commit it for review")
         elif args.action == "rollback":
-            version = versions.rollback(to=args.to, approved_by=args.by, reason=args.reason)
-            print(f"rolled back to v{version.restores} (recorded as {version.label}); the next "
-                  "refresh publishes with it")  # fmt: skip
+            version = versions.rollback(
+                to=args.to, author=args.author, approved_by=args.by, reason=args.reason
+            )
+            print(
+                f"rolled back to v{version.restores} (recorded as {version.label}, approved by "
+                f"{version.approved_by}); dictionary and thresholds restored; the next refresh "
+                "publishes with them"
+            )
         elif args.action == "history":
             for item in versions.version_history():
                 v = item["version"]
@@ -283,7 +299,12 @@ def cmd_definitions(args: argparse.Namespace) -> int:
             version = versions.check_approved()
             print(f"{paths.segments_file()}: approved as {version.label} "
                   f"({version.approved_by}, {version.approved_at[:10]})")  # fmt: skip
-    except (versions.ApprovalError, definitions.DefinitionError) as error:
+            print(f"{paths.thresholds_file()}: approved with it (routing settings not governed)")
+    except (
+        versions.ApprovalError,
+        definitions.DefinitionError,
+        thresholds.ThresholdError,
+    ) as error:
         print(error, file=sys.stderr)
         return 1
     return 0
@@ -382,16 +403,19 @@ def build_parser() -> argparse.ArgumentParser:
         "definitions", help="definition versions: status, history, approve, rollback"
     )
     actions = defs.add_subparsers(dest="action", required=True)
-    actions.add_parser("status", help="is the dictionary in force approved?")
+    actions.add_parser("status", help="are the dictionary and thresholds in force approved?")
     actions.add_parser("history", help="every version and what changed, in words")
-    approve = actions.add_parser("approve", help="approve the dictionary in force (or a candidate)")
+    approve = actions.add_parser(
+        "approve", help="approve the dictionary and thresholds in force (or a candidate dictionary)"
+    )
     approve.add_argument("--author", required=True, help="who asked for the change")
     approve.add_argument("--by", required=True, help="the approver (not the author)")
     approve.add_argument("--reason", required=True)
     approve.add_argument("--candidate", help="a candidate dictionary to approve and put in force")
     rollback = actions.add_parser("rollback", help="put an earlier approved version back in force")
     rollback.add_argument("--to", type=int, required=True, help="version number, e.g. 1 for v1")
-    rollback.add_argument("--by", required=True)
+    rollback.add_argument("--author", required=True, help="who asks for the rollback")
+    rollback.add_argument("--by", required=True, help="the approver (not the author)")
     rollback.add_argument("--reason", required=True)
     defs.set_defaults(func=cmd_definitions)
     strategic_ = sub.add_parser("strategic", help="quarterly strategic re-fit (a candidate)")

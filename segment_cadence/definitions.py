@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from segment_cadence import paths
+from segment_cadence import paths, thresholds
 from segment_cadence.rules import RuleError, compile_rule
 
 SEGMENT_ID = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
@@ -422,13 +422,16 @@ def model_sql_digest(dbt_project_dir: Path = paths.DBT_PROJECT_DIR) -> str:
 
 
 def definition_version(
-    dictionary: SegmentDictionary, dbt_project_dir: Path = paths.DBT_PROJECT_DIR
+    dictionary: SegmentDictionary,
+    dbt_project_dir: Path = paths.DBT_PROJECT_DIR,
+    thresholds_path: Path | None = None,
 ) -> str:
     """Content hash of what decides membership and its health: the governed dictionary, the
-    SQL of the models, and the health thresholds (versioned with the definitions)."""
-    thresholds = paths.CONFIG_DIR / "thresholds.yaml"
+    SQL of the models, and the governed part of the health thresholds (versioned with the
+    definitions). Routing settings are left out, so a channel edit keeps the version."""
+    thresholds_path = Path(thresholds_path or paths.thresholds_file())
     threshold_digest = (
-        hashlib.sha256(thresholds.read_bytes()).hexdigest() if thresholds.exists() else ""
+        thresholds.governed_digest_of(thresholds_path) if thresholds_path.exists() else ""
     )
     combined = hashlib.sha256(
         (dictionary.governed_digest + model_sql_digest(dbt_project_dir) + threshold_digest).encode()

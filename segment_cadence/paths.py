@@ -15,11 +15,18 @@ DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 CONFIG_DIR = REPO_ROOT / "config"
 SEGMENTS_FILE = CONFIG_DIR / "segments.yaml"
 SOURCES_FILE = CONFIG_DIR / "sources.yaml"
+THRESHOLDS_FILE = CONFIG_DIR / "thresholds.yaml"
 
 
 def segments_file() -> Path:
     """The segment dictionary in force (override with SEGMENT_CADENCE_SEGMENTS)."""
     return Path(os.environ.get("SEGMENT_CADENCE_SEGMENTS", SEGMENTS_FILE)).resolve()
+
+
+def thresholds_file() -> Path:
+    """The health thresholds in force (override with SEGMENT_CADENCE_THRESHOLDS). Every reader
+    of thresholds.yaml comes here, so the review gate checks the file the run evaluates."""
+    return Path(os.environ.get("SEGMENT_CADENCE_THRESHOLDS", THRESHOLDS_FILE)).resolve()
 
 
 def sources_file() -> Path:

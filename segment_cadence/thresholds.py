@@ -9,10 +9,16 @@ critical bounds of three kinds:
   the absolute bounds, always evaluated, carry the rule meanwhile.
 `min_absolute_change` keeps tiny segments from paging anyone: relative and z breaches need
 at least that much absolute movement. `direction` (up, down, both) says which way matters.
+
+The file is governed like the dictionary: everything in it decides what is flagged, held or
+escalated, so a change needs an approval (see versions.py), except the routing settings,
+which only say where messages go. `governed_digest` is the one definition of that split.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -27,6 +33,19 @@ SEVERITIES = ("warn", "critical")
 KINDS = ("absolute", "relative", "robust_z")
 DIRECTIONS = ("up", "down", "both")
 MAD_TO_SIGMA = 1.4826
+# Where messages go, not what is flagged: editing these needs no approval and does not change
+# the definition version. Every other key of the file, any section added later included, is
+# governed.
+ROUTING_SETTINGS = frozenset(
+    {
+        "owner_channels",
+        "default_channel",
+        "escalation_channel",
+        "oncall_mention",
+        "dagster_url",
+        "review_channel",
+    }
+)
 
 
 class ThresholdError(ValueError):
@@ -179,15 +198,50 @@ def validate(document: Any, path: str, known_metrics: set[str] | None = None) ->
     )
 
 
-def load(path: Path | None = None, known_metrics: set[str] | None = None) -> ThresholdConfig:
-    path = Path(path or paths.CONFIG_DIR / "thresholds.yaml")
+def read_document(path: Path | None = None) -> Any:
+    """The parsed thresholds file (default: the one in force), or a one-line ThresholdError."""
+    path = Path(path or paths.thresholds_file())
     try:
-        document = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise ThresholdError(f"{path}: thresholds file not found") from None
+    except UnicodeDecodeError:
+        raise ThresholdError(f"{path}: not UTF-8 text") from None
     except yaml.YAMLError as error:
         raise ThresholdError(f"{path}: not valid YAML: {error}") from None
-    return validate(document, str(path), known_metrics)
+
+
+def load(path: Path | None = None, known_metrics: set[str] | None = None) -> ThresholdConfig:
+    path = Path(path or paths.thresholds_file())
+    return validate(read_document(path), str(path), known_metrics)
+
+
+def governed_content(document: dict[str, Any]) -> dict[str, Any]:
+    """The document minus its routing settings: what an approval covers."""
+    governed = {key: value for key, value in document.items() if key != "settings"}
+    settings = {
+        key: value
+        for key, value in (document.get("settings") or {}).items()
+        if key not in ROUTING_SETTINGS
+    }
+    if settings:
+        governed["settings"] = settings
+    return governed
+
+
+def governed_digest(document: dict[str, Any]) -> str:
+    """Hash of the governed content, canonicalised (key order, quoting and comments do not
+    count), so a routing or formatting edit leaves it, and the definition version, unchanged."""
+    canonical = json.dumps(governed_content(document), sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def governed_digest_of(path: Path | None = None) -> str:
+    """The governed digest of a thresholds file (validated first; default: the one in force)."""
+    path = Path(path or paths.thresholds_file())
+    document = read_document(path)
+    validate(document, str(path))
+    return governed_digest(document)
 
 
 def _exceeds(score: float, bounds: Bounds) -> tuple[str, float] | None:

@@ -53,12 +53,14 @@ def query(path: Path, sql: str, params: list | None = None) -> list[tuple]:
 
 @pytest.fixture()
 def private_ledger(tmp_path: Path, monkeypatch) -> Path:
-    """A private copy of the approval ledger and of the dictionary in force."""
+    """A private copy of the approval ledger and of the dictionary and thresholds in force."""
     shutil.copy(paths.CONFIG_DIR / "approvals.yaml", tmp_path / "approvals.yaml")
     shutil.copytree(paths.CONFIG_DIR / "versions", tmp_path / "versions")
     shutil.copy(paths.SEGMENTS_FILE, tmp_path / "segments.yaml")
+    shutil.copy(paths.THRESHOLDS_FILE, tmp_path / "thresholds.yaml")
     monkeypatch.setenv("SEGMENT_CADENCE_APPROVALS", str(tmp_path / "approvals.yaml"))
     monkeypatch.setenv("SEGMENT_CADENCE_SEGMENTS", str(tmp_path / "segments.yaml"))
+    monkeypatch.setenv("SEGMENT_CADENCE_THRESHOLDS", str(tmp_path / "thresholds.yaml"))
     return tmp_path / "segments.yaml"
 
 
@@ -236,11 +238,45 @@ def test_definition_changes_go_through_review_and_roll_back_exactly(pipeline, pr
     assert snapshot(db, DECEMBER) == changed
 
     # 4. Rollback restores the earlier version's membership exactly, and is recorded.
-    rolled = versions.rollback(to=1, approved_by="operations-lead", reason="Too many moved.")
+    rolled = versions.rollback(
+        to=1, author="asha", approved_by="operations-lead", reason="Too many moved."
+    )
     assert refresh(job, instance).success
     assert snapshot(db, DECEMBER) == original
     assert f"version:{rolled.number}" in dict(changelog(db))
     assert set(dict(changelog(db))) >= {e for e, _ in entries_before}
+
+
+def test_a_thresholds_edit_is_published_only_under_its_own_approval(pipeline, private_ledger):
+    """A bound edited in thresholds.yaml stops the run until approved, and is then recorded
+    under its own version with the person who approved it, never under v1."""
+    _, job, instance, db = pipeline
+    original = snapshot(db, DECEMBER)
+    thresholds_file = paths.thresholds_file()
+    document = yaml.safe_load(thresholds_file.read_text())
+    next(r for r in document["rules"] if r["id"] == "churn_rising")["relative"]["warn"] = 0.2
+    thresholds_file.write_text(yaml.safe_dump(document, sort_keys=False))
+
+    refused = refresh(job, instance)
+    assert not refused.success
+    failure = next(e for e in refused.all_events if e.is_step_failure)
+    assert "thresholds: rule 'churn_rising' changed" in str(failure.event_specific_data.error)
+    assert snapshot(db, DECEMBER) == original
+
+    approved = versions.approve(author="asha", approved_by="revops-lead", reason="Earlier churn.")
+    assert refresh(job, instance).success
+    published = query(
+        db,
+        "select p.version_label, v.approved_by from published.publications p "
+        "join governance.definition_versions v using (definition_version) where p.month_end = ?",
+        [DECEMBER],
+    )
+    assert published == [(approved.label, "revops-lead")]
+    assert approved.label == "v2"
+
+    versions.rollback(to=1, author="asha", approved_by="operations-lead", reason="Too noisy.")
+    assert refresh(job, instance).success
+    assert snapshot(db, DECEMBER) == original
 
 
 def test_quarterly_refresh_proposes_a_candidate_without_publishing_it(pipeline):
