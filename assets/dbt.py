@@ -21,6 +21,7 @@ from dagster_dbt import (
 from orchestration.partitions import monthly_partitions, refresh_window
 from orchestration.resources import WarehouseResource, dbt_project, prepare_partial_parse
 from segment_cadence import definitions
+from segment_cadence.crash_points import crash_point
 
 LAYER_GROUPS = {"staging": "features", "intermediate": "features", "marts": "segments"}
 LAYER_OWNERS = {"staging": "team:data-engineering", "intermediate": "team:data-engineering",
@@ -105,7 +106,9 @@ def run_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: W
     args = ["build"]
     if context.run.tags.get(FULL_REBUILD_TAG) == "true":
         args.append("--full-refresh")
-    yield from dbt.cli(args, context=context).stream()
+    for event in dbt.cli(args, context=context).stream():
+        yield event
+        crash_point("dbt")
 
 
 @dbt_assets(

@@ -6,7 +6,85 @@ from dagster_dbt import get_asset_key_for_model
 from assets.dbt import segment_marts
 from orchestration.partitions import monthly_partitions, refresh_window
 from orchestration.resources import WarehouseResource
-from segment_cadence import definitions, paths, publish, versions
+from segment_cadence import definitions, gate, paths, publish, versions
+
+GATE = dg.AssetKey(["governance", "publish_gate"])
+MARTS = [
+    get_asset_key_for_model([segment_marts], model)
+    for model in ("segment_membership", "segment_transitions", "segment_kpis")
+]
+
+
+@dg.asset(
+    key=GATE,
+    group_name="published",
+    owners=["team:segmentation-owner"],
+    kinds={"duckdb"},
+    partitions_def=monthly_partitions,
+    deps=MARTS,
+    check_specs=[
+        dg.AssetCheckSpec(
+            "inputs_and_result_fit_to_publish",
+            asset=GATE,
+            blocking=True,
+            description=(
+                "Holds the month in build when its inputs or its result are unusable: no or "
+                "too few order lines, a volume far from recent months, a source quarantined "
+                "beyond its bound, stale inputs, too many customers moved into the fallback, "
+                "or a paused segment emptied. Bounds: publish_gate in config/thresholds.yaml."
+            ),
+        )
+    ],
+    description=(
+        "The publish gate: measures the month's inputs and its build against governed bounds "
+        "before anything is published. A held month stays in build and the last published "
+        "month stays in force; `segment-cadence release` lets an approver publish it."
+    ),
+)
+def publish_gate(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    month_end, _ = refresh_window(context.partition_key)
+    dictionary = definitions.load()
+    version = definitions.definition_version(dictionary)
+    try:
+        bounds = gate.load_bounds(paths.CONFIG_DIR / "thresholds.yaml")
+    except gate.GateConfigError as error:
+        raise dg.Failure(description=str(error)) from None
+    with warehouse.connect() as con:
+        decision = gate.evaluate(con, month_end, version, dictionary.fallback.id, bounds)
+        if decision.held:
+            gate.record_hold(con, decision, context.run_id)
+    findings = [
+        {"check": f.check, "subject": f.subject, "value": f.value, "bound": f.bound}
+        for f in decision.findings
+    ]
+    if decision.held:
+        context.log.error(decision.summary())
+    elif decision.findings:
+        context.log.warning(decision.summary())
+    metadata = {
+        "month_end": month_end.isoformat(),
+        "held": decision.held,
+        "inputs_fingerprint": decision.inputs_fingerprint,
+        "findings": dg.MetadataValue.json(findings),
+        **{k: v for k, v in decision.measured.items() if v is not None},
+    }
+    if decision.release is not None:
+        metadata["released_by"] = decision.release.released_by
+        metadata["release_reason"] = decision.release.reason
+    yield dg.MaterializeResult(metadata=metadata)
+    yield dg.AssetCheckResult(
+        check_name="inputs_and_result_fit_to_publish",
+        passed=not decision.held,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=decision.summary()
+        + (
+            ""
+            if not decision.held
+            else "\nTo publish it anyway, an approver runs: segment-cadence release --month "
+            f"{month_end:%Y-%m} --by APPROVER --reason TEXT"
+        ),
+        metadata={"findings": dg.MetadataValue.json(findings)},
+    )
 
 
 @dg.asset(
@@ -15,10 +93,7 @@ from segment_cadence import definitions, paths, publish, versions
     owners=["team:segmentation-owner"],
     kinds={"duckdb", "parquet"},
     partitions_def=monthly_partitions,
-    deps=[
-        get_asset_key_for_model([segment_marts], model)
-        for model in ("segment_membership", "segment_transitions", "segment_kpis")
-    ],
+    deps=[*MARTS, GATE],
     description=(
         "Published membership, transitions and KPIs for the month, replaced atomically from "
         "the build once its checks passed, and exported as Parquet for downstream tools. "

@@ -207,7 +207,7 @@ def main() -> None:
 def agreement_with_pipeline(home: Path, work: Path, month: str, modules: list[str]) -> str:
     import duckdb
 
-    exports = sorted((home / "exports" / "segment_membership").glob("*/membership.parquet"))
+    exports = sorted((home / "exports" / "segment_membership").glob("*/membership-*.parquet"))
     con = duckdb.connect()
     parts = []
     for name in (m.split(".")[-1] for m in modules):

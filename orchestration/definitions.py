@@ -11,7 +11,11 @@ from assets.dictionary import segment_dictionary
 from assets.governance import governance_assets
 from assets.health import segment_health
 from assets.ingest import ingest_assets, ingest_checks
-from assets.publish import published_segment_membership, segments_above_minimum_size
+from assets.publish import (
+    publish_gate,
+    published_segment_membership,
+    segments_above_minimum_size,
+)
 from assets.review import monthly_review_pack
 from assets.strategic import candidate_definitions, candidate_respects_business_rules
 from orchestration.jobs import monthly_refresh_job, quarterly_strategic_job
@@ -30,6 +34,7 @@ def build_definitions(resources: dict[str, object] | None = None) -> dg.Definiti
             features_inputs,
             bgnbd_params,
             segment_marts,
+            publish_gate,
             published_segment_membership,
             segment_migration_rates,
             definition_changelog,

@@ -6,6 +6,7 @@
     segment-cadence validate [FILE]      check a segment dictionary
     segment-cadence parse                build dbt's manifest
     segment-cadence sizes [--month M]    published segment sizes
+    segment-cadence release --month M --by APPROVER --reason TEXT   publish a held month
     segment-cadence definitions status|history|approve|rollback
     segment-cadence alerts list|run|ack|silence
     segment-cadence campaign check|override FILE   the campaign firewall
@@ -128,6 +129,7 @@ def run_months(months: list[date], full_rebuild: bool = False) -> bool:
     with dg.DagsterInstance.get() as instance:
         for month in months:
             key = month.isoformat()
+            before = publication_record(month)
             started = time.perf_counter()
             result = job.execute_in_process(
                 partition_key=key,
@@ -139,24 +141,57 @@ def run_months(months: list[date], full_rebuild: bool = False) -> bool:
                 run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
             )
             elapsed = time.perf_counter() - started
-            published = any(
-                e.step_key == "published__segment_membership" and e.is_step_success
-                for e in result.all_events
-            )
-            status = (
-                "published"
-                if result.success
-                else "published, but a later step FAILED"
-                if published
-                else "FAILED (last published month unchanged)"
-            )
+            status, hold = publication_status(month, before, result.run_id, result.success)
             print(f"  {month:%Y-%m}  {status}  ({elapsed:.1f}s, run {result.run_id[:8]})")
+            if hold is not None:
+                for finding in hold.findings:
+                    print(f"    - {finding.message}", file=sys.stderr)
+                print(
+                    f"    To publish it anyway, an approver runs: segment-cadence release "
+                    f"--month {month:%Y-%m} --by APPROVER --reason TEXT",
+                    file=sys.stderr,
+                )
+                return False
             if not result.success:
                 for event in result.all_events:
                     if event.is_failure and event.step_key:
                         print(f"    step {event.step_key}: {event.message}", file=sys.stderr)
                 return False
     return True
+
+
+def publication_record(month: date) -> tuple[str, object] | None:
+    """(run id, published at) of the month's publication in force, if any."""
+    from segment_cadence import warehouse
+    from segment_cadence.months import month_end
+
+    if not paths.warehouse_path().exists():
+        return None
+    with warehouse.connect(read_only=True) as con:
+        if not warehouse.table_exists(con, "published", "publications"):
+            return None
+        return con.execute(
+            "select run_id, published_at from published.publications where month_end = ?",
+            [month_end(month)],
+        ).fetchone()
+
+
+def publication_status(month: date, before: tuple | None, run_id: str, success: bool):
+    """What a run did to the month, read from the publication record, never guessed from
+    which steps ran: the record is what every reader follows."""
+    from segment_cadence import gate, warehouse
+    from segment_cadence.months import month_end
+
+    after = publication_record(month)
+    if after is not None and after[0] == run_id:
+        return ("published" if success else "published, but a later step FAILED"), None
+    with warehouse.connect(read_only=True) as con:
+        hold = gate.latest_hold(con, month_end(month))
+    if hold is not None and hold.run_id == run_id:
+        return "HELD by the publish gate (last published month unchanged)", hold
+    if after != before:
+        return f"FAILED (the published month changed meanwhile: run {after[0][:8]})", None
+    return "FAILED (last published month unchanged)", None
 
 
 def print_results(month: date) -> None:
@@ -310,6 +345,36 @@ def cmd_definitions(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_release(args: argparse.Namespace) -> int:
+    """Publish a month the gate held: a recorded act by an approver, with a reason."""
+    from segment_cadence import gate, versions, warehouse
+    from segment_cadence.months import month_end
+
+    month = parse_month(args.month)
+    if not args.reason.strip():
+        print("a release needs a reason", file=sys.stderr)
+        return 1
+    try:
+        versions.require_approver(args.by)
+    except versions.ApprovalError as error:
+        print(error, file=sys.stderr)
+        return 1
+    with warehouse.connect() as con:
+        hold = gate.latest_hold(con, month_end(month))
+        if hold is None:
+            print(f"{month:%Y-%m} is not held by the publish gate; nothing to release")
+            return 1
+        gate.record_release(con, hold, args.by, args.reason)
+    print(f"{month:%Y-%m} released by {args.by} ({args.reason}); held for:")
+    for finding in hold.findings:
+        print(f"  - {finding.message}")
+    print("Publishing it now with the same inputs:")
+    if not run_months([month]):
+        return 1
+    print_results(month)
+    return 0
+
+
 def run_alerts_once() -> str:
     """One pass of the alerting loop (what the sensor does every minute)."""
     from datetime import UTC, datetime
@@ -435,6 +500,13 @@ def build_parser() -> argparse.ArgumentParser:
     silence_.add_argument("--by", required=True)
     silence_.add_argument("--reason", required=True)
     alerts_.set_defaults(func=cmd_alerts)
+    release = sub.add_parser(
+        "release", help="publish a month the publish gate held (an approver, with a reason)"
+    )
+    release.add_argument("--month", required=True, help="the held month, YYYY-MM")
+    release.add_argument("--by", required=True, help="the approver releasing it")
+    release.add_argument("--reason", required=True)
+    release.set_defaults(func=cmd_release)
     cli_governance.add_commands(sub)
     sizes = sub.add_parser("sizes", help="print published segment sizes")
     sizes.add_argument("--month")

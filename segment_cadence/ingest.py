@@ -23,6 +23,7 @@ import duckdb
 import yaml
 
 from segment_cadence import paths
+from segment_cadence.crash_points import crash_point
 from segment_cadence.warehouse import ensure_schema, table_exists
 
 # Canonical columns and their kinds, per source. The kind decides parsing and checks.
@@ -533,6 +534,7 @@ def load_source(
                 "insert into raw._loads values (?, ?, current_timestamp, ?, ?)",
                 [spec.name, print_fp, rows_loaded, sum(quarantined.values())],
             )
+            crash_point("ingest")
             con.execute("commit")
         except Exception:
             con.execute("rollback")

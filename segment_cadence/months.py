@@ -54,3 +54,9 @@ def months_between(first: date, last: date) -> list[date]:
 
 def last_complete_month(today: date) -> date:
     return previous_month(date(today.year, today.month, 1))
+
+
+def add_months(month_start: date, count: int) -> date:
+    """The first day of the month `count` months after (or before, if negative) this one."""
+    index = month_start.year * 12 + month_start.month - 1 + count
+    return date(index // 12, index % 12 + 1, 1)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
 
+from segment_cadence.crash_points import crash_point
 from segment_cadence.warehouse import ensure_schema, table_exists
 
 PUBLISHED_TABLES = ("segment_membership", "segment_transitions", "segment_kpis")
@@ -69,9 +70,21 @@ def publish_month(
     export_dir: Path | None = None,
     version_label: str | None = None,
 ) -> Publication:
-    """Replace the month in `published` with the build, atomically, then export it."""
+    """Replace the month in `published` with the build and its export, as one unit.
+
+    The export is written first, from the build, to a path of its own (the month and the
+    run); the transaction that replaces the month records that path. Readers follow the
+    record, so they see either the old month with its old export or the new month with its
+    new one: a failure or a kill before the commit leaves the old pair in force, and the
+    next publish removes the unreferenced file.
+    """
     ensure_schema(con)
     customers = check_build(con, month_end, definition_version)
+    if export_dir is not None:
+        tidy_exports(con, Path(export_dir))
+    export_path = (
+        str(export_build(con, month_end, Path(export_dir), run_id)) if export_dir else None
+    )
     con.execute("begin transaction")
     try:
         for table in PUBLISHED_TABLES:
@@ -95,18 +108,17 @@ def publish_month(
             "insert into published.publications (month_end, definition_version, customers, "
             "published_at, run_id, export_path, version_label) "
             "values (?, ?, ?, current_timestamp, ?, ?, ?)",
-            [month_end, definition_version, customers, run_id, None, version_label],
+            [month_end, definition_version, customers, run_id, export_path, version_label],
         )
+        crash_point("publish_transaction")
         con.execute("commit")
-    except Exception:
+    except BaseException:
         con.execute("rollback")
+        if export_path:
+            Path(export_path).unlink(missing_ok=True)
         raise
-    export_path = export_membership(con, month_end, export_dir) if export_dir else None
-    if export_path:
-        con.execute(
-            "update published.publications set export_path = ? where month_end = ?",
-            [export_path, month_end],
-        )
+    if export_dir is not None:
+        tidy_exports(con, Path(export_dir))
     return Publication(
         month_end=month_end,
         definition_version=definition_version,
@@ -116,23 +128,71 @@ def publish_month(
     )
 
 
-def export_membership(con: duckdb.DuckDBPyConnection, month_end: date, export_dir: Path) -> str:
-    """Write the month's published membership as Parquet for downstream tools.
+EXPORT_COLUMNS = "customer_id, month_end, segment_id, definition_version, months_in_segment"
 
-    Written to a temporary name and renamed, so a reader never sees half a file.
+
+def month_export_dir(export_dir: Path, month_end: date) -> Path:
+    return Path(export_dir) / "segment_membership" / f"month_end={month_end.isoformat()}"
+
+
+def staging_dir(export_dir: Path) -> Path:
+    """Where exports are written before they are complete: beside, never inside, the tree
+    that downstream tools read."""
+    return Path(export_dir) / ".staging"
+
+
+def export_build(
+    con: duckdb.DuckDBPyConnection, month_end: date, export_dir: Path, run_id: str
+) -> Path:
+    """Write the build's membership for the month as Parquet, under a name of its own.
+
+    Written in the staging folder and renamed into the month's folder once complete, so
+    no reader ever finds half a file where exports live.
     """
-    target_dir = Path(export_dir) / "segment_membership" / f"month_end={month_end.isoformat()}"
+    target_dir = month_export_dir(export_dir, month_end)
     target_dir.mkdir(parents=True, exist_ok=True)
-    target = target_dir / "membership.parquet"
-    partial = target_dir / ".membership.parquet.partial"
+    staging = staging_dir(export_dir)
+    staging.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    name = f"membership-{stamp}-{(run_id or 'adhoc')[:8]}.parquet"
+    partial = staging / f"{month_end.isoformat()}-{name}.partial"
     con.execute(
-        f"copy (select customer_id, month_end, segment_id, definition_version, months_in_segment "
-        f"from published.segment_membership where month_end = ? order by customer_id) "
-        f"to '{str(partial).replace(chr(39), chr(39) * 2)}' (format parquet, compression zstd)",
+        f"copy (select {EXPORT_COLUMNS} from build.segment_membership where month_end = ? "
+        f"order by customer_id) to '{str(partial).replace(chr(39), chr(39) * 2)}' "
+        "(format parquet, compression zstd)",
         [month_end],
     )
+    crash_point("export")
+    target = target_dir / name
     os.replace(partial, target)
-    return str(target)
+    return target
+
+
+def tidy_exports(con: duckdb.DuckDBPyConnection, export_dir: Path) -> list[Path]:
+    """Remove what a failed or killed publish left behind: partial files in staging, and
+    export files no publication refers to. Returns what was removed."""
+    referenced = {
+        str(Path(path).resolve())
+        for (path,) in con.execute(
+            "select export_path from published.publications where export_path is not null"
+        ).fetchall()
+    }
+    removed: list[Path] = []
+    staging = staging_dir(export_dir)
+    if staging.exists():
+        for leftover in staging.iterdir():
+            leftover.unlink(missing_ok=True)
+            removed.append(leftover)
+    tree = Path(export_dir) / "segment_membership"
+    if tree.exists():
+        for file in tree.glob("month_end=*/*.parquet"):
+            if str(file.resolve()) not in referenced:
+                file.unlink(missing_ok=True)
+                removed.append(file)
+        for leftover in tree.glob("month_end=*/.*.partial"):
+            leftover.unlink(missing_ok=True)  # written by earlier versions
+            removed.append(leftover)
+    return removed
 
 
 def segment_sizes(con: duckdb.DuckDBPyConnection, month_end: date) -> dict[str, int]:

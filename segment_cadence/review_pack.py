@@ -499,8 +499,13 @@ def _data_quality(con: duckdb.DuckDBPyConnection, month: date) -> Section:
         "select source, reason, count(*) from quarantine.rejected_rows group by all order by 3 desc"
     ).fetchall()
     s.figures["quarantined_rows"] = sum(r[2] for r in reasons)
-    s.notes.append(f"Newest order {metrics.get('freshness_days', 0):.0f} days before month end; "
-                   f"{s.figures['quarantined_rows']} rows quarantined in all loads.")  # fmt: skip
+    freshness = metrics.get("freshness_days")
+    newest = (
+        "No order on or before the month end"
+        if freshness is None
+        else f"Newest order {freshness:.0f} days before month end"
+    )
+    s.notes.append(f"{newest}; {s.figures['quarantined_rows']} rows quarantined in all loads.")
     if reasons:
         s.tables.append(Table(["source", "reason", "rows"], reasons))
     return s

@@ -587,3 +587,13 @@ def version_history(ledger: Path | None = None) -> list[dict[str, Any]]:
         history.append({"version": version, "changes": changes, "document": document})
         previous = current
     return history
+
+
+def require_approver(name: str, ledger: Path | None = None) -> None:
+    """Refuse anyone who is not an approver in the ledger (an empty list admits anyone)."""
+    rules = _read_ledger(ledger or ledger_file())["rules"]
+    approvers = [a.lower() for a in rules.get("approvers", [])]
+    if approvers and name.strip().lower() not in approvers:
+        raise ApprovalError(
+            f"{name} is not an approver; approvers are: {', '.join(rules['approvers'])}"
+        )

@@ -96,6 +96,19 @@ DDL = (
         run_id varchar, export_path varchar
     )
     """,
+    # The publish gate (segment_cadence/gate.py): months held, and releases by an approver.
+    """
+    create table if not exists governance.publish_holds (
+        month_end date, run_id varchar, inputs_fingerprint varchar, findings varchar,
+        held_at timestamp
+    )
+    """,
+    """
+    create table if not exists governance.publish_releases (
+        month_end date, inputs_fingerprint varchar, released_by varchar, reason varchar,
+        findings varchar, released_at timestamp
+    )
+    """,
 )
 
 
