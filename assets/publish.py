@@ -8,7 +8,7 @@ from orchestration.partitions import monthly_partitions, refresh_window
 from orchestration.resources import WarehouseResource
 from segment_cadence import definitions, gate, paths, publish, versions
 
-GATE = dg.AssetKey(["governance", "publish_gate"])
+GATE = dg.AssetKey(["build", "publish_gate"])
 MARTS = [
     get_asset_key_for_model([segment_marts], model)
     for model in ("segment_membership", "segment_transitions", "segment_kpis")
@@ -46,7 +46,7 @@ def publish_gate(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     dictionary = definitions.load()
     version = definitions.definition_version(dictionary)
     try:
-        bounds = gate.load_bounds(paths.CONFIG_DIR / "thresholds.yaml")
+        bounds = gate.load_bounds(paths.thresholds_file())
     except gate.GateConfigError as error:
         raise dg.Failure(description=str(error)) from None
     with warehouse.connect() as con:

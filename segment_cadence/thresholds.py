@@ -28,6 +28,7 @@ import numpy as np
 import yaml
 
 from segment_cadence import paths
+from segment_cadence.gate import GateConfigError, bounds_from_document
 
 SEVERITIES = ("warn", "critical")
 KINDS = ("absolute", "relative", "robust_z")
@@ -191,6 +192,10 @@ def validate(document: Any, path: str, known_metrics: set[str] | None = None) ->
                 **bounds,
             )
         )  # fmt: skip
+    try:
+        bounds_from_document(document, path)
+    except GateConfigError as error:
+        problems.append(str(error))
     if problems:
         raise ThresholdError("\n".join(problems))
     return ThresholdConfig(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import numpy as np
@@ -96,3 +97,27 @@ def test_wasserstein_distance_is_scipys():
     ]
     for u, v in samples:
         assert health.wasserstein_distance(u, v) == pytest.approx(wasserstein_distance(u, v))
+
+
+@pytest.mark.parametrize(
+    ("gate", "message"),
+    [
+        ({"volume_min_ratio": "low"}, "publish_gate.volume_min_ratio must be a number >= 0"),
+        ({"max_quarantine_rate": 0.1}, "publish_gate.max_quarantine_rate must map a source"),
+        ({"max_input_age_days": {"orders": -1}}, "publish_gate.max_input_age_days.orders"),
+        ({"volume_min_ratio": 5, "volume_max_ratio": 4}, "must not exceed volume_max_ratio"),
+        ({"quarantine": 0.1}, "publish_gate has unknown field(s) quarantine"),
+    ],
+)
+def test_invalid_publish_gate_bounds_name_the_file_and_field(gate, message):
+    document = {"rules": [{"id": "r", "metric": "size", "above": {"warn": 1}}]}
+    with pytest.raises(thresholds.ThresholdError, match=re.escape(message)):
+        thresholds.validate({**document, "publish_gate": gate}, "thresholds.yaml")
+
+
+def test_the_shipped_publish_gate_bounds_are_the_documented_defaults():
+    from segment_cadence import gate, paths
+
+    assert gate.load_bounds(paths.THRESHOLDS_FILE) == gate.GateBounds(
+        max_quarantine_rate={"default": 0.05}
+    )

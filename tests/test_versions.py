@@ -248,15 +248,21 @@ def test_a_thresholds_edit_is_refused_until_approved_under_its_own_version(ledge
     assert approved.digest == versions.load_versions()[0].digest  # the dictionary did not change
 
 
-def test_a_new_thresholds_section_is_governed(ledger):
-    edit_thresholds(lambda d: d.update(publish_gate={"max_quarantine_rate": 0.05}))
-    with pytest.raises(versions.ApprovalError, match="thresholds: publish_gate added"):
-        versions.check_approved()
-    versions.approve(author="asha", approved_by="revops-lead", reason="A publish gate.")
-    edit_thresholds(lambda d: d["publish_gate"].update(max_quarantine_rate=0.1))
+def test_the_publish_gate_bounds_are_governed(ledger):
+    edit_thresholds(lambda d: d["publish_gate"]["max_quarantine_rate"].update(default=0.1))
     with pytest.raises(versions.ApprovalError) as refused:
         versions.check_approved()
-    assert "publish_gate changed: max_quarantine_rate from 0.05 to 0.1" in str(refused.value)
+    assert "publish_gate changed: max_quarantine_rate.default from 0.05 to 0.1" in str(
+        refused.value
+    )
+    versions.approve(author="asha", approved_by="revops-lead", reason="A looser gate.")
+    assert versions.check_approved().label == "v2"
+
+
+def test_a_new_thresholds_section_is_governed(ledger):
+    edit_thresholds(lambda d: d.update(annual_recalibration={"month": 1}))
+    with pytest.raises(versions.ApprovalError, match="thresholds: annual_recalibration added"):
+        versions.check_approved()
 
 
 @pytest.mark.parametrize(
