@@ -19,7 +19,7 @@ import duckdb
 import pytest
 import yaml
 
-from segment_cadence import firewall, gate, paths, warehouse
+from segment_cadence import cli, firewall, gate, paths, warehouse
 
 NOVEMBER = date(2025, 11, 30)
 ENV = ("SEGMENT_CADENCE_HOME", "SEGMENT_CADENCE_WAREHOUSE", "SEGMENT_CADENCE_SOURCES")
@@ -152,6 +152,10 @@ def test_an_orders_file_with_no_usable_rows_is_held_and_nothing_published_moves(
     with warehouse.connect(home / "warehouse.duckdb", read_only=True) as con:
         hold = gate.latest_hold(con, NOVEMBER)
     assert hold is not None and hold.run_id == result.run_id
+    status, _ = cli.publication_status(
+        date(2025, 11, 1), (before["run_id"], None), result.run_id, result.success
+    )
+    assert status == "HELD by the publish gate (last published month unchanged)"
     found = {f.check for f in hold.findings}
     assert {"order_volume", "paused_segment_emptied"} <= found
     if case != "header_only_csv":
@@ -197,3 +201,20 @@ def test_a_held_month_is_published_only_after_a_recorded_release(jeweller):
     # Back on the original file: different inputs, no release needed, and none carried over.
     again = job.execute_in_process(partition_key="2025-11-01", instance=instance)
     assert again.success
+
+
+def test_a_release_needs_an_approver_and_a_held_month(jeweller, capsys):
+    code = cli.main(["release", "--month", "2025-11", "--by", "intern", "--reason", "Looks fine"])
+    assert code == 1
+    assert "intern is not an approver" in capsys.readouterr().err
+    code = cli.main(
+        ["release", "--month", "2025-10", "--by", "operations-lead", "--reason", "Looks fine"]
+    )
+    assert code == 1
+    assert "2025-10 is not held by the publish gate" in capsys.readouterr().out
+    with warehouse.connect(jeweller[0] / "warehouse.duckdb", read_only=True) as con:
+        releases = con.execute(
+            "select count(*) from governance.publish_releases where month_end = ?",
+            [date(2025, 10, 31)],
+        ).fetchone()[0]
+    assert releases == 0
