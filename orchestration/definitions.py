@@ -22,7 +22,7 @@ from orchestration.jobs import monthly_refresh_job, quarterly_strategic_job
 from orchestration.resources import default_resources
 from orchestration.schedules import monthly_refresh_schedule, quarterly_strategic_schedule
 from sensors.alerting import segment_health_alerts
-from sensors.refresh_failures import refresh_failure_notice
+from sensors.refresh_failures import dead_run_reaper, refresh_failure_notice
 
 
 def build_definitions(resources: dict[str, object] | None = None) -> dg.Definitions:
@@ -50,7 +50,7 @@ def build_definitions(resources: dict[str, object] | None = None) -> dg.Definiti
         ],
         jobs=[monthly_refresh_job, quarterly_strategic_job],
         schedules=[monthly_refresh_schedule, quarterly_strategic_schedule],
-        sensors=[refresh_failure_notice, segment_health_alerts],
+        sensors=[refresh_failure_notice, dead_run_reaper, segment_health_alerts],
         resources=resources or default_resources(),
     )
 

@@ -21,7 +21,9 @@ import duckdb
 from dagster_dbt import DbtCliResource, DbtProject
 from packaging import version
 
-from segment_cadence import paths, warehouse
+from orchestration.jobs import monthly_refresh_job
+from orchestration.reaper import PID_TAG, process_tags
+from segment_cadence import paths, warehouse, warehouse_lock
 
 # dbt reads the warehouse path and DuckDB's memory limit from the environment
 # (dbt_project/profiles.yml).
@@ -85,14 +87,52 @@ ensure_manifest()
 dbt_project = DbtProject(project_dir=paths.DBT_PROJECT_DIR, profiles_dir=paths.DBT_PROJECT_DIR)
 
 
+def run_activity(run: dg.DagsterRun) -> tuple[str, str | None]:
+    """How a run is named to whoever waits for its turn, and the months it refreshes."""
+    partition = run.tags.get("dagster/partition")
+    if run.job_name == monthly_refresh_job.name and partition:
+        return warehouse_lock.refresh_activity(partition[:7]), partition[:7]
+    return f"the {run.job_name} run" + (f" for {partition}" if partition else ""), None
+
+
 class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB warehouse. Hands out one short-lived connection per unit of work."""
+    """The DuckDB warehouse. Hands out one short-lived connection per unit of work, and
+    holds the writer's turn for each run that uses it (segment_cadence.warehouse_lock)."""
 
     path: str
 
     @contextmanager
-    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        with warehouse.connect(self.path, read_only=read_only) as con:
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[WarehouseResource]:
+        """A run that uses the warehouse holds the writer's turn from its first step to its
+        last, however it was launched: the jobs (which the run queue also keeps to one at a
+        time) and assets materialized by hand from the UI (which it does not). A CLI refresh
+        has taken the turn already, in this same process: then this is the same turn again,
+        never a wait for itself. Outside a run (a sensor) no turn is taken here.
+
+        The run is also tagged with its process, if the launcher did not, so that the dead-run
+        reaper can fail it should the process die.
+        """
+        run = context.dagster_run
+        if run is None:
+            yield self
+            return
+        if context.instance is not None and PID_TAG not in run.tags:
+            context.instance.add_run_tags(run.run_id, process_tags())
+        activity, months = run_activity(run)
+        with warehouse_lock.writer(
+            activity,
+            warehouse_path=self.path,
+            months=months,
+            run_id=run.run_id,
+            on_wait=context.log.info if context.log else None,
+        ):
+            yield self
+
+    @contextmanager
+    def connect(
+        self, read_only: bool = False, wait: float | None = None
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        with warehouse.connect(self.path, read_only=read_only, wait=wait) as con:
             if not read_only:
                 warehouse.ensure_schema(con)
             yield con

@@ -14,7 +14,9 @@
     segment-cadence lint [FILE ...]                retired language
 
 Refreshes run the same Dagster job the schedule runs, recorded in the local Dagster
-instance (var/dagster_home), so they show in the UI afterwards.
+instance (var/dagster_home), so they show in the UI afterwards. Commands take turns at the
+warehouse (segment_cadence/warehouse_lock.py): a refresh waits for the one before it; a
+command that finds a refresh writing waits briefly, then says so in one line and exits 2.
 """
 
 from __future__ import annotations
@@ -24,13 +26,27 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from segment_cadence import cli_governance, definitions, paths, thresholds
+from segment_cadence import (
+    cli_governance,
+    definitions,
+    paths,
+    thresholds,
+    warehouse,
+    warehouse_lock,
+)
 from segment_cadence.months import last_complete_month, months_between, parse_month, previous_month
 
+if TYPE_CHECKING:
+    import dagster as dg
+
 DAGSTER_YAML_TEMPLATE = paths.REPO_ROOT / "orchestration" / "dagster.yaml"
+EXIT_BUSY = 2
 
 
 def prepare_dagster_home() -> Path:
@@ -98,13 +114,11 @@ def cmd_strategic(args: argparse.Namespace) -> int:
         start = parse_month(text)
         start = date(start.year, (start.month - 1) // 3 * 3 + 1, 1)
     job = defs.resolve_job_def("quarterly_strategic_refresh")
-    with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(
-            partition_key=start.isoformat(),
-            instance=instance,
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-        )
+    with (
+        dg.DagsterInstance.get() as instance,
+        warehouse_lock.writer(f"the strategic refresh of {text}", on_wait=say),
+    ):
+        result = execute_in_this_process(job, start.isoformat(), instance)
     if not result.success:
         print("strategic refresh failed; see the run in the Dagster UI", file=sys.stderr)
         return 1
@@ -118,31 +132,90 @@ def cmd_strategic(args: argparse.Namespace) -> int:
     return 0
 
 
+def say(line: str) -> None:
+    """A line for the person at the terminal, at once (not when the buffer fills)."""
+    print(line, flush=True)
+
+
+def execute_in_this_process(
+    job: dg.JobDefinition,
+    partition_key: str,
+    instance: dg.DagsterInstance,
+    tags: dict[str, str] | None = None,
+) -> dg.ExecuteInProcessResult:
+    """Run a job here, in the local instance, tagged with this process so that the dead-run
+    reaper can fail the run if the process is killed (the daemon cannot see it)."""
+    from orchestration.reaper import process_tags
+
+    return job.execute_in_process(
+        partition_key=partition_key,
+        instance=instance,
+        raise_on_error=False,
+        tags={**process_tags(), **(tags or {})},
+        # The run's events stay in the instance (and the UI); the terminal shows
+        # warnings and errors only.
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+    )
+
+
+def months_label(months: list[date]) -> str:
+    first, last = f"{months[0]:%Y-%m}", f"{months[-1]:%Y-%m}"
+    return first if first == last else f"{first} to {last}"
+
+
+@contextmanager
+def refresh_turn(months: list[date]) -> Iterator[None]:
+    """The writer's turn for refreshing these months; says once whom it waits for."""
+    label = months_label(months)
+    with warehouse_lock.writer(warehouse_lock.refresh_activity(label), months=label, on_wait=say):
+        yield
+
+
+def notice_failure(result: dg.ExecuteInProcessResult, month: date) -> None:
+    """The refresh-failure notice for a run of ours: the run-failure sensor does not see runs
+    started outside the daemon, and writes the same notice only once if it does."""
+    from segment_cadence.outbox import record_refresh_failure
+
+    failure = next((e for e in result.all_events if e.is_run_failure), None)
+    record_refresh_failure(
+        result.run_id,
+        month.isoformat(),
+        [e.step_key for e in result.get_step_failure_events() if e.step_key],
+        failure.message if failure else None,
+    )
+
+
 def run_months(months: list[date], full_rebuild: bool = False) -> bool:
-    """Run the monthly refresh job for each month, in order; stop at the first failure."""
+    """Run the monthly refresh job for each month, in order; stop at the first failure.
+
+    First fails the runs left unfinished by a process that died (the dead-run reaper). Each
+    run holds the writer's turn, so a second refresh waits for this one, and a failed run
+    leaves the refresh-failure notice."""
     prepare_dagster_home()
     import dagster as dg
 
     from orchestration.definitions import defs
+    from orchestration.reaper import reap_dead_runs
 
     job = defs.resolve_job_def("monthly_refresh")
     with dg.DagsterInstance.get() as instance:
+        for run_id in reap_dead_runs(instance):
+            say(f"  run {run_id[:8]} was left unfinished by a process that died; marked failed")
         for month in months:
-            key = month.isoformat()
-            before = publication_record(month)
-            started = time.perf_counter()
-            result = job.execute_in_process(
-                partition_key=key,
-                instance=instance,
-                raise_on_error=False,
-                tags={"segment_cadence/full_rebuild": "true"} if full_rebuild else None,
-                # The run's events stay in the instance (and the UI); the terminal shows
-                # warnings and errors only.
-                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-            )
-            elapsed = time.perf_counter() - started
-            status, hold = publication_status(month, before, result.run_id, result.success)
+            with refresh_turn([month]):
+                before = publication_record(month)
+                started = time.perf_counter()
+                result = execute_in_this_process(
+                    job,
+                    month.isoformat(),
+                    instance,
+                    tags={"segment_cadence/full_rebuild": "true"} if full_rebuild else None,
+                )
+                elapsed = time.perf_counter() - started
+                status, hold = publication_status(month, before, result.run_id, result.success)
             print(f"  {month:%Y-%m}  {status}  ({elapsed:.1f}s, run {result.run_id[:8]})")
+            if not result.success:
+                notice_failure(result, month)
             if hold is not None:
                 for finding in hold.findings:
                     print(f"    - {finding.message}", file=sys.stderr)
@@ -162,7 +235,6 @@ def run_months(months: list[date], full_rebuild: bool = False) -> bool:
 
 def publication_record(month: date) -> tuple[str, object] | None:
     """(run id, published at) of the month's publication in force, if any."""
-    from segment_cadence import warehouse
     from segment_cadence.months import month_end
 
     if not paths.warehouse_path().exists():
@@ -179,7 +251,7 @@ def publication_record(month: date) -> tuple[str, object] | None:
 def publication_status(month: date, before: tuple | None, run_id: str, success: bool):
     """What a run did to the month, read from the publication record, never guessed from
     which steps ran: the record is what every reader follows."""
-    from segment_cadence import gate, warehouse
+    from segment_cadence import gate
     from segment_cadence.months import month_end
 
     after = publication_record(month)
@@ -195,11 +267,10 @@ def publication_status(month: date, before: tuple | None, run_id: str, success: 
 
 
 def print_results(month: date) -> None:
-    from segment_cadence import warehouse
     from segment_cadence.months import month_end
 
     end = month_end(month)
-    with warehouse.connect(read_only=True) as con:
+    with warehouse_lock.command_connection("sizes", read_only=True) as con:
         rows = con.execute(
             "select segment_id, paused, customers, share from published.segment_kpis "
             "where month_end = ? order by customers desc",
@@ -250,12 +321,15 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     for _ in range(args.months - 1):
         first = previous_month(first)
     months = months_between(first, last)
-    print(f"Monthly refresh: {months[0]:%Y-%m} to {months[-1]:%Y-%m}")
-    if not run_months(months, full_rebuild=args.full_rebuild):
-        return 1
-    print_results(last)
-    print()
-    print(run_alerts_once())
+    print(f"Monthly refresh: {months[0]:%Y-%m} to {months[-1]:%Y-%m}", flush=True)
+    # One turn for the whole command: its results and its alert pass are not cut off by the
+    # refresh waiting behind it.
+    with refresh_turn(months):
+        if not run_months(months, full_rebuild=args.full_rebuild):
+            return 1
+        print_results(last)
+        print()
+        print(run_alerts_once())
     return 0
 
 
@@ -278,9 +352,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_sizes(args: argparse.Namespace) -> int:
-    from segment_cadence import publish, warehouse
+    from segment_cadence import publish
 
-    with warehouse.connect(read_only=True) as con:
+    with warehouse_lock.command_connection("sizes", read_only=True) as con:
         months = publish.published_months(con)
     if not months:
         print("Nothing published yet: run `segment-cadence refresh`.")
@@ -379,11 +453,11 @@ def run_alerts_once() -> str:
     """One pass of the alerting loop (what the sensor does every minute)."""
     from datetime import UTC, datetime
 
-    from segment_cadence import slack, warehouse
+    from segment_cadence import slack
     from segment_cadence.alert_tick import run_tick
 
     client = slack.slack_client()
-    with warehouse.connect() as con:
+    with warehouse_lock.command_connection("alerts run", read_only=False) as con:
         result = run_tick(con, datetime.now(UTC).replace(tzinfo=None), client=client)
     where = (
         "Slack"
@@ -396,13 +470,28 @@ def run_alerts_once() -> str:
 def cmd_alerts(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime, timedelta
 
-    from segment_cadence import alerts, warehouse
+    from segment_cadence import alerts
 
     now = datetime.now(UTC).replace(tzinfo=None)
     if args.action == "run":
         print(run_alerts_once())
         return 0
-    with warehouse.connect() as con:
+    if args.action == "list":
+        with warehouse_lock.command_connection("alerts list", read_only=True) as con:
+            rows = (
+                con.execute(
+                    "select state, severity, level, alert_key, last_value, last_bound "
+                    "from alerts.alerts where state <> 'resolved' order by severity, alert_key"
+                ).fetchall()
+                if warehouse.table_exists(con, "alerts", "alerts")
+                else []
+            )
+        for state, severity, level, key, value, bound in rows:
+            print(f"{state:<12} {severity:<8} L{level} {key}  value {value:.4g} bound {bound:.4g}")
+        if not rows:
+            print("no open alerts")
+        return 0
+    with warehouse_lock.command_connection(f"alerts {args.action}", read_only=False) as con:
         alerts.ensure_tables(con)
         if args.action == "ack":
             count = alerts.acknowledge(con, args.target, args.by, now)
@@ -417,15 +506,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
                 f"silence {silence_id} until {now + timedelta(hours=args.hours):%Y-%m-%d %H:%M} UTC"
             )
             return 0
-        rows = con.execute(
-            "select state, severity, level, alert_key, last_value, last_bound from alerts.alerts "
-            "where state <> 'resolved' order by severity, alert_key"
-        ).fetchall()
-    for state, severity, level, key, value, bound in rows:
-        print(f"{state:<12} {severity:<8} L{level} {key}  value {value:.4g} bound {bound:.4g}")
-    if not rows:
-        print("no open alerts")
-    return 0
+    raise ValueError(f"unknown alerts action {args.action}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -516,7 +597,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except warehouse.WarehouseBusy as busy:
+        print(busy, file=sys.stderr)
+        return EXIT_BUSY
+    except warehouse.NoWarehouse as missing:
+        print(missing, file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

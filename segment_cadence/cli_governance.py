@@ -16,25 +16,34 @@ from datetime import datetime
 from pathlib import Path
 
 from segment_cadence import audit, definitions, firewall, governance, warehouse
+from segment_cadence.warehouse_lock import command_connection
 
 EXIT_BLOCKED = 3
 EXIT_REFUSED = 4
 
 
 def cmd_campaign(args: argparse.Namespace) -> int:
+    """A check reads in a reader's turn and, if it blocks anyone, records the attempt in a
+    short writer's turn of its own: a refresh waits for the moment of the write, not for the
+    whole check. An override request is a write throughout."""
     try:
         campaign = firewall.load_campaign(args.file)
-        with warehouse.connect() as con:
-            warehouse.ensure_schema(con)
-            if args.action == "override":
+        if args.action == "override":
+            with command_connection("campaign override", read_only=False) as con:
+                warehouse.ensure_schema(con)
                 answer = firewall.request_override(
                     con, campaign, requested_by=args.by, reason=args.reason,
                     requested_at=datetime.now(),
                 )  # fmt: skip
-                print(answer.message)
-                print(f"recorded as manual override attempt {answer.request_id}")
-                return EXIT_REFUSED
-            decision = firewall.check_campaign(con, campaign, checked_at=datetime.now())
+            print(answer.message)
+            print(f"recorded as manual override attempt {answer.request_id}")
+            return EXIT_REFUSED
+        checked_at = datetime.now()
+        with command_connection("campaign check", read_only=True) as con:
+            decision = firewall.check_campaign(con, campaign, record=False)
+        if decision.blocked:
+            with command_connection("campaign check", read_only=False) as con:
+                decision.recorded = firewall.record_check(con, decision, checked_at)
     except firewall.CampaignError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -54,9 +63,9 @@ def cmd_campaign(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    with warehouse.connect() as con:
-        warehouse.ensure_schema(con)
-        if args.action == "dispute":
+    if args.action == "dispute":
+        with command_connection("audit dispute", read_only=False) as con:
+            warehouse.ensure_schema(con)
             try:
                 request_id = audit.record_dispute(
                     con, args.customer, raised_by=args.by, reason=args.reason,
@@ -65,8 +74,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
             except ValueError as error:
                 print(f"error: {error}", file=sys.stderr)
                 return 1
-            print(f"dispute {request_id} recorded for {args.customer}: {args.decision}")
-            return 0
+        print(f"dispute {request_id} recorded for {args.customer}: {args.decision}")
+        return 0
+    with command_connection("audit customer", read_only=True) as con:
         record = audit.customer_record(con, args.customer)
     print("\n".join(record.lines()))
     return 0 if record.months or record.changes or record.requests else 1

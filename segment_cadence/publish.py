@@ -208,4 +208,7 @@ def segment_sizes(con: duckdb.DuckDBPyConnection, month_end: date) -> dict[str, 
 def published_months(con: duckdb.DuckDBPyConnection) -> list[date]:
     if not table_exists(con, "published", "publications"):
         return []
-    return [r[0] for r in con.execute("select month_end from published.publications order by 1")]
+    rows = con.execute(
+        "select distinct month_end from published.publications order by 1"
+    ).fetchall()
+    return [r[0] for r in rows]

@@ -1,13 +1,17 @@
 """The DuckDB warehouse: short-lived connections and the schemas Python owns.
 
 DuckDB allows one writer per file, so nothing here keeps a connection open: every caller
-opens one, does its work and closes it (`connect()` is a context manager). Orchestration
-serialises runs that write (one in-process executor per run, one warehouse run at a time).
+opens one, does its work and closes it (`connect()` is a context manager). Runs and commands
+that write take turns through the writer lock (segment_cadence/warehouse_lock.py); DuckDB's
+own file lock can still be met (a dbt process orphaned by a killed run, another tool reading
+the file), so opening the file waits for it, for a bounded time, rather than failing at once.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -128,15 +132,78 @@ def memory_limit() -> str:
     return f"{int(psutil.virtual_memory().total * 0.4 / 2**20)}MB"
 
 
+class WarehouseBusy(RuntimeError):
+    """Another process has the warehouse and did not let go in time. The message is one line
+    for the person at the terminal: who has it, and what to do."""
+
+
+class NoWarehouse(RuntimeError):
+    """A read found no warehouse file: nothing has been refreshed there yet."""
+
+
+DEFAULT_LOCK_TIMEOUT_SECONDS = 300.0
+
+
+def lock_timeout() -> float:
+    """How long opening the warehouse waits for DuckDB's file lock, in seconds.
+
+    SEGMENT_CADENCE_LOCK_TIMEOUT when set, else five minutes: long enough for a dbt process
+    orphaned by a killed run to finish, short enough that a stuck holder is reported.
+    """
+    configured = os.environ.get("SEGMENT_CADENCE_LOCK_TIMEOUT")
+    return float(configured) if configured else DEFAULT_LOCK_TIMEOUT_SECONDS
+
+
+def is_lock_conflict(error: BaseException) -> bool:
+    """DuckDB's refusal because another process holds the file (not any other I/O error)."""
+    return isinstance(error, duckdb.IOException) and "Could not set lock" in str(error)
+
+
+def lock_conflict_message(target: Path, error: BaseException, waited: float) -> str:
+    """One line naming the file and the holder. DuckDB's own text suggests read-only mode,
+    which would only mislead here: the holder is the problem, not the mode."""
+    found = re.search(r"\(PID (\d+)\)", str(error))
+    holder = f"another process (pid {found.group(1)})" if found else "another process"
+    return (
+        f"the warehouse {target} is locked by {holder}; waited {waited:.0f}s for it to let go; "
+        "try again when it finishes"
+    )
+
+
+def open_waiting(target: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyConnection:
+    """duckdb.connect, retried while another process holds the file, for up to `wait` s."""
+    deadline = time.monotonic() + wait
+    pause = 0.05
+    while True:
+        try:
+            return duckdb.connect(str(target), read_only=read_only)
+        except duckdb.IOException as error:
+            if read_only and "database does not exist" in str(error):
+                raise NoWarehouse(
+                    f"no warehouse at {target} yet: run `segment-cadence refresh` first"
+                ) from None
+            if not is_lock_conflict(error):
+                raise
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WarehouseBusy(lock_conflict_message(target, error, wait)) from None
+            time.sleep(min(pause, remaining))
+            pause = min(pause * 2, 1.0)
+
+
 @contextmanager
 def connect(
-    path: Path | str | None = None, read_only: bool = False
+    path: Path | str | None = None, read_only: bool = False, wait: float | None = None
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the warehouse for one unit of work and always close it."""
+    """Open the warehouse for one unit of work and always close it.
+
+    While another process holds DuckDB's lock on the file, opening waits up to `wait`
+    seconds (default: lock_timeout()) and then raises WarehouseBusy.
+    """
     target = Path(path) if path else paths.warehouse_path()
     if not read_only:
         target.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(target), read_only=read_only)
+    con = open_waiting(target, read_only, lock_timeout() if wait is None else wait)
     try:
         # A setting rather than connection config, which would clash with another
         # connection to the same file in this process (dbt run in-process, for one).

@@ -1,21 +1,26 @@
 """The alerting sensor: breaches to Slack, on the escalation ladder, nothing lost.
 
-Each tick opens the warehouse, runs one pass of segment_cadence.alert_tick and closes it:
-no connection is held between ticks (DuckDB has one writer). State lives in the warehouse
-(alerts.*), so the tick is idempotent and survives restarts; the cursor records what the
-last tick did, for the UI.
+Each tick takes the writer's turn if it is free, opens the warehouse, runs one pass of
+segment_cadence.alert_tick and closes it: no connection is held between ticks (DuckDB has
+one writer), and a tick during a refresh is skipped; the next one catches up. State lives in
+the warehouse (alerts.*), so the tick is idempotent and survives restarts; the cursor
+records what the last tick did, for the UI.
 """
 
 import json
 from datetime import UTC, datetime
 
 import dagster as dg
-import duckdb
 
 from orchestration.jobs import quarterly_strategic_job
 from orchestration.resources import WarehouseResource
-from segment_cadence import slack
+from segment_cadence import slack, warehouse_lock
 from segment_cadence.alert_tick import run_tick
+from segment_cadence.warehouse import WarehouseBusy
+
+# A sensor tick has a minute; DuckDB's lock (a process outside the writer's turn) gets a
+# moment of it.
+TICK_LOCK_WAIT_SECONDS = 5.0
 
 
 @dg.sensor(
@@ -32,10 +37,13 @@ from segment_cadence.alert_tick import run_tick
 def segment_health_alerts(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
     now = datetime.now(UTC).replace(tzinfo=None)
     try:
-        with warehouse.connect() as con:
+        with (
+            warehouse_lock.writer("the alerting sensor", warehouse_path=warehouse.path, wait=0),
+            warehouse.connect(wait=TICK_LOCK_WAIT_SECONDS) as con,
+        ):
             result = run_tick(con, now, client=slack.slack_client())
-    except duckdb.IOException as error:
-        return dg.SkipReason(f"warehouse busy (a refresh is writing): {error}")
+    except WarehouseBusy as error:
+        return dg.SkipReason(f"warehouse busy: {error}")
     summary = result.summary()
     context.log.info(summary)
     previous = json.loads(context.cursor) if context.cursor else {}

@@ -148,11 +148,12 @@ def test_dagster_instance_info_accepts_the_example(example: Path, postgres, tmp_
     assert "not-a-secret" not in out  # the password stays in the environment
 
     # `instance info` does not build the run coordinator; load it, and the launcher, as the
-    # daemon does.
+    # daemon does, and see that run monitoring is on (a dead run is failed, freeing the queue).
     loaded = subprocess.run(
         [sys.executable, "-c", "import dagster as dg; i = dg.DagsterInstance.get(); "
-         "print(type(i.run_coordinator).__name__, type(i.run_launcher).__name__)"],
+         "print(type(i.run_coordinator).__name__, type(i.run_launcher).__name__, "
+         "i.run_monitoring_enabled)"],
         env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert loaded.returncode == 0, loaded.stderr
-    assert loaded.stdout.split() == ["QueuedRunCoordinator", launcher]
+    assert loaded.stdout.split() == ["QueuedRunCoordinator", launcher, "True"]

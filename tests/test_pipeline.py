@@ -325,19 +325,24 @@ def test_health_checks_and_the_alert_sensor_on_published_months(pipeline, state_
     assert any(key.name == "segment_size_change" for key in graph.asset_check_keys)
 
     warehouse_resource = WarehouseResource(path=str(db))
-    context = dg.build_sensor_context(
+    # WarehouseResource has a lifecycle (the writer's turn for runs), so the context is opened
+    # as the daemon opens it.
+    with dg.build_sensor_context(
         instance=instance, resources={"warehouse": warehouse_resource}
-    )
-    first = segment_health_alerts(context)
+    ) as context:
+        first = segment_health_alerts(context)
     processed = query(db, "select count(*) from alerts.processed_months")[0][0]
     assert processed == 3
     outbox = query(
         db, "select count(*), count(*) filter (where status = 'local') from alerts.outbox"
     )[0]
     assert outbox[0] == outbox[1]  # no token: everything written to the local file
-    again = dg.build_sensor_context(instance=instance, resources={"warehouse": warehouse_resource},
-                                    cursor=first.cursor if hasattr(first, "cursor") else None)  # fmt: skip
-    segment_health_alerts(again)
+    with dg.build_sensor_context(
+        instance=instance,
+        resources={"warehouse": warehouse_resource},
+        cursor=first.cursor if hasattr(first, "cursor") else None,
+    ) as again:
+        segment_health_alerts(again)
     assert query(db, "select count(*) from alerts.outbox")[0][0] == outbox[0]  # idempotent
     breaches = query(db, "select count(*) from health.breaches")[0][0]
     if breaches:
