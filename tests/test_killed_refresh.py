@@ -86,6 +86,19 @@ def published(home: Path) -> dict[date, tuple]:
     return months
 
 
+def unfinished_runs(home: Path) -> list[str]:
+    """Runs the local Dagster instance still believes are going."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(home / "dagster_home")) as instance:
+        going = instance.get_runs(
+            filters=dg.RunsFilter(
+                statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING]
+            )
+        )
+    return [run.run_id for run in going]
+
+
 def partial_exports(home: Path) -> list[Path]:
     """Half-written files where downstream tools read exports (never acceptable)."""
     tree = home / "exports" / "segment_membership"
@@ -118,3 +131,4 @@ def test_a_refresh_killed_at_any_phase_leaves_the_published_months_and_the_next_
     assert set(after) == set(before) | {DECEMBER}
     assert after[DECEMBER][0] != before.get(DECEMBER, (None,))[0]
     assert leftovers(home) == []  # what the killed run wrote is tidied by the next one
+    assert unfinished_runs(home) == []  # the dead run was marked failed, not left STARTED
