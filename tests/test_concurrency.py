@@ -216,7 +216,7 @@ def test_a_read_command_waits_briefly_for_a_refresh_then_says_so(home):
         [
             sys.executable,
             "-c",
-            "import sys, time\nfrom segment_cadence import warehouse_lock\n"
+            "import sys, time\nfrom segment_cadence.platform import warehouse_lock\n"
             "with warehouse_lock.writer('the refresh of 2025-12', months='2025-12'):\n"
             "    print('holding', flush=True); time.sleep(60)",
         ],
@@ -263,7 +263,7 @@ def test_opening_a_held_warehouse_waits_then_names_the_file_and_the_holder(home)
     """DuckDB's own lock (held by another tool here): a bounded wait, then one plain line."""
     reader = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     script = (
-        "import sys\nfrom segment_cadence import warehouse\n"
+        "import sys\nfrom segment_cadence.platform import warehouse\n"
         "try:\n    with warehouse.connect(): pass\n"
         "except Exception as error:\n    print(type(error).__name__); print(error)\n"
     )

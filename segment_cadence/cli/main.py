@@ -15,7 +15,7 @@
 
 Refreshes run the same Dagster job the schedule runs, recorded in the local Dagster
 instance (var/dagster_home), so they show in the UI afterwards. Commands take turns at the
-warehouse (segment_cadence/warehouse_lock.py): a refresh waits for the one before it; a
+warehouse (segment_cadence/platform/warehouse_lock.py): a refresh waits for the one before it; a
 command that finds a refresh writing waits briefly, then says so in one line and exits 2.
 """
 

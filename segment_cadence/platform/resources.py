@@ -97,7 +97,7 @@ def run_activity(run: dg.DagsterRun) -> tuple[str, str | None]:
 
 class WarehouseResource(dg.ConfigurableResource):
     """The DuckDB warehouse. Hands out one short-lived connection per unit of work, and
-    holds the writer's turn for each run that uses it (segment_cadence.warehouse_lock)."""
+    holds the writer's turn for each run that uses it (segment_cadence.platform.warehouse_lock)."""
 
     path: str
 

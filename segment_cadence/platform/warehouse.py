@@ -2,7 +2,7 @@
 
 DuckDB allows one writer per file, so nothing here keeps a connection open: every caller
 opens one, does its work and closes it (`connect()` is a context manager). Runs and commands
-that write take turns through the writer lock (segment_cadence/warehouse_lock.py); DuckDB's
+that write take turns through the writer lock (segment_cadence/platform/warehouse_lock.py); DuckDB's
 own file lock can still be met (a dbt process orphaned by a killed run, another tool reading
 the file), so opening the file waits for it, for a bounded time, rather than failing at once.
 """
@@ -100,7 +100,7 @@ DDL = (
         run_id varchar, export_path varchar
     )
     """,
-    # The publish gate (segment_cadence/gate.py): months held, and releases by an approver.
+    # The publish gate (segment_cadence/defs/segments/gate.py): months held, and releases by an approver.
     """
     create table if not exists governance.publish_holds (
         month_end date, run_id varchar, inputs_fingerprint varchar, findings varchar,

@@ -16,7 +16,7 @@ Alerts learn from Prometheus Alertmanager, for a monthly batch cadence:
   quarterly strategic refresh for review.
 
 Every notification goes to the durable outbox (alerts.outbox) in the same transaction as
-the state change; delivery (segment_cadence/slack.py) happens afterwards and is retried,
+the state change; delivery (segment_cadence/defs/alerting/slack.py) happens afterwards and is retried,
 so nothing is lost when Slack is down.
 """
 

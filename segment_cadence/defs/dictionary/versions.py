@@ -114,7 +114,7 @@ def thresholds_digest_of(path: Path | None = None) -> str:
     """The governed digest of a thresholds file (default: the one in force), as a ledger
     entry's `thresholds_digest` records it. Recompute an entry's value with this after
     changing the thresholds it approves, e.g.
-    `python -c "from segment_cadence import versions; print(versions.thresholds_digest_of())"`.
+    `python -c "from segment_cadence.defs.dictionary import versions; print(versions.thresholds_digest_of())"`.
     """
     return thresholds.governed_digest_of(path)
 

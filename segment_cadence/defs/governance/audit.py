@@ -11,7 +11,7 @@ Bias audit: each month, the share of every segment within each region, age band 
 against the segment's overall share. The disparity ratio is group share / overall share;
 above the configured bound, or below its inverse, the cell is flagged (when the group and
 the expected count are big enough to mean something). Sensitive attributes are never inputs
-to rules (segment_cadence/rules.py refuses them); this audit watches the outcome instead.
+to rules (segment_cadence/defs/dictionary/rules.py refuses them); this audit watches the outcome instead.
 """
 
 from __future__ import annotations
