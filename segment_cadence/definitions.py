@@ -1,4 +1,6 @@
-"""The code location, assembled in one readable place."""
+"""The code location (Dagster's Definitions), assembled in one readable place: every room's
+assets, checks and sensors (segment_cadence/defs/) with the platform's jobs, schedules and
+resources (segment_cadence/platform/)."""
 
 from __future__ import annotations
 
