@@ -13,14 +13,14 @@ import sys
 
 import duckdb
 
-from segment_cadence import definitions
-from segment_cadence.months import month_end, parse_month
+from segment_cadence.defs.dictionary import segment_dictionary
+from segment_cadence.platform.months import month_end, parse_month
 
 
 def main(raw: str, month: str, params_json: str, out: str) -> None:
     end = month_end(parse_month(month)).isoformat()
     p = json.loads(params_json)
-    dictionary = definitions.load()
+    dictionary = segment_dictionary.load()
     case = "case " + " ".join(f"when {s.rule_sql} then '{s.id}'" for s in dictionary.ruled)
     case += f" else '{dictionary.fallback.id}' end"
     duckdb.sql(f"""

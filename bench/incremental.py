@@ -28,7 +28,7 @@ import subprocess
 from pathlib import Path
 
 from bench.run import BIN, REPO, load_average, measure, pipeline_env
-from segment_cadence.months import parse_month, previous_month
+from segment_cadence.platform.months import parse_month, previous_month
 
 # Mean order lines per customer per month (the default generator gives 3 over 36 months).
 LINES_PER_CUSTOMER_MONTH = 3.0 / 36

@@ -11,8 +11,8 @@ import sys
 import numpy as np
 import pandas as pd
 
-from segment_cadence import definitions
-from segment_cadence.months import month_end, parse_month
+from segment_cadence.defs.dictionary import segment_dictionary
+from segment_cadence.platform.months import month_end, parse_month
 
 
 def main(raw: str, month: str, params_json: str, out: str) -> None:
@@ -61,7 +61,7 @@ def main(raw: str, month: str, params_json: str, out: str) -> None:
     buyers = f[f["frequency"] > 0].reset_index().sort_values(["monetary_value", "customer_id"])
     f["m_score"] = pd.Series(ntile(len(buyers), 5), index=buyers["customer_id"].to_numpy())
 
-    dictionary = definitions.load()
+    dictionary = segment_dictionary.load()
     conditions = [_rule(f, s.id) for s in dictionary.ruled]
     segments = np.select(
         conditions, [s.id for s in dictionary.ruled], default=dictionary.fallback.id

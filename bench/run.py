@@ -35,7 +35,7 @@ import sys
 import time
 from pathlib import Path
 
-from segment_cadence.months import month_end, parse_month, previous_month
+from segment_cadence.platform.months import month_end, parse_month, previous_month
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

@@ -24,7 +24,7 @@ def state_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def generated_data(state_home: Path) -> Path:
     """A small jeweller: 1,500 customers, three years of history to the end of 2025."""
-    from segment_cadence.generator import GeneratorConfig, generate
+    from segment_cadence.example.generator import GeneratorConfig, generate
 
     raw = state_home / "raw"
     generate(raw, GeneratorConfig(customers=1_500, end_month="2025-12", history_months=36, seed=7),

@@ -9,7 +9,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from segment_cadence import alerts, slack, thresholds
+from segment_cadence.defs.alerting import alerts, slack
+from segment_cadence.defs.health import thresholds
 from tests.slack_server import SlackServer
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -10,7 +10,7 @@ import pytest
 from scipy.special import beta as beta_fn
 from scipy.special import gamma as gamma_fn
 
-from segment_cadence import churn
+from segment_cadence.defs.segments import churn
 
 # Fader, Hardie & Lee (2005), section 5: the BG/NBD fit to CDNOW's 39-week calibration period.
 PUBLISHED = churn.BgNbdParams(

@@ -138,7 +138,7 @@ def all_run_ids(home: Path) -> set[str]:
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A small jeweller with November published, so reads have something to read."""
-    from segment_cadence.generator import GeneratorConfig, generate
+    from segment_cadence.example.generator import GeneratorConfig, generate
 
     home = tmp_path_factory.mktemp("concurrency")
     generate(
@@ -216,7 +216,7 @@ def test_a_read_command_waits_briefly_for_a_refresh_then_says_so(home):
         [
             sys.executable,
             "-c",
-            "import sys, time\nfrom segment_cadence import warehouse_lock\n"
+            "import sys, time\nfrom segment_cadence.platform import warehouse_lock\n"
             "with warehouse_lock.writer('the refresh of 2025-12', months='2025-12'):\n"
             "    print('holding', flush=True); time.sleep(60)",
         ],
@@ -263,7 +263,7 @@ def test_opening_a_held_warehouse_waits_then_names_the_file_and_the_holder(home)
     """DuckDB's own lock (held by another tool here): a bounded wait, then one plain line."""
     reader = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     script = (
-        "import sys\nfrom segment_cadence import warehouse\n"
+        "import sys\nfrom segment_cadence.platform import warehouse\n"
         "try:\n    with warehouse.connect(): pass\n"
         "except Exception as error:\n    print(type(error).__name__); print(error)\n"
     )
@@ -308,7 +308,7 @@ def test_a_killed_refresh_is_marked_failed_and_noticed_once(home, monkeypatch):
         assert f"(pid {refresh.process.pid} on " in failure[-1].dagster_event.message
         assert "died" in failure[-1].dagster_event.message
         # The daemon's sensor, ticking afterwards, finds nothing more to do.
-        from sensors.refresh_failures import dead_run_reaper
+        from segment_cadence.defs.alerting.sensors import dead_run_reaper
 
         monkeypatch.setenv("SEGMENT_CADENCE_HOME", str(home))
         skipped = dead_run_reaper(dg.build_sensor_context(instance=dagster))
@@ -321,10 +321,10 @@ def test_a_killed_refresh_is_marked_failed_and_noticed_once(home, monkeypatch):
 def test_the_reaper_sensor_fails_a_dead_run_and_the_notice_is_written_once(tmp_path, monkeypatch):
     """With the daemon running: the sensor reaps, and the run-failure sensor's notice for the
     same run adds nothing."""
-    from orchestration.jobs import monthly_refresh_job
-    from orchestration.reaper import process_tags
-    from segment_cadence.outbox import record_refresh_failure
-    from sensors.refresh_failures import dead_run_reaper
+    from segment_cadence.defs.alerting.outbox import record_refresh_failure
+    from segment_cadence.defs.alerting.sensors import dead_run_reaper
+    from segment_cadence.platform.jobs import monthly_refresh_job
+    from segment_cadence.platform.reaper import process_tags
 
     monkeypatch.setenv("SEGMENT_CADENCE_HOME", str(tmp_path))
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -375,7 +375,7 @@ def test_a_failed_cli_refresh_writes_the_failure_notice_once(home, tmp_path, mon
     assert notice["details"]["month"] == "2025-12-01"
     assert "raw__orders" in notice["details"]["failed_steps"]
     # Should a daemon's run-failure sensor see the run too, it writes nothing more.
-    from segment_cadence.outbox import record_refresh_failure
+    from segment_cadence.defs.alerting.outbox import record_refresh_failure
 
     monkeypatch.setenv("SEGMENT_CADENCE_HOME", str(home))
     record_refresh_failure(notice["details"]["run_id"], "2025-12-01", ["raw__orders"], "again")
@@ -385,10 +385,10 @@ def test_a_failed_cli_refresh_writes_the_failure_notice_once(home, tmp_path, mon
 def test_a_run_holds_the_writers_turn_and_takes_it_again_without_waiting(tmp_path):
     """A run launched from the UI takes the turn in WarehouseResource; inside a CLI refresh,
     which holds it already, the same process takes it again rather than wait for itself."""
-    from orchestration.jobs import WAREHOUSE_TAG
-    from orchestration.reaper import PID_TAG
-    from orchestration.resources import WarehouseResource
-    from segment_cadence import warehouse_lock
+    from segment_cadence.platform import warehouse_lock
+    from segment_cadence.platform.jobs import WAREHOUSE_TAG
+    from segment_cadence.platform.reaper import PID_TAG
+    from segment_cadence.platform.resources import WarehouseResource
 
     db = tmp_path / "warehouse.duckdb"
     seen = []

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from segment_cadence import definitions, paths
-from segment_cadence.definitions import DefinitionError
-from segment_cadence.rules import compile_rule
+from segment_cadence.defs.dictionary import segment_dictionary
+from segment_cadence.defs.dictionary.rules import compile_rule
+from segment_cadence.defs.dictionary.segment_dictionary import DefinitionError
+from segment_cadence.platform import paths
 
 
 @pytest.fixture()
@@ -27,7 +28,7 @@ def write(tmp_path: Path, document: dict) -> Path:
 def problems_for(tmp_path: Path, document: dict) -> str:
     path = write(tmp_path, document)
     with pytest.raises(DefinitionError) as raised:
-        definitions.load(path)
+        segment_dictionary.load(path)
     message = str(raised.value)
     assert str(path) in message, "the error names the file"
     return message
@@ -38,7 +39,7 @@ def segment(document: dict, segment_id: str) -> dict:
 
 
 def test_default_dictionary_is_valid_and_has_paused_segments_and_a_fallback():
-    dictionary = definitions.load()
+    dictionary = segment_dictionary.load()
     assert dictionary.fallback.id == "insufficient_data"
     assert {s.id for s in dictionary.segments if s.paused} >= {
         "post_purchase_cooldown",
@@ -79,7 +80,7 @@ def test_allowed_functions_pass(tmp_path, default_document):
     segment(default_document, "loyal_repeat")["rule"] = (
         "coalesce(frequency, 0) >= 2 and abs(recency_days) between 0 and 365"
     )
-    dictionary = definitions.load(write(tmp_path, default_document))
+    dictionary = segment_dictionary.load(write(tmp_path, default_document))
     assert "COALESCE" in dictionary.segment("loyal_repeat").rule_sql
 
 
@@ -120,7 +121,7 @@ def test_malformed_yaml_names_the_line(tmp_path):
     path = tmp_path / "segments.yaml"
     path.write_text("segments:\n  - id: a\n    rule: [unclosed\n")
     with pytest.raises(DefinitionError) as raised:
-        definitions.load(path)
+        segment_dictionary.load(path)
     assert "not valid YAML at line" in str(raised.value)
 
 
@@ -141,30 +142,36 @@ def test_retired_segment_needs_a_rationale_and_is_not_evaluated(tmp_path, defaul
     message = problems_for(tmp_path, default_document)
     assert "retired segment needs a 'retired_rationale'" in message
     segment(default_document, "dormant")["retired_rationale"] = "Merged into occasional."
-    dictionary = definitions.load(write(tmp_path, default_document))
+    dictionary = segment_dictionary.load(write(tmp_path, default_document))
     assert "dormant" not in {s.id for s in dictionary.segments}
     assert dictionary.segment("dormant").status == "retired"
 
 
 def test_retired_pressure_phrases_are_flagged(tmp_path, default_document):
     segment(default_document, "prospects")["description"] = "Hot prospect list; wake them up."
-    dictionary = definitions.load(write(tmp_path, default_document))
+    dictionary = segment_dictionary.load(write(tmp_path, default_document))
     joined = " ".join(dictionary.warnings)
     assert "'hot prospect'" in joined and "'wake them up'" in joined
 
 
 def test_definition_version_ignores_descriptions_but_not_rules(tmp_path, default_document):
-    base = definitions.definition_version(definitions.load(write(tmp_path, default_document)))
+    base = segment_dictionary.definition_version(
+        segment_dictionary.load(write(tmp_path, default_document))
+    )
     segment(default_document, "dormant")["description"] = "Reworded, same people."
-    reworded = definitions.definition_version(definitions.load(write(tmp_path, default_document)))
+    reworded = segment_dictionary.definition_version(
+        segment_dictionary.load(write(tmp_path, default_document))
+    )
     segment(default_document, "dormant")["rule"] = "frequency >= 1 and recency_days > 700"
-    changed = definitions.definition_version(definitions.load(write(tmp_path, default_document)))
+    changed = segment_dictionary.definition_version(
+        segment_dictionary.load(write(tmp_path, default_document))
+    )
     assert base == reworded
     assert changed != base
 
 
 def test_feature_catalogue_comes_from_the_dbt_model_documentation():
-    columns = definitions.feature_columns()
+    columns = segment_dictionary.feature_columns()
     assert {"recency_days", "frequency", "monetary_value", "churn_likelihood"} <= set(columns)
     assert "customer_id" not in columns
 
@@ -190,7 +197,7 @@ def test_sql_comments_in_rules_are_refused(tmp_path, default_document, rule):
     segment(default_document, "loyal_repeat")["rule"] = rule
     path = write(tmp_path, default_document)
     with pytest.raises(DefinitionError) as raised:
-        definitions.load(path)
+        segment_dictionary.load(path)
     message = only_line(str(raised.value))
     assert message.startswith(f"{path}: segment 'loyal_repeat': rule contains a SQL comment")
 
@@ -257,7 +264,7 @@ def test_non_utf8_dictionary_names_the_line_and_byte(tmp_path):
     path = tmp_path / "segments.yaml"
     path.write_bytes(data)
     with pytest.raises(DefinitionError) as raised:
-        definitions.load(path)
+        segment_dictionary.load(path)
     message = only_line(str(raised.value))
     assert message.startswith(
         f"{path}: not UTF-8 text: byte 0xe9 at line {line + 1}, column {column} "
@@ -269,7 +276,7 @@ def test_a_single_problem_is_one_line_and_several_keep_the_list(tmp_path, defaul
     segment(default_document, "loyal_repeat")["rule"] = "frequncy >= 2"
     path = write(tmp_path, default_document)
     with pytest.raises(DefinitionError) as raised:
-        definitions.load(path)
+        segment_dictionary.load(path)
     assert str(raised.value) == (
         f"{path}: segment 'loyal_repeat': rule uses unknown feature column 'frequncy' "
         "(did you mean 'frequency'?)"
@@ -281,11 +288,11 @@ def test_a_single_problem_is_one_line_and_several_keep_the_list(tmp_path, defaul
 
 
 def test_validate_command_prints_one_line_for_a_non_utf8_file(tmp_path, capsys):
-    from segment_cadence import cli
+    from segment_cadence.cli import main
 
     path = tmp_path / "segments.yaml"
     path.write_bytes(b"segments:\n  - id: caf\xc3\n")
-    assert cli.main(["validate", str(path)]) == 1
+    assert main(["validate", str(path)]) == 1
     error = capsys.readouterr().err.strip()
     assert only_line(error).startswith(f"{path}: not UTF-8 text: byte 0xc3 at line 2")
 
@@ -302,7 +309,7 @@ def test_unreadable_yaml_is_a_one_line_error(tmp_path, content, expected):
     path = tmp_path / "segments.yaml"
     path.write_bytes(content)
     with pytest.raises(DefinitionError) as raised:
-        definitions.load(path)
+        segment_dictionary.load(path)
     assert only_line(str(raised.value)).startswith(f"{path}: {expected}")
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from segment_cadence import paths
+from segment_cadence.platform import paths
 
 EXAMPLES = sorted((paths.REPO_ROOT / "deploy").glob("dagster-*.yaml"))
 IN_CI = bool(os.environ.get("CI"))

@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from segment_cadence.generator import TABLES, GeneratorConfig, generate, main
+from segment_cadence.example.generator import TABLES, GeneratorConfig, generate, main
 
 SMALL = GeneratorConfig(customers=2_000, end_month="2025-12", history_months=36, seed=7)
 KEYS = {

@@ -14,8 +14,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from segment_cadence import audit, firewall, governance, red_flags, warehouse
-from segment_cadence.firewall import Campaign, CampaignError
+from segment_cadence.defs.governance import audit, firewall, governance, red_flags
+from segment_cadence.defs.governance.firewall import Campaign, CampaignError
+from segment_cadence.platform import warehouse
 
 SEPTEMBER, OCTOBER, NOVEMBER = date(2026, 9, 30), date(2026, 10, 31), date(2026, 11, 30)
 SEGMENTS = [  # id, name, paused
@@ -294,12 +295,12 @@ def test_the_language_lint_catches_each_retired_phrase(text, phrase):
 
 
 def test_the_language_lint_passes_clean_copy_and_the_shipped_dictionary():
-    from segment_cadence import definitions
+    from segment_cadence.defs.dictionary import segment_dictionary
 
     clean = ("A quiet note for customers in their current segment: new pieces are in store, "
              "visit when you are ready. Pause respected; readiness observed.")  # fmt: skip
     assert governance.lint_text(clean, source="campaign", object_id="c", field="copy") == []
-    assert governance.lint_segments(list(definitions.load().segments)) == []
+    assert governance.lint_segments(list(segment_dictionary.load().segments)) == []
 
 
 def test_governance_settings_are_validated_with_clear_errors():

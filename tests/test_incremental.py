@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from segment_cadence import ingest, paths, warehouse
-from segment_cadence.months import month_end, previous_month
+from segment_cadence.defs.ingest import ingest
+from segment_cadence.platform import paths, warehouse
+from segment_cadence.platform.months import month_end, previous_month
 
 SELECT = ["--select", "+customer_features"]
 MONTHLY = "history.int_customer_orders_monthly"

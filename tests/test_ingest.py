@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from segment_cadence import ingest, warehouse
+from segment_cadence.defs.ingest import ingest
+from segment_cadence.platform import warehouse
 
 CUSTOMERS_CSV = """\
 Kunde;Angemeldet;Gebiet;Alter;Sprache;Einwilligung

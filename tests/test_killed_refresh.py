@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from segment_cadence import warehouse
+from segment_cadence.platform import warehouse
 
 REPO = Path(__file__).resolve().parent.parent
 DECEMBER = date(2025, 12, 31)
@@ -29,7 +29,7 @@ DECEMBER = date(2025, 12, 31)
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """300 generated customers over a year; November published by a first refresh."""
-    from segment_cadence.generator import GeneratorConfig, generate
+    from segment_cadence.example.generator import GeneratorConfig, generate
 
     home = tmp_path_factory.mktemp("killed_refresh_home")
     config = GeneratorConfig(customers=300, end_month="2025-12", history_months=12, seed=5)

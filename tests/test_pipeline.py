@@ -12,7 +12,8 @@ import dagster as dg
 import pytest
 import yaml
 
-from segment_cadence import paths, versions, warehouse
+from segment_cadence.defs.dictionary import versions
+from segment_cadence.platform import paths, warehouse
 
 MONTHS = ["2025-10-01", "2025-11-01", "2025-12-01"]
 DECEMBER = date(2025, 12, 31)
@@ -21,8 +22,8 @@ DECEMBER = date(2025, 12, 31)
 @pytest.fixture(scope="module")
 def pipeline(state_home: Path, generated_data: Path):
     """Definitions bound to the test's private warehouse, and the months refreshed once."""
-    from orchestration.definitions import build_definitions
-    from orchestration.resources import WarehouseResource, default_resources
+    from segment_cadence.definitions import build_definitions
+    from segment_cadence.platform.resources import WarehouseResource, default_resources
 
     resources = {
         **default_resources(),
@@ -288,9 +289,11 @@ def test_quarterly_refresh_proposes_a_candidate_without_publishing_it(pipeline):
     metadata = result.get_asset_materialization_events()[0].materialization.metadata
     candidate_file = Path(metadata["candidate_file"].value)
     document = yaml.safe_load(candidate_file.read_text())
-    from segment_cadence import definitions
+    from segment_cadence.defs.dictionary import segment_dictionary
 
-    dictionary = definitions.validate(document, candidate_file, definitions.feature_columns())
+    dictionary = segment_dictionary.validate(
+        document, candidate_file, segment_dictionary.feature_columns()
+    )
     assert dictionary.fallback.id == "insufficient_data"
     assert metadata["business_rule_violations"].value == 0
     assert metadata["bootstrap_ari_min"].value > 0.5
@@ -315,8 +318,8 @@ def test_the_quarterly_schedule_targets_the_quarter_that_just_ended(pipeline):
 
 def test_health_checks_and_the_alert_sensor_on_published_months(pipeline, state_home):
     """Health runs in the monthly job; the sensor turns its breaches into outbox messages once."""
-    from orchestration.resources import WarehouseResource
-    from sensors.alerting import segment_health_alerts
+    from segment_cadence.defs.alerting.sensors import segment_health_alerts
+    from segment_cadence.platform.resources import WarehouseResource
 
     defs, _, instance, db = pipeline
     metrics = query(db, "select count(distinct month_end), count(*) from health.metrics")[0]
@@ -395,7 +398,7 @@ def test_governance_metrics_and_checks_appear_for_each_month(pipeline):
 
 def test_the_review_pack_figures_match_the_tables(pipeline):
     """Every headline number in the pack is the number in its source table."""
-    from segment_cadence import review_pack
+    from segment_cadence.defs.review import review_pack
 
     *_, db = pipeline
     with warehouse.connect(db, read_only=True) as con:
@@ -436,8 +439,8 @@ def test_the_review_pack_figures_match_the_tables(pipeline):
 def test_the_review_pack_is_written_recorded_once_and_opens_in_chromium(pipeline, state_home):
     import subprocess
 
-    from segment_cadence import changelog as changelog_module
-    from segment_cadence import review_pack
+    from segment_cadence.defs.dictionary import changelog as changelog_module
+    from segment_cadence.defs.review import review_pack
 
     *_, db = pipeline
     month_dir = state_home / "review_packs" / "2025-12"
@@ -480,7 +483,8 @@ def test_the_review_pack_is_written_recorded_once_and_opens_in_chromium(pipeline
 
 
 def test_the_review_pack_goes_to_slack_once_with_the_file_attached(pipeline, tmp_path):
-    from segment_cadence import review_pack, slack
+    from segment_cadence.defs.alerting import slack
+    from segment_cadence.defs.review import review_pack
     from tests.slack_server import SlackServer
 
     *_, db = pipeline
@@ -513,7 +517,7 @@ def test_the_review_pack_goes_to_slack_once_with_the_file_attached(pipeline, tmp
 
 
 def test_a_month_with_no_inputs_renders_a_pack_that_says_so(tmp_path):
-    from segment_cadence import review_pack
+    from segment_cadence.defs.review import review_pack
 
     with warehouse.connect(tmp_path / "empty.duckdb") as con:
         warehouse.ensure_schema(con)

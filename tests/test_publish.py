@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from segment_cadence import publish, warehouse
+from segment_cadence.defs.segments import publish
+from segment_cadence.platform import warehouse
 
 MONTH = date(2025, 6, 30)
 

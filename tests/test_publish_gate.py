@@ -19,7 +19,10 @@ import duckdb
 import pytest
 import yaml
 
-from segment_cadence import cli, firewall, gate, paths, warehouse
+from segment_cadence.cli.main import main, publication_status
+from segment_cadence.defs.governance import firewall
+from segment_cadence.defs.segments import gate
+from segment_cadence.platform import paths, warehouse
 
 NOVEMBER = date(2025, 11, 30)
 ENV = ("SEGMENT_CADENCE_HOME", "SEGMENT_CADENCE_WAREHOUSE", "SEGMENT_CADENCE_SOURCES")
@@ -28,9 +31,9 @@ ENV = ("SEGMENT_CADENCE_HOME", "SEGMENT_CADENCE_WAREHOUSE", "SEGMENT_CADENCE_SOU
 @pytest.fixture(scope="module")
 def jeweller(tmp_path_factory: pytest.TempPathFactory):
     """A private state directory with 400 generated customers; October and November published."""
-    from orchestration.definitions import build_definitions
-    from orchestration.resources import WarehouseResource, default_resources
-    from segment_cadence.generator import GeneratorConfig, generate
+    from segment_cadence.definitions import build_definitions
+    from segment_cadence.example.generator import GeneratorConfig, generate
+    from segment_cadence.platform.resources import WarehouseResource, default_resources
 
     home = tmp_path_factory.mktemp("gate_home")
     saved = {key: os.environ.get(key) for key in ENV}
@@ -152,7 +155,7 @@ def test_an_orders_file_with_no_usable_rows_is_held_and_nothing_published_moves(
     with warehouse.connect(home / "warehouse.duckdb", read_only=True) as con:
         hold = gate.latest_hold(con, NOVEMBER)
     assert hold is not None and hold.run_id == result.run_id
-    status, _ = cli.publication_status(
+    status, _ = publication_status(
         date(2025, 11, 1), (before["run_id"], None), result.run_id, result.success
     )
     assert status == "HELD by the publish gate (last published month unchanged)"
@@ -204,10 +207,10 @@ def test_a_held_month_is_published_only_after_a_recorded_release(jeweller):
 
 
 def test_a_release_needs_an_approver_and_a_held_month(jeweller, capsys):
-    code = cli.main(["release", "--month", "2025-11", "--by", "intern", "--reason", "Looks fine"])
+    code = main(["release", "--month", "2025-11", "--by", "intern", "--reason", "Looks fine"])
     assert code == 1
     assert "intern is not an approver" in capsys.readouterr().err
-    code = cli.main(
+    code = main(
         ["release", "--month", "2025-10", "--by", "operations-lead", "--reason", "Looks fine"]
     )
     assert code == 1

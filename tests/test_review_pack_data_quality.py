@@ -6,7 +6,7 @@ from datetime import date
 
 import duckdb
 
-from segment_cadence import review_pack
+from segment_cadence.defs.review import review_pack
 
 MONTH = date(2025, 11, 30)
 

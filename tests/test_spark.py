@@ -20,7 +20,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from segment_cadence import paths, warehouse
+from segment_cadence.platform import paths, warehouse
 
 pytestmark = [
     pytest.mark.spark,
@@ -53,7 +53,7 @@ def spark_home(tmp_path_factory: pytest.TempPathFactory):
         env.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
         env.setenv("SPARK_LOCAL_IP", "127.0.0.1")
         (home / "dagster_home").mkdir()
-        from segment_cadence.generator import GeneratorConfig, generate
+        from segment_cadence.example.generator import GeneratorConfig, generate
 
         generate(home / "raw", GeneratorConfig(customers=CUSTOMERS, end_month="2025-12",
                                                history_months=36, seed=11), progress=False)  # fmt: skip
@@ -63,9 +63,9 @@ def spark_home(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def duckdb_month(spark_home):
     """The monthly job on DuckDB for both months; the compared month's dbt vars."""
-    from assets.dbt import dbt_vars
-    from orchestration.definitions import build_definitions
-    from orchestration.resources import WarehouseResource, default_resources
+    from segment_cadence.definitions import build_definitions
+    from segment_cadence.defs.segments.dbt_assets import dbt_vars
+    from segment_cadence.platform.resources import WarehouseResource, default_resources
 
     home, _ = spark_home
     db = home / "warehouse.duckdb"

@@ -8,7 +8,9 @@ import pytest
 import yaml
 from sklearn.metrics import adjusted_rand_score
 
-from segment_cadence import definitions, paths, strategic
+from segment_cadence.defs.dictionary import segment_dictionary
+from segment_cadence.defs.strategic import strategic
+from segment_cadence.platform import paths
 
 
 def planted_buyers(seed: int = 3) -> tuple[pd.DataFrame, np.ndarray]:
@@ -82,7 +84,9 @@ def test_candidate_is_a_valid_dictionary_that_keeps_protected_segments(result):
     refit, *_ = result
     production = yaml.safe_load(paths.SEGMENTS_FILE.read_text())
     candidate = strategic.candidate_dictionary(production, refit, "2025-Q4", {"vip_collectors"})
-    dictionary = definitions.validate(candidate, "<candidate>", definitions.feature_columns())
+    dictionary = segment_dictionary.validate(
+        candidate, "<candidate>", segment_dictionary.feature_columns()
+    )
     active = [s.id for s in dictionary.segments]
     assert active[:3] == ["post_purchase_cooldown", "vip_collectors", "evaluation"]
     assert active[-2:] == ["prospects", "insufficient_data"]

@@ -8,7 +8,7 @@ from datetime import date
 import numpy as np
 import pytest
 
-from segment_cadence import health, thresholds
+from segment_cadence.defs.health import health, thresholds
 
 MONTH = date(2025, 12, 31)
 
@@ -116,7 +116,8 @@ def test_invalid_publish_gate_bounds_name_the_file_and_field(gate, message):
 
 
 def test_the_shipped_publish_gate_bounds_are_the_documented_defaults():
-    from segment_cadence import gate, paths
+    from segment_cadence.defs.segments import gate
+    from segment_cadence.platform import paths
 
     assert gate.load_bounds(paths.THRESHOLDS_FILE) == gate.GateBounds(
         max_quarantine_rate={"default": 0.05}

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from segment_cadence import definitions, paths, versions
 from segment_cadence.cli import main
+from segment_cadence.defs.dictionary import segment_dictionary, versions
+from segment_cadence.platform import paths
 
 
 @pytest.fixture()
@@ -293,21 +294,21 @@ def route_elsewhere(document: dict) -> None:
 
 
 def test_routing_settings_change_neither_the_approval_nor_the_definition_version(ledger):
-    dictionary = definitions.load()
-    before = definitions.definition_version(dictionary)
+    dictionary = segment_dictionary.load()
+    before = segment_dictionary.definition_version(dictionary)
     edit_thresholds(route_elsewhere)
     assert versions.check_approved().label == "v1"
-    assert definitions.definition_version(dictionary) == before
+    assert segment_dictionary.definition_version(dictionary) == before
     # The file read is the one edited: a governed edit on top does move the version.
     edit_thresholds(lambda d: d["settings"].update(persist_refreshes=4))
-    assert definitions.definition_version(dictionary) != before
+    assert segment_dictionary.definition_version(dictionary) != before
 
 
 def test_a_governed_thresholds_change_changes_the_definition_version(ledger):
-    dictionary = definitions.load()
-    before = definitions.definition_version(dictionary)
+    dictionary = segment_dictionary.load()
+    before = segment_dictionary.definition_version(dictionary)
     edit_thresholds(lambda d: rule(d, "segment_size_change")["relative"].update(warn=0.3))
-    assert definitions.definition_version(dictionary) != before
+    assert segment_dictionary.definition_version(dictionary) != before
 
 
 def test_a_ledger_entry_without_a_thresholds_digest_approves_no_thresholds(ledger):
@@ -353,7 +354,7 @@ def test_every_shipped_snapshot_matches_its_recorded_digests():
 def test_a_non_utf8_dictionary_is_a_one_line_definition_error_at_the_gate(ledger, command):
     path = paths.segments_file()
     path.write_bytes(path.read_bytes().replace(b"name: ", b"name: Caf\xe9 ", 1))
-    with pytest.raises(definitions.DefinitionError) as raised:
+    with pytest.raises(segment_dictionary.DefinitionError) as raised:
         if command == "check":
             versions.check_approved()
         else:

@@ -1,6 +1,6 @@
 {#- The dictionary's business rules bind the statistics: for example a high-value customer
     is never placed in a low-priority segment. Rules arrive as vars (checked by
-    segment_cadence.rules); returns the customers that break one. -#}
+    segment_cadence.defs.dictionary.rules); returns the customers that break one. -#}
 {% test business_rules_hold(model, features) %}
     {%- set rules = cadence_var("business_rules") -%}
     {%- if rules | length == 0 %}

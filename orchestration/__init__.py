@@ -1,1 +1,0 @@
-"""The Dagster code location: Definitions, jobs, schedules, partitions and resources."""

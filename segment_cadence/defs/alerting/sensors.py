@@ -1,0 +1,113 @@
+"""The alerting room's sensors: health breaches to Slack, refresh failures to on-call, and dead
+runs failed.
+
+The alerting sensor sends breaches to Slack, on the escalation ladder, nothing lost. Each tick
+takes the writer's turn if it is free, opens the warehouse, runs one pass of
+segment_cadence.defs.alerting.alert_tick and closes it: no connection is held between ticks
+(DuckDB has one writer), and a tick during a refresh is skipped; the next one catches up. State
+lives in the warehouse (alerts.*), so the tick is idempotent and survives restarts; the cursor
+records what the last tick did, for the UI.
+
+The refresh-failure sensor tells on-call when a refresh fails, and the reaper fails the runs
+whose process died. The last published month stays in place; the notice says which month
+failed, where, and what to do. The notice itself is built in one place
+(segment_cadence.defs.alerting.outbox), shared with the CLI and the dead-run reaper, and
+written once per run whoever sees the failure first.
+"""
+
+import json
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from segment_cadence.defs.alerting import slack
+from segment_cadence.defs.alerting.alert_tick import run_tick
+from segment_cadence.defs.alerting.outbox import record_refresh_failure
+from segment_cadence.platform import warehouse_lock
+from segment_cadence.platform.jobs import monthly_refresh_job, quarterly_strategic_job
+from segment_cadence.platform.reaper import reap_dead_runs
+from segment_cadence.platform.resources import WarehouseResource
+from segment_cadence.platform.warehouse import WarehouseBusy
+
+TICK_LOCK_WAIT_SECONDS = 5.0
+
+
+@dg.sensor(
+    name="segment_health_alerts",
+    minimum_interval_seconds=60,
+    jobs=[quarterly_strategic_job],
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Turns health breaches into grouped Slack alerts (or the local outbox without "
+        "SLACK_BOT_TOKEN), escalates on time, retries what could not be sent, reads "
+        "acknowledgements, and requests the quarterly strategic refresh at level 3."
+    ),
+)
+def segment_health_alerts(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
+    now = datetime.now(UTC).replace(tzinfo=None)
+    try:
+        with (
+            warehouse_lock.writer("the alerting sensor", warehouse_path=warehouse.path, wait=0),
+            warehouse.connect(wait=TICK_LOCK_WAIT_SECONDS) as con,
+        ):
+            result = run_tick(con, now, client=slack.slack_client())
+    except WarehouseBusy as error:
+        return dg.SkipReason(f"warehouse busy: {error}")
+    summary = result.summary()
+    context.log.info(summary)
+    previous = json.loads(context.cursor) if context.cursor else {}
+    cursor = json.dumps({
+        "last_tick": now.isoformat(timespec="seconds"),
+        "months_processed": (
+            previous.get("months_processed", []) + [m.isoformat() for m in result.months_processed]
+        )[-24:],
+        "sent_total": previous.get("sent_total", 0) + result.sent,
+    })  # fmt: skip
+    requests = []
+    if result.strategic_quarter:
+        requests.append(
+            dg.RunRequest(
+                partition_key=result.strategic_quarter,
+                run_key=f"strategic-{result.strategic_quarter}-{now:%Y%m%d}",
+                tags={"segment_cadence/requested_by": "alert escalation level 3"},
+            )
+        )
+    if not requests and not (result.sent or result.months_processed or result.failed):
+        return dg.SkipReason(summary)
+    return dg.SensorResult(run_requests=requests, cursor=cursor)
+
+
+@dg.run_failure_sensor(
+    name="refresh_failure_notice",
+    monitored_jobs=[monthly_refresh_job],
+    description="Records a notice in the outbox when a monthly refresh fails.",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def refresh_failure_notice(context: dg.RunFailureSensorContext) -> None:
+    run = context.dagster_run
+    month = run.tags.get("dagster/partition", "unpartitioned")
+    path = record_refresh_failure(
+        run.run_id,
+        month,
+        [e.step_key for e in context.get_step_failure_events()],
+        context.failure_event.message,
+    )
+    context.log.info(f"Refresh failure notice for {month} written to {path}")
+
+
+@dg.sensor(
+    name="dead_run_reaper",
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Marks failed the runs on this host whose process died (a CLI refresh killed mid-run), "
+        "so they free the run queue and produce the refresh-failure notice."
+    ),
+)
+def dead_run_reaper(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+    reaped = reap_dead_runs(context.instance)
+    for run_id in reaped:
+        context.log.warning(f"run {run_id}: its process died; marked failed")
+    return dg.SkipReason(
+        f"marked failed: {', '.join(reaped)}" if reaped else "no dead runs on this host"
+    )

@@ -1,0 +1,286 @@
+"""Slack: Block Kit messages on-call can act on, and delivery from the durable outbox.
+
+A message says what tripped, by how much, against what baseline and bound, for which
+segment, owner and definition version, what to do (the rule's runbook), where to look (a
+link into the Dagster UI) and how to acknowledge or silence it, all with a plain-text
+fallback, within Slack's limits (header 150 characters, section text 3,000, 50 blocks).
+
+Delivery goes through slack-sdk's WebClient with a bot token from the environment
+(SLACK_BOT_TOKEN, never logged), with the SDK's retry handlers for rate limits (429 with
+Retry-After), server errors and connection errors. A message that still cannot be sent
+stays pending in alerts.outbox and is retried on the next sensor tick; a sent message keeps
+its Slack timestamp so resolution can edit it and reply in its thread. With no token,
+messages are written to the local outbox file instead, and marked as such.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from segment_cadence.defs.alerting.outbox import append_notice
+
+HEADER_LIMIT = 150
+TEXT_LIMIT = 3000
+BLOCK_LIMIT = 50
+SEVERITY_ICON = {"critical": ":red_circle:", "warn": ":large_yellow_circle:"}
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
+
+
+def _bound_text(breach: Any) -> str:
+    """The bound in words: what was crossed, and how it is measured."""
+    if breach.kind == "relative":
+        return f"bound: a change of more than {breach.bound:.0%} against last month"
+    if breach.kind == "robust_z":
+        return f"bound: more than {breach.bound:g} robust deviations from the history's median"
+    side = "at most" if breach.value > breach.bound else "at least"
+    return f"bound: {side} {_fmt(breach.bound)}"
+
+
+class Renderer:
+    """Builds Block Kit payloads. Pure: the same alert renders the same JSON (golden tests)."""
+
+    def firing(self, segment_id: str, owner: str | None, month_end: date, version: str,
+               items: list[dict[str, Any]], routing: Any) -> dict[str, Any]:  # fmt: skip
+        worst = "critical" if any(i["breach"].severity == "critical" for i in items) else "warn"
+        header = _clip(
+            f"{worst.upper()}: segment {segment_id} health, {month_end:%B %Y}", HEADER_LIMIT
+        )
+        link = (f"{routing.dagster_url}/assets/health/segment_health?partition="
+                f"{month_end.replace(day=1).isoformat()}")  # fmt: skip
+        blocks: list[dict[str, Any]] = [
+            {"type": "header", "text": {"type": "plain_text", "text": header}},
+            {
+                "type": "context",
+                "elements": [
+                    {
+                        "type": "mrkdwn",
+                        "text": _clip(
+                            f"Segment *{segment_id}* · owner *{owner or 'unassigned'}* · definition version "
+                            f"`{version}` · refresh {month_end:%Y-%m}",
+                            TEXT_LIMIT,
+                        ),
+                    }
+                ],
+            },  # fmt: skip
+        ]
+        lines = []
+        for item in items[: BLOCK_LIMIT - 6]:
+            b = item["breach"]
+            baseline = "" if b.baseline is None else f", baseline {_fmt(b.baseline)}"
+            text = (
+                f"{SEVERITY_ICON[b.severity]} *{b.metric}* = {_fmt(b.value)}{baseline}; "
+                f"{_bound_text(b)} (rule `{b.rule_id}`, {item['consecutive']} refresh(es) "
+                f"in a row)\n_Runbook:_ {b.runbook or 'see the rule in config/thresholds.yaml'}"
+            )
+            lines.append(text)
+            blocks.append(
+                {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text, TEXT_LIMIT)}}
+            )
+        blocks.append(
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"<{link}|Open in Dagster>"}}
+        )
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": (
+            "Acknowledge: react with :white_check_mark: or reply `ack`. Silence: reply "
+            "`silence 72h <reason>` or `segment-cadence alerts silence --segment "
+            f"{segment_id} --hours 72 --by NAME --reason TEXT`.")}]})  # fmt: skip
+        fallback = _clip(
+            f"{header}. Owner {owner or 'unassigned'}, version {version}. "
+            + " | ".join(
+                f"{i['breach'].metric}={_fmt(i['breach'].value)} (bound {_fmt(i['breach'].bound)}, "
+                f"baseline {_fmt(i['breach'].baseline)})"
+                for i in items
+            )
+            + f". {link}",
+            TEXT_LIMIT,
+        )
+        return {"text": fallback, "blocks": blocks[:BLOCK_LIMIT]}
+
+    def resolved(self, key: str, month_end: date, routing: Any) -> dict[str, Any]:
+        rule_id, segment_id, metric, _ = key.split("|")
+        text = (f":white_check_mark: Resolved in {month_end:%B %Y}: {metric} of segment "
+                f"{segment_id} (rule {rule_id}) is back within bounds.")  # fmt: skip
+        return {
+            "text": text,
+            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
+        }
+
+    def escalation(self, segment_id: str, level: int, why: str, items: list[tuple],
+                   routing: Any) -> dict[str, Any]:  # fmt: skip
+        metrics = ", ".join(f"{r[3]}={_fmt(r[4])} ({r[5]})" for r in items)
+        if level >= 3:
+            text = (f"{routing.oncall_mention} Level 3: segment *{segment_id}* still breaches "
+                    f"({metrics}). The quarterly strategic refresh has been requested for review; "
+                    "thresholds trigger refinement, not overhauls.")  # fmt: skip
+        else:
+            text = (f"{routing.oncall_mention} Level 2 ({why}): segment *{segment_id}* — "
+                    f"{metrics}. Please hold the huddle and acknowledge.")  # fmt: skip
+        text = _clip(text, TEXT_LIMIT)
+        return {
+            "text": text,
+            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
+        }
+
+
+def slack_client(base_url: str | None = None, token: str | None = None):
+    """A WebClient with retries for rate limits, server errors and connection errors; None
+    when no token is configured (messages then go to the local outbox file)."""
+    token = token or os.environ.get("SLACK_BOT_TOKEN")
+    if not token:
+        return None
+    from slack_sdk import WebClient
+    from slack_sdk.http_retry.builtin_handlers import (
+        ConnectionErrorRetryHandler,
+        RateLimitErrorRetryHandler,
+        ServerErrorRetryHandler,
+    )
+
+    client = WebClient(
+        token=token,
+        base_url=base_url or os.environ.get("SLACK_API_URL", "https://slack.com/api/"),
+        timeout=10,
+    )
+    client.retry_handlers = [
+        ConnectionErrorRetryHandler(max_retry_count=2),
+        RateLimitErrorRetryHandler(max_retry_count=3),
+        ServerErrorRetryHandler(max_retry_count=2),
+    ]
+    return client
+
+
+def deliver_pending(con: duckdb.DuckDBPyConnection, client: Any, now: datetime,
+                    local_file: Path | None = None) -> dict[str, int]:  # fmt: skip
+    """Send what is pending in the outbox, oldest first; keep what fails for the next tick."""
+    rows = con.execute(
+        "select message_id, kind, channel, payload, reply_to from alerts.outbox "
+        "where status = 'pending' order by created_at, message_id"
+    ).fetchall()
+    counts = {"sent": 0, "failed": 0, "local": 0}
+    for message_id, kind, channel, payload_json, reply_to in rows:
+        payload = json.loads(payload_json)
+        if client is None:
+            append_notice(kind=f"alert_{kind}", summary=payload["text"],
+                          details={"channel": channel, "blocks": payload["blocks"]}, path=local_file)  # fmt: skip
+            con.execute(
+                "update alerts.outbox set status = 'local', sent_at = ? where message_id = ?",
+                [now, message_id],
+            )
+            counts["local"] += 1
+            continue
+        try:
+            ts, channel_id = _send(con, client, channel, payload, reply_to)
+        except Exception as error:  # noqa: BLE001 - any failure keeps the message for later
+            con.execute(
+                "update alerts.outbox set attempts = attempts + 1, last_error = ? where message_id = ?",
+                [f"{type(error).__name__}: {str(error)[:300]}", message_id],
+            )
+            counts["failed"] += 1
+            continue
+        con.execute(
+            "update alerts.outbox set status = 'sent', sent_at = ?, slack_ts = ?, "
+            "slack_channel_id = ?, attempts = attempts + 1 where message_id = ?",
+            [now, ts, channel_id, message_id],
+        )
+        counts["sent"] += 1
+    return counts
+
+
+def _send(
+    con, client, channel: str, payload: dict[str, Any], reply_to: str | None
+) -> tuple[str, str]:
+    if reply_to:
+        original = con.execute(
+            "select slack_ts, slack_channel_id, payload from alerts.outbox where message_id = ?",
+            [reply_to],
+        ).fetchone()
+        if original and original[0]:
+            ts, channel_id, first_payload = original
+            first = json.loads(first_payload)
+            edited = [
+                {"type": "context", "elements": [{"type": "mrkdwn", "text": payload["text"]}]}
+            ]
+            client.chat_update(channel=channel_id, ts=ts, text=":white_check_mark: RESOLVED. " + first["text"],
+                               blocks=(edited + first["blocks"])[:BLOCK_LIMIT])  # fmt: skip
+            reply = client.chat_postMessage(channel=channel_id, thread_ts=ts, text=payload["text"],
+                                            blocks=payload["blocks"])  # fmt: skip
+            return reply["ts"], channel_id
+    response = client.chat_postMessage(
+        channel=channel, text=payload["text"], blocks=payload["blocks"]
+    )
+    return response["ts"], response["channel"]
+
+
+def read_acknowledgements(con: duckdb.DuckDBPyConnection, client: Any, now: datetime) -> int:
+    """Acknowledge and silence from Slack without a public endpoint: read reactions and thread
+    replies on the firing messages of open alerts."""
+    if client is None:
+        return 0
+    rows = con.execute(
+        "select o.message_id, o.slack_channel_id, o.slack_ts, o.alert_keys, o.segment_id "
+        "from alerts.outbox o where o.kind = 'firing' and o.status = 'sent' and exists ("
+        "select 1 from alerts.alerts a where a.state = 'firing' and o.alert_keys like "
+        "'%' || a.alert_key || '%')"
+    ).fetchall()
+    acknowledged = 0
+    for _, channel_id, ts, keys_json, segment_id in rows:
+        keys = json.loads(keys_json)
+        reactions = (
+            client.reactions_get(channel=channel_id, timestamp=ts)
+            .get("message", {})
+            .get("reactions", [])
+        )
+        ackers = [
+            u
+            for r in reactions
+            if r.get("name") in ("white_check_mark", "eyes")
+            for u in r.get("users", [])
+        ]
+        replies = client.conversations_replies(channel=channel_id, ts=ts).get("messages", [])[1:]
+        for reply in replies:
+            text = (reply.get("text") or "").strip()
+            if text.lower().startswith("ack"):
+                ackers.append(reply.get("user", "slack-user"))
+            elif text.lower().startswith("silence "):
+                from datetime import timedelta
+
+                from segment_cadence.defs.alerting.alerts import silence
+
+                parts = text.split(maxsplit=2)
+                hours = float(parts[1].rstrip("h")) if len(parts) > 1 else 72.0
+                reason = parts[2] if len(parts) > 2 else "silenced from Slack"
+                already = con.execute(
+                    "select 1 from alerts.silences where segment_id = ? and reason = ? and created_by = ?",
+                    [segment_id, reason, reply.get("user", "slack-user")],
+                ).fetchone()
+                if not already:
+                    silence(con, segment_id=segment_id, created_by=reply.get("user", "slack-user"),
+                            reason=reason, expires_at=now + timedelta(hours=hours), now=now)  # fmt: skip
+                ackers.append(reply.get("user", "slack-user"))
+        if ackers:
+            for key in keys:
+                acknowledged += (
+                    con.execute(
+                        "update alerts.alerts set state = 'acknowledged', acknowledged_by = ?, "
+                        "acknowledged_at = ? where alert_key = ? and state = 'firing' returning 1",
+                        [ackers[0], now, key],
+                    )
+                    .fetchall()
+                    .__len__()
+                )
+    return acknowledged

@@ -1,0 +1,178 @@
+"""The dictionary room's assets: the segment dictionary in force (validated, versioned and
+written where dbt can join it), the changelog and archive of retired segments shown in the
+Dagster UI, and the published migration rates.
+"""
+
+import dagster as dg
+
+from segment_cadence.defs.dictionary import changelog, versions
+
+# Aliased: the asset below is named segment_dictionary too.
+from segment_cadence.defs.dictionary import segment_dictionary as dictionary_module
+from segment_cadence.defs.health import thresholds
+from segment_cadence.platform.resources import WarehouseResource
+
+
+@dg.asset(
+    key=["governance", "segment_dictionary"],
+    group_name="definitions",
+    owners=["team:segmentation-owner"],
+    kinds={"yaml", "duckdb"},
+    description=(
+        "config/segments.yaml and config/thresholds.yaml, checked against the approval ledger "
+        "(unapproved changes stop the run before any data is written), validated before "
+        "anything runs (unknown columns, unsafe SQL, "
+        "sensitive attributes, duplicate ids or priorities, missing fallback) and recorded "
+        "under its definition version."
+    ),
+)
+def segment_dictionary(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    try:
+        dictionary = dictionary_module.load()
+        approved = versions.check_approved()
+        version = dictionary_module.definition_version(dictionary)
+    except (
+        dictionary_module.DefinitionError,
+        versions.ApprovalError,
+        thresholds.ThresholdError,
+    ) as error:
+        # The review gate: nothing downstream (ingest included) runs on unapproved definitions
+        # or thresholds.
+        raise dg.Failure(description=str(error)) from None
+    for warning in dictionary.warnings:
+        context.log.warning(warning)
+    rows = [
+        (version, s.id, s.name, s.description, s.owner, s.priority, s.rule, s.paused,
+         s.pause_reason, s.min_size, s.status, s.fallback)
+        for s in dictionary.all_segments
+    ]  # fmt: skip
+    with warehouse.connect() as con:
+        con.execute("begin transaction")
+        con.execute(
+            "delete from governance.segment_dictionary where definition_version = ?", [version]
+        )
+        con.executemany(
+            "insert into governance.segment_dictionary values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        con.execute(
+            "delete from governance.definition_versions where definition_version = ?", [version]
+        )
+        con.execute(
+            "insert into governance.definition_versions "
+            "values (?, ?, ?, ?, ?, ?, ?, current_timestamp)",
+            [
+                version,
+                approved.number,
+                approved.digest,
+                approved.author,
+                approved.reason,
+                approved.approved_by,
+                approved.approved_at,
+            ],  # fmt: skip
+        )
+        con.execute("commit")
+    table = "\n".join(
+        f"| {s.priority} | {s.id} | {s.name} | {'paused' if s.paused else ''} | "
+        f"`{s.rule or 'fallback'}` |"
+        for s in dictionary.segments
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "definition_version": version,
+            "approved_version": approved.label,
+            "approved_by": approved.approved_by,
+            "approved_at": approved.approved_at,
+            "segments": len(dictionary.segments),
+            "paused_segments": dg.MetadataValue.json(
+                [s.id for s in dictionary.segments if s.paused]
+            ),
+            "language_warnings": dg.MetadataValue.json(list(dictionary.warnings)),
+            "dictionary": dg.MetadataValue.md(
+                "| priority | id | name | paused | rule |\n|---|---|---|---|---|\n" + table
+            ),
+        }
+    )
+
+
+@dg.asset(
+    key=["governance", "changelog"],
+    group_name="governance",
+    owners=["team:segmentation-owner"],
+    kinds={"duckdb", "markdown"},
+    deps=[dg.AssetKey(["published", "segment_membership"])],
+    description=(
+        "Append-only record of every definition version (what changed, segment by segment, in "
+        "words), ungoverned edits, every publication and each month's review pack; plus the "
+        "archive of retired segments with their rationale and last size. Re-running adds "
+        "nothing twice."
+    ),
+)
+def definition_changelog(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    with warehouse.connect() as con:
+        con.execute("begin transaction")
+        added = changelog.refresh_changelog(con)
+        con.execute("commit")
+        recent = con.execute(
+            "select recorded_at, kind, coalesce(version_label, ''), summary "
+            "from governance.changelog order by recorded_at desc, entry_id desc limit 15"
+        ).fetchall()
+        total = con.execute("select count(*) from governance.changelog").fetchone()[0]
+        retired = con.execute(
+            "select segment_id, rationale, retired_in_version, last_size "
+            "from governance.retired_segments order by segment_id"
+        ).fetchall()
+    lines = [
+        f"### {kind} {label} ({at:%Y-%m-%d})\n{summary}" for at, kind, label, summary in recent
+    ]
+    archive = "\n".join(f"| {s} | {why} | {v} | {size} |" for s, why, v, size in retired)
+    return dg.MaterializeResult(
+        metadata={
+            "entries": total,
+            "added_this_run": len(added),
+            "recent_entries": dg.MetadataValue.md("\n\n".join(lines) or "No entries yet."),
+            "retired_segments": dg.MetadataValue.md(
+                "| segment | rationale | retired in | last size |\n|---|---|---|---|\n" + archive
+                if archive
+                else "No retired segments."
+            ),
+        }
+    )
+
+
+@dg.asset(
+    key=["published", "segment_migration_rates"],
+    group_name="published",
+    owners=["team:segmentation-owner"],
+    kinds={"duckdb"},
+    deps=[dg.AssetKey(["published", "segment_membership"])],
+    description=(
+        "Migration rates per segment and month (share of last month's members who left, share "
+        "of this month's members who arrived, retention): the view "
+        "published.segment_migration_rates, ready for the health thresholds."
+    ),
+)
+def segment_migration_rates(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    with warehouse.connect() as con:
+        rows = con.execute(
+            "select month_end, segment_id, migration_out_rate, migration_in_rate "
+            "from published.segment_migration_rates "
+            "where month_end >= (select max(month_end) from published.segment_kpis) - interval 365 day "
+            "order by segment_id, month_end"
+        ).fetchall()
+    table = "\n".join(
+        f"| {m:%Y-%m} | {s} | {'' if o is None else f'{o:.1%}'} | {'' if i is None else f'{i:.1%}'} |"
+        for m, s, o, i in rows
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(rows),
+            "last_12_months": dg.MetadataValue.md(
+                "| month | segment | out | in |\n|---|---|---|---|\n" + table
+                if table
+                else "No data."
+            ),
+        }
+    )

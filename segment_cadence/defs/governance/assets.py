@@ -1,0 +1,449 @@
+"""Governance assets: the red-flag metrics, the firewall on planned campaigns, the audit trail,
+the bias audit and the language lint, for each month, with their checks."""
+
+import json
+from datetime import datetime, timedelta
+
+import dagster as dg
+
+from segment_cadence.defs.dictionary import segment_dictionary
+from segment_cadence.defs.governance import audit, firewall, governance, red_flags
+from segment_cadence.platform import paths
+from segment_cadence.platform.months import month_end as last_day
+from segment_cadence.platform.months import previous_month
+from segment_cadence.platform.partitions import monthly_partitions, refresh_window
+from segment_cadence.platform.resources import WarehouseResource
+from segment_cadence.platform.warehouse import table_exists
+
+PUBLISHED = dg.AssetKey(["published", "segment_membership"])
+SENDS = [dg.AssetKey(["raw", "campaign_sends"]), dg.AssetKey(["raw", "team_members"])]
+OWNERS = ["team:operations"]  # the firewall is owned by operations, not by senders
+
+PAUSE = dg.AssetKey(["governance", "pause_violations"])
+UNSAFE = dg.AssetKey(["governance", "segment_unsafe_attempts"])
+OVERRIDES = dg.AssetKey(["governance", "manual_override_attempts"])
+ONBOARDING = dg.AssetKey(["governance", "onboarding_violations"])
+PRESSURE = dg.AssetKey(["governance", "pressure_patterns"])
+FIREWALL = dg.AssetKey(["governance", "planned_campaign_checks"])
+RED_FLAG_DEPS = [PUBLISHED, FIREWALL, *SENDS]
+
+
+def _md_table(header: list[str], rows: list[tuple]) -> dg.MetadataValue:
+    if not rows:
+        return dg.MetadataValue.md("None this month.")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in rows]
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+@dg.asset(
+    key=FIREWALL,
+    group_name="governance",
+    owners=OWNERS,
+    kinds={"duckdb", "yaml"},
+    partitions_def=monthly_partitions,
+    deps=[PUBLISHED, *SENDS],
+    description=(
+        "The campaign firewall applied to the campaigns planned for the month after this one "
+        "(config/campaigns/*.yaml) against the membership just published: who may be sent to "
+        "(exported per campaign) and who is blocked, with the reason per customer. A campaign "
+        "that needs anyone blocked is recorded as a segment-unsafe attempt."
+    ),
+    check_specs=[
+        dg.AssetCheckSpec(
+            "planned_campaigns_are_valid",
+            asset=FIREWALL,
+            description="Every planned campaign file can be checked.",
+        ),  # fmt: skip
+    ],
+)
+def planned_campaign_checks(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    month_end, _ = refresh_window(context.partition_key)
+    next_month = last_day(month_end + timedelta(days=1))
+    rows, problems = [], []
+    export_dir = paths.exports_dir() / "campaigns"
+    with warehouse.connect() as con:
+        for path in sorted(paths.campaigns_dir().glob("*.y*ml")):
+            try:
+                campaign = firewall.load_campaign(path)
+                if not (month_end < campaign.planned_at.date() <= next_month):
+                    continue
+                con.execute("begin transaction")
+                decision = firewall.check_campaign(con, campaign, checked_at=datetime.now())
+                con.execute("commit")
+            except firewall.CampaignError as error:
+                problems.append(str(error))
+                continue
+            export_dir.mkdir(parents=True, exist_ok=True)
+            allowed = export_dir / f"{path.stem}-{month_end:%Y-%m}-allowed.csv"
+            allowed.write_text("customer_id\n" + "".join(f"{c}\n" for c in decision.allowed))
+            rows.append((campaign.name, campaign.sender_id, campaign.channel,
+                         f"{campaign.planned_at:%Y-%m-%d}", len(decision.allowed),
+                         len(decision.blocked), decision.decision,
+                         json.dumps(decision.reason_counts())))  # fmt: skip
+    yield dg.MaterializeResult(
+        metadata={
+            "campaigns_checked": len(rows),
+            "blocked_recipients": sum(r[5] for r in rows),
+            "checks": _md_table(
+                [
+                    "campaign",
+                    "sender",
+                    "channel",
+                    "planned",
+                    "allowed",
+                    "blocked",
+                    "decision",
+                    "reasons",
+                ],
+                rows,
+            ),  # fmt: skip
+            "allowed_lists": dg.MetadataValue.path(str(export_dir)),
+        }
+    )
+    yield dg.AssetCheckResult(
+        check_name="planned_campaigns_are_valid",
+        passed=not problems,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "None")},
+    )
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            PAUSE,
+            description=(
+                "Pause violations: sends in the month that reached customers in a paused segment at "
+                "send time (membership in force then). Target zero; any other value names the "
+                "campaigns and senders and raises an alert."
+            ),
+            kinds={"duckdb"},
+            deps=RED_FLAG_DEPS,
+            owners=OWNERS,
+        ),
+        dg.AssetSpec(
+            UNSAFE,
+            description=(
+                "Segment-unsafe campaign attempts: campaigns in the send log that targeted a paused "
+                "segment or were sent in a sender's first 30 days, and campaigns the firewall "
+                "blocked. A rising number often means the firewall is doing its job."
+            ),
+            kinds={"duckdb"},
+            deps=RED_FLAG_DEPS,
+            owners=OWNERS,
+        ),
+        dg.AssetSpec(
+            OVERRIDES,
+            description=(
+                "Manual override attempts ('send this once'): who, when, why and the segments "
+                "involved. Not for punishing anyone: for seeing where pressure shows up."
+            ),
+            kinds={"duckdb"},
+            deps=RED_FLAG_DEPS,
+            owners=OWNERS,
+        ),
+        dg.AssetSpec(
+            ONBOARDING,
+            description=("The onboarding rule: sends by team members in their first 30 days."),
+            kinds={"duckdb"},
+            deps=RED_FLAG_DEPS,
+            owners=OWNERS,
+        ),
+        dg.AssetSpec(
+            PRESSURE,
+            description=(
+                "Suppressed campaign volume, exception requests, and pressure patterns: attempts "
+                "by team, channel, segment and week, against last month."
+            ),
+            kinds={"duckdb"},
+            deps=RED_FLAG_DEPS,
+            owners=OWNERS,
+        ),
+    ],
+    group_name="governance",
+    partitions_def=monthly_partitions,
+    check_specs=[
+        dg.AssetCheckSpec(
+            "pause_violation_count_is_zero",
+            asset=PAUSE,
+            description="Any send to a paused segment is an ERROR naming the source.",
+        ),
+        dg.AssetCheckSpec(
+            "no_sends_in_first_30_days",
+            asset=ONBOARDING,
+            description="New team members cannot send campaigns for 30 days.",
+        ),
+        dg.AssetCheckSpec(
+            "unsafe_attempts_not_surging",
+            asset=UNSAFE,
+            description="WARN when attempts grew sharply against last month.",
+        ),
+        dg.AssetCheckSpec(
+            "override_attempts_reviewed",
+            asset=OVERRIDES,
+            description="WARN when anyone asked to bypass the firewall this month.",
+        ),
+    ],  # fmt: skip
+)
+def red_flag_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    month_end, _ = refresh_window(context.partition_key)
+    config = governance.load()
+    previous = last_day(previous_month(month_end.replace(day=1)))
+    with warehouse.connect() as con:
+        con.execute("begin transaction")
+        flags = red_flags.measure(con, month_end, config)
+        con.execute("commit")
+        violations = con.execute(
+            "select campaign_id, any_value(campaign_name), sender_id, any_value(sender_name), "
+            "string_agg(distinct segment_id, ', '), count(*) from governance.pause_violations "
+            "where month_end = ? group by campaign_id, sender_id order by 6 desc",
+            [month_end],
+        ).fetchall()
+        unsafe = con.execute(
+            "select source, campaign_name, sender_id, team, channel, segment_ids, reasons, customers "
+            "from governance.unsafe_attempts where month_end = ? order by attempted_at",
+            [month_end],
+        ).fetchall()
+        previous_unsafe = con.execute(
+            "select value from governance.red_flags where month_end = ? "
+            "and metric = 'segment_unsafe_attempts'",
+            [previous],
+        ).fetchone()
+        overrides = con.execute(
+            "select strftime(requested_at, '%Y-%m-%d %H:%M'), requested_by, team, campaign_name, "
+            "segment_ids, reason from governance.exception_requests where kind = 'override' "
+            "and last_day(requested_at) = ? order by requested_at",
+            [month_end],
+        ).fetchall()
+        onboarding = con.execute(
+            "select sender_id, sender_name, team, strftime(joined_date, '%Y-%m-%d'), campaign_name, "
+            "days_after_joining, sends from governance.onboarding_violations where month_end = ?",
+            [month_end],
+        ).fetchall()
+        pressure = con.execute(
+            "select dimension, key, attempts, previous_attempts, change "
+            "from governance.pressure_patterns where month_end = ? "
+            "order by abs(change) desc, attempts desc limit 12",
+            [month_end],
+        ).fetchall()
+    v = flags.values
+    pause = v["pause_violation_count"]
+    yield dg.MaterializeResult(asset_key=PAUSE, metadata={
+        "pause_violation_count": dg.MetadataValue.int(pause) if pause is not None
+        else dg.MetadataValue.text("not evaluated"),
+        "by_campaign": _md_table(["campaign", "name", "sender", "sender name", "segments", "sends"],
+                                 violations),
+    })  # fmt: skip
+    yield dg.MaterializeResult(asset_key=UNSAFE, metadata={
+        "segment_unsafe_attempts": v["segment_unsafe_attempts"],
+        "attempts": _md_table(["source", "campaign", "sender", "team", "channel", "segments",
+                               "reasons", "customers"], unsafe),
+    })  # fmt: skip
+    yield dg.MaterializeResult(asset_key=OVERRIDES, metadata={
+        "manual_override_attempts": v["manual_override_attempts"],
+        "attempts": _md_table(["when", "who", "team", "campaign", "segments", "why"], overrides),
+    })  # fmt: skip
+    yield dg.MaterializeResult(asset_key=ONBOARDING, metadata={
+        "sends_in_first_30_days": v["onboarding_violations"] or 0,
+        "senders": _md_table(["sender", "name", "team", "joined", "campaign", "day", "sends"],
+                             onboarding),
+    })  # fmt: skip
+    yield dg.MaterializeResult(asset_key=PRESSURE, metadata={
+        "suppressed_campaign_volume": v["suppressed_campaign_volume"],
+        "suppressed_campaigns": v["suppressed_campaigns"],
+        "exception_requests": v["exception_requests"],
+        "largest_changes": _md_table(["dimension", "key", "attempts", "last month", "change"],
+                                     pressure),
+    })  # fmt: skip
+    named = "; ".join(f"{c} ({n}) by {s} ({sn}): {cnt} sends to {seg}"
+                      for c, n, s, sn, seg, cnt in violations)  # fmt: skip
+    yield dg.AssetCheckResult(
+        check_name="pause_violation_count_is_zero", asset_key=PAUSE,
+        passed=pause == 0,
+        severity=dg.AssetCheckSeverity.ERROR if pause else dg.AssetCheckSeverity.WARN,
+        description=(named or flags.details.get("pause_violation_count") or "No pause violations."),
+        metadata={"pause_violation_count": -1 if pause is None else pause},
+    )  # fmt: skip
+    yield dg.AssetCheckResult(
+        check_name="no_sends_in_first_30_days", asset_key=ONBOARDING,
+        passed=not v["onboarding_violations"], severity=dg.AssetCheckSeverity.ERROR,
+        description="; ".join(f"{s} ({n}, joined {j}) sent {c} on day {d}: {k} sends"
+                              for s, n, _, j, c, d, k in onboarding) or "No sends in anyone's first 30 days.",
+        metadata={"sends": v["onboarding_violations"] or 0},
+    )  # fmt: skip
+    before = previous_unsafe[0] if previous_unsafe else None
+    now = v["segment_unsafe_attempts"]
+    surging = (
+        before is not None
+        and now - before >= 2
+        and now > before * (1 + config.unsafe_attempts_rise)
+    )
+    yield dg.AssetCheckResult(
+        check_name="unsafe_attempts_not_surging", asset_key=UNSAFE, passed=not surging,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"this_month": now, "last_month": -1 if before is None else before},
+    )  # fmt: skip
+    yield dg.AssetCheckResult(
+        check_name="override_attempts_reviewed", asset_key=OVERRIDES,
+        passed=not v["manual_override_attempts"], severity=dg.AssetCheckSeverity.WARN,
+        description="On the monthly review agenda: where did pressure show up?",
+        metadata={"attempts": v["manual_override_attempts"]},
+    )  # fmt: skip
+
+
+AUDIT = dg.AssetKey(["governance", "segment_audit_trail"])
+
+
+@dg.asset(
+    key=AUDIT,
+    group_name="governance",
+    owners=OWNERS,
+    kinds={"duckdb"},
+    partitions_def=monthly_partitions,
+    deps=[PUBLISHED],
+    description=(
+        "Append-only audit trail: every change of a customer's segment (from, to, month, "
+        "definition version), beside the overrides and disputes with their decisions. One "
+        "customer's record: `segment-cadence audit customer ID`."
+    ),
+    check_specs=[
+        dg.AssetCheckSpec(
+            "every_change_is_recorded",
+            asset=AUDIT,
+            description=("The trail holds exactly the month's published changes."),
+        )
+    ],  # fmt: skip
+)
+def segment_audit_trail(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    month_end, _ = refresh_window(context.partition_key)
+    with warehouse.connect() as con:
+        con.execute("begin transaction")
+        added = audit.record_segment_changes(con, month_end)
+        con.execute("commit")
+        published, recorded, total = con.execute(
+            """
+            select
+              (select count(*) from published.segment_membership m where m.month_end = ?
+                 and m.previous_segment_id is distinct from m.segment_id),
+              (select count(*) from governance.segment_audit_log a where a.month_end = ?
+                 and a.definition_version in (select distinct definition_version
+                     from published.segment_membership where month_end = ?)),
+              (select count(*) from governance.segment_audit_log)
+            """,
+            [month_end, month_end, month_end],
+        ).fetchone()
+    yield dg.MaterializeResult(metadata={"changes_added": added, "changes_this_month": recorded,
+                                         "trail_rows": total})  # fmt: skip
+    yield dg.AssetCheckResult(
+        check_name="every_change_is_recorded", passed=published == recorded,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"published_changes": published, "recorded": recorded},
+    )  # fmt: skip
+
+
+BIAS = dg.AssetKey(["governance", "bias_audit"])
+
+
+@dg.asset(
+    key=BIAS,
+    group_name="governance",
+    owners=OWNERS,
+    kinds={"duckdb"},
+    partitions_def=monthly_partitions,
+    deps=[PUBLISHED],
+    description=(
+        "Segment distribution across region, age band and language, with disparity ratios "
+        "(group share / overall share) flagged beyond the bound in config/governance.yaml. "
+        "Sensitive attributes never decide membership; this watches the outcome."
+    ),
+    check_specs=[
+        dg.AssetCheckSpec(
+            "no_flagged_disparity",
+            asset=BIAS,
+            description=(
+                "WARN when a group is over- or under-represented in a segment beyond the bound."
+            ),
+        )
+    ],  # fmt: skip
+)
+def bias_audit(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    month_end, _ = refresh_window(context.partition_key)
+    config = governance.load()
+    with warehouse.connect() as con:
+        con.execute("begin transaction")
+        flagged = audit.measure_bias(con, month_end, config)
+        con.execute("commit")
+        rows = audit.flagged_bias(con, month_end)
+    table = _md_table(["attribute", "group", "segment", "members", "group share", "overall",
+                       "ratio"], rows)  # fmt: skip
+    yield dg.MaterializeResult(metadata={"flagged": flagged, "flagged_cells": table,
+                                         "bound": config.max_disparity_ratio})  # fmt: skip
+    yield dg.AssetCheckResult(check_name="no_flagged_disparity", passed=flagged == 0,
+                              severity=dg.AssetCheckSeverity.WARN, metadata={"flagged": flagged})  # fmt: skip
+
+
+LANGUAGE = dg.AssetKey(["governance", "language_lint"])
+
+
+@dg.asset(
+    key=LANGUAGE,
+    group_name="governance",
+    owners=OWNERS,
+    kinds={"python"},
+    partitions_def=monthly_partitions,
+    deps=[*SENDS],
+    description=(
+        "The charter's language governance over segment names and descriptions, the names of "
+        "campaigns sent this month and planned campaigns' copy: retired phrases flagged with "
+        "the promoted language to use instead."
+    ),
+    check_specs=[
+        dg.AssetCheckSpec(
+            "no_retired_language",
+            asset=LANGUAGE,
+            description=("WARN when a retired phrase is in use."),
+        )
+    ],  # fmt: skip
+)
+def language_lint(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    month_end, _ = refresh_window(context.partition_key)
+    config = governance.load()
+    findings = governance.lint_segments(list(segment_dictionary.load().segments), config)
+    for path in sorted(paths.campaigns_dir().glob("*.y*ml")):
+        try:
+            campaign = firewall.load_campaign(path)
+        except firewall.CampaignError:
+            continue  # reported by planned_campaign_checks
+        for field_name, text in (("name", campaign.name), ("copy", campaign.copy)):
+            findings += governance.lint_text(text, source="campaign", object_id=path.stem,
+                                             field=field_name, config=config)  # fmt: skip
+    with warehouse.connect() as con:
+        names = con.execute(
+            "select distinct campaign_id, campaign_name from raw.campaign_sends "
+            "where last_day(cast(sent_at as date)) = ?",
+            [month_end],
+        ).fetchall() if table_exists(con, "raw", "campaign_sends") else []  # fmt: skip
+        for campaign_id, name in names:
+            findings += governance.lint_text(name or "", source="campaign", object_id=campaign_id,
+                                             field="name", config=config)  # fmt: skip
+        con.execute("begin transaction")
+        governance.store_findings(con, month_end, findings)
+        con.execute("commit")
+    rows = [(f.source, f.object_id, f.field, f.found, f.suggest) for f in findings]
+    yield dg.MaterializeResult(metadata={
+        "findings": len(findings),
+        "table": _md_table(["source", "object", "field", "found", "say instead"], rows),
+    })  # fmt: skip
+    yield dg.AssetCheckResult(check_name="no_retired_language", passed=not findings,
+                              severity=dg.AssetCheckSeverity.WARN,
+                              metadata={"findings": len(findings)})  # fmt: skip
+
+
+governance_assets = [
+    planned_campaign_checks,
+    red_flag_metrics,
+    segment_audit_trail,
+    bias_audit,
+    language_lint,
+]

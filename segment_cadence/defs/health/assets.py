@@ -1,0 +1,104 @@
+"""Segment health after each refresh: metrics, threshold checks, and the breaches table."""
+
+import os
+
+import dagster as dg
+
+from segment_cadence.defs.dictionary import segment_dictionary
+from segment_cadence.defs.health import health, thresholds
+from segment_cadence.platform import paths
+from segment_cadence.platform.partitions import monthly_partitions, refresh_window
+from segment_cadence.platform.resources import WarehouseResource
+
+THRESHOLDS = thresholds.load()
+
+
+@dg.asset(
+    key=["health", "segment_health"],
+    group_name="health",
+    owners=["team:segmentation-owner"],
+    kinds={"duckdb", "python"},
+    partitions_def=monthly_partitions,
+    deps=[
+        dg.AssetKey(["published", "segment_membership"]),
+        dg.AssetKey(["governance", "pause_violations"]),
+    ],
+    description=(
+        "Health of each segment and of the inputs for the published month: size and share "
+        "shift, migration in and out, dwell, churn likelihood, engagement depth, repeat-purchase "
+        "velocity, campaign response; freshness, volume, quarantine and null rates, feature "
+        "drift (PSI, Wasserstein) against last month. Evaluated against config/thresholds.yaml; "
+        "one row per breach in health.breaches, one check per threshold rule."
+    ),
+    check_specs=[
+        dg.AssetCheckSpec(
+            name=rule.id,
+            asset=["health", "segment_health"],
+            description=f"{rule.metric}: {rule.runbook}",
+        )
+        for rule in THRESHOLDS.rules
+    ],
+)
+def segment_health(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    month_end, _ = refresh_window(context.partition_key)
+    config = thresholds.load()
+    version = segment_dictionary.definition_version(segment_dictionary.load())
+    with warehouse.connect() as con:
+        metrics = health.measure(con, month_end)
+        con.execute("begin transaction")
+        health.store(con, metrics, version)
+        history = health.history(con, month_end)
+        values = {(m.segment_id, m.metric): m.value for m in metrics}
+        breaches = thresholds.evaluate(config, month_end, values, history)
+        health.store_breaches(con, month_end, breaches, version)
+        con.execute("commit")
+    by_rule: dict[str, list[thresholds.Breach]] = {}
+    for breach in breaches:
+        by_rule.setdefault(breach.rule_id, []).append(breach)
+    for rule in THRESHOLDS.rules:
+        found = by_rule.get(rule.id, [])
+        critical = any(b.severity == "critical" for b in found)
+        yield dg.AssetCheckResult(
+            check_name=rule.id,
+            passed=not found,
+            severity=dg.AssetCheckSeverity.ERROR if critical else dg.AssetCheckSeverity.WARN,
+            metadata={
+                "breaches": len(found),
+                "segments": dg.MetadataValue.json(
+                    {
+                        b.segment_id: {
+                            "value": b.value,
+                            "bound": b.bound,
+                            "baseline": b.baseline,
+                            "kind": b.kind,
+                            "severity": b.severity,
+                        }
+                        for b in found
+                    }  # fmt: skip
+                ),
+            },
+        )
+    table = "\n".join(
+        f"| {b.severity} | {b.rule_id} | {b.segment_id} | {b.value:.4g} | "
+        f"{'' if b.baseline is None else f'{b.baseline:.4g}'} | {b.bound:.4g} | {b.kind} |"
+        for b in sorted(breaches, key=lambda b: (b.severity != "critical", b.rule_id))
+    )
+    yield dg.MaterializeResult(
+        metadata={
+            "metrics": len(metrics),
+            "breaches": len(breaches),
+            "critical": sum(b.severity == "critical" for b in breaches),
+            "alerts_go_to": (
+                "Slack (SLACK_BOT_TOKEN is set), via the segment_health_alerts sensor"
+                if os.environ.get("SLACK_BOT_TOKEN")
+                else f"the local outbox {paths.outbox_dir() / 'notices.jsonl'} (no SLACK_BOT_TOKEN), "
+                "via the segment_health_alerts sensor"
+            ),
+            "breach_table": dg.MetadataValue.md(
+                "| severity | rule | segment | value | baseline | bound | kind |\n"
+                "|---|---|---|---|---|---|---|\n" + table
+                if table
+                else "No breaches."
+            ),
+        }
+    )

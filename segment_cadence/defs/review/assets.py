@@ -1,0 +1,78 @@
+"""The monthly review pack asset: rendered after everything it reports on."""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from segment_cadence.defs.alerting import alert_tick, slack
+from segment_cadence.defs.dictionary import changelog
+from segment_cadence.defs.health import thresholds
+from segment_cadence.defs.review import review_pack
+from segment_cadence.platform import paths
+from segment_cadence.platform.partitions import monthly_partitions, refresh_window
+from segment_cadence.platform.resources import WarehouseResource
+
+PACK = dg.AssetKey(["review", "monthly_review_pack"])
+
+
+@dg.asset(
+    key=PACK,
+    group_name="review",
+    owners=["team:segmentation-owner"],
+    kinds={"html", "markdown", "slack"},
+    partitions_def=monthly_partitions,
+    deps=[
+        dg.AssetKey(["governance", "pause_violations"]),
+        dg.AssetKey(["governance", "pressure_patterns"]),
+        dg.AssetKey(["governance", "bias_audit"]),
+        dg.AssetKey(["governance", "segment_audit_trail"]),
+        dg.AssetKey(["governance", "changelog"]),
+        dg.AssetKey(["health", "segment_health"]),
+    ],
+    description=(
+        "What the 30-minute monthly segmentation review reads, in the charter's fixed order: "
+        "pause violations, dwell anomalies, suppressed volume, exception requests, where "
+        "pressure showed up; then sizes, migration, KPI trends, alerts, definition changes, the "
+        "bias audit and data quality. One self-contained HTML file and a Markdown copy under "
+        "review_packs/YYYY-MM/, recorded in the changelog and posted to Slack when a token is set."
+    ),
+)
+def monthly_review_pack(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    month_end, _ = refresh_window(context.partition_key)
+    client = slack.slack_client()
+    with warehouse.connect() as con:
+        # Process the month's breaches first (the alerting sensor's own pass, idempotent), so
+        # the pack's alert section includes the alerts this month raised.
+        tick = alert_tick.run_tick(con, datetime.now(UTC).replace(tzinfo=None), client)
+        pack = review_pack.gather(con, month_end)
+        written = review_pack.write(pack, paths.review_packs_dir())
+        summary = review_pack.slack_summary(pack)
+        con.execute("begin transaction")
+        review_pack.record(con, month_end, written.html, summary)
+        changelog.refresh_changelog(con)
+        con.execute("commit")
+        channel = thresholds.load().settings.get("review_channel", "#segmentation-review")
+        posted = review_pack.post_pending(con, client, channel)
+    empty = [s.title for s in pack.sections if s.no_data]
+    headline = "\n".join(
+        f"| {k} | {'no data' if v is None else v} |" for k, v in pack.headline().items()
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "html": dg.MetadataValue.path(str(written.html)),
+            "markdown": dg.MetadataValue.path(str(written.markdown)),
+            "summary": dg.MetadataValue.md(
+                f"**Review pack {month_end:%B %Y}**\n\n| headline | value |\n|---|---|\n{headline}"
+                + (f"\n\nSections with no data: {', '.join(empty)}" if empty else "")
+            ),
+            "slack": (
+                f"posted {posted['posted']}, kept for retry {posted['failed']}"
+                if client
+                else "not posted: SLACK_BOT_TOKEN is not set"
+            ),
+            "sections": len(pack.sections),
+            "alert_pass": tick.summary(),
+        }
+    )

@@ -1,0 +1,237 @@
+"""The segments room's Python assets around the dbt models: the monthly BG/NBD fit (four
+parameters in Python, every customer scored in SQL) and publishing the month (visible to
+consumers only after every blocking check passed).
+"""
+
+import dagster as dg
+import numpy as np
+from dagster_dbt import get_asset_key_for_model
+
+from segment_cadence.defs.dictionary import segment_dictionary, versions
+from segment_cadence.defs.segments import churn, gate, publish
+from segment_cadence.defs.segments.dbt_assets import features_inputs, segment_marts
+from segment_cadence.platform import paths
+from segment_cadence.platform.partitions import monthly_partitions, refresh_window
+from segment_cadence.platform.resources import WarehouseResource
+
+GATE = dg.AssetKey(["build", "publish_gate"])
+MARTS = [
+    get_asset_key_for_model([segment_marts], model)
+    for model in ("segment_membership", "segment_transitions", "segment_kpis")
+]
+
+
+@dg.asset(
+    key=GATE,
+    group_name="published",
+    owners=["team:segmentation-owner"],
+    kinds={"duckdb"},
+    partitions_def=monthly_partitions,
+    deps=MARTS,
+    check_specs=[
+        dg.AssetCheckSpec(
+            "inputs_and_result_fit_to_publish",
+            asset=GATE,
+            blocking=True,
+            description=(
+                "Holds the month in build when its inputs or its result are unusable: no or "
+                "too few order lines, a volume far from recent months, a source quarantined "
+                "beyond its bound, stale inputs, too many customers moved into the fallback, "
+                "or a paused segment emptied. Bounds: publish_gate in config/thresholds.yaml."
+            ),
+        )
+    ],
+    description=(
+        "The publish gate: measures the month's inputs and its build against governed bounds "
+        "before anything is published. A held month stays in build and the last published "
+        "month stays in force; `segment-cadence release` lets an approver publish it."
+    ),
+)
+def publish_gate(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    month_end, _ = refresh_window(context.partition_key)
+    dictionary = segment_dictionary.load()
+    version = segment_dictionary.definition_version(dictionary)
+    try:
+        bounds = gate.load_bounds(paths.thresholds_file())
+    except gate.GateConfigError as error:
+        raise dg.Failure(description=str(error)) from None
+    with warehouse.connect() as con:
+        decision = gate.evaluate(con, month_end, version, dictionary.fallback.id, bounds)
+        if decision.held:
+            gate.record_hold(con, decision, context.run_id)
+    findings = [
+        {"check": f.check, "subject": f.subject, "value": f.value, "bound": f.bound}
+        for f in decision.findings
+    ]
+    if decision.held:
+        context.log.error(decision.summary())
+    elif decision.findings:
+        context.log.warning(decision.summary())
+    metadata = {
+        "month_end": month_end.isoformat(),
+        "held": decision.held,
+        "inputs_fingerprint": decision.inputs_fingerprint,
+        "findings": dg.MetadataValue.json(findings),
+        **{k: v for k, v in decision.measured.items() if v is not None},
+    }
+    if decision.release is not None:
+        metadata["released_by"] = decision.release.released_by
+        metadata["release_reason"] = decision.release.reason
+    yield dg.MaterializeResult(metadata=metadata)
+    yield dg.AssetCheckResult(
+        check_name="inputs_and_result_fit_to_publish",
+        passed=not decision.held,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=decision.summary()
+        + (
+            ""
+            if not decision.held
+            else "\nTo publish it anyway, an approver runs: segment-cadence release --month "
+            f"{month_end:%Y-%m} --by APPROVER --reason TEXT"
+        ),
+        metadata={"findings": dg.MetadataValue.json(findings)},
+    )
+
+
+@dg.asset(
+    key=["published", "segment_membership"],
+    group_name="published",
+    owners=["team:segmentation-owner"],
+    kinds={"duckdb", "parquet"},
+    partitions_def=monthly_partitions,
+    deps=[*MARTS, GATE],
+    description=(
+        "Published membership, transitions and KPIs for the month, replaced atomically from "
+        "the build once its checks passed, and exported as Parquet for downstream tools. "
+        "A failed refresh never reaches this step, so the last published month stays in place."
+    ),
+)
+def published_segment_membership(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    month_end, _ = refresh_window(context.partition_key)
+    version = segment_dictionary.definition_version(segment_dictionary.load())
+    label = versions.check_approved().label
+    with warehouse.connect() as con:
+        try:
+            publication = publish.publish_month(
+                con,
+                month_end,
+                version,
+                run_id=context.run_id,
+                export_dir=paths.exports_dir(),
+                version_label=label,
+            )
+        except publish.PublishError as error:
+            raise dg.Failure(description=str(error)) from None
+        kpis = con.execute(
+            "select segment_id, customers, share, retention_rate, avg_churn_likelihood "
+            "from published.segment_kpis where month_end = ? order by customers desc",
+            [month_end],
+        ).fetchall()
+    table = "\n".join(
+        f"| {s} | {n:,} | {share:.1%} | {'' if ret is None else f'{ret:.1%}'} | "
+        f"{'' if churn is None else f'{churn:.2f}'} |"
+        for s, n, share, ret, churn in kpis
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": publication.customers,
+            "month_end": month_end.isoformat(),
+            "definition_version": version,
+            "approved_version": label,
+            "export_path": dg.MetadataValue.path(publication.export_path or ""),
+            "segment_sizes": dg.MetadataValue.md(
+                "| segment | customers | share | retention | churn likelihood |\n"
+                "|---|---|---|---|---|\n" + table
+            ),
+        }
+    )
+
+
+@dg.asset_check(
+    asset=published_segment_membership,
+    name="segments_above_minimum_size",
+    description="Warns when an active segment has fewer members than its dictionary minimum.",
+)
+def segments_above_minimum_size(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    dictionary = segment_dictionary.load()
+    partition = context.run.tags.get("dagster/partition")
+    with warehouse.connect(read_only=True) as con:
+        if partition:
+            latest = refresh_window(partition)[0]
+        else:
+            latest = con.execute("select max(month_end) from published.publications").fetchone()[0]
+        sizes = publish.segment_sizes(con, latest) if latest else {}
+    small = {
+        s.id: sizes.get(s.id, 0) for s in dictionary.segments if sizes.get(s.id, 0) < s.min_size
+    }
+    return dg.AssetCheckResult(
+        passed=not small,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"month_end": str(latest), "below_minimum": dg.MetadataValue.json(small)},
+    )
+
+
+FIT_SAMPLE_SIZE = 50_000
+FIT_SEED = 20_050_101  # fixed, so re-running a month reproduces its parameters exactly
+
+
+@dg.asset(
+    key=["churn", "bgnbd_params"],
+    group_name="features",
+    owners=["team:data-engineering"],
+    kinds={"python", "scipy", "duckdb"},
+    partitions_def=monthly_partitions,
+    deps=[get_asset_key_for_model([features_inputs], "int_customer_purchases")],
+    description=(
+        "BG/NBD (Fader, Hardie & Lee 2005) fitted by maximum likelihood on a reproducible "
+        f"sample of up to {FIT_SAMPLE_SIZE:,} buyers as of the month's end. customer_features "
+        "scores every customer with the closed-form P(alive); churn likelihood = 1 - P(alive)."
+    ),
+)
+def bgnbd_params(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    month_end, _ = refresh_window(context.partition_key)
+    with warehouse.connect() as con:
+        history = con.execute(
+            "select bgnbd_x, bgnbd_t_x, bgnbd_T from build.int_customer_purchases "
+            "where bgnbd_T > 0 order by customer_id"
+        ).fetchnumpy()
+        x, t_x, big_t = (
+            np.asarray(history[c], dtype=float) for c in ("bgnbd_x", "bgnbd_t_x", "bgnbd_T")
+        )
+        sample = churn.sample_for_fit(x, t_x, big_t, max_n=FIT_SAMPLE_SIZE, seed=FIT_SEED)
+        try:
+            params = churn.fit_bgnbd(*sample)
+            row = [month_end, params.r, params.alpha, params.a, params.b, params.log_likelihood,
+                   params.n_customers, params.converged]  # fmt: skip
+            note = "fitted"
+        except ValueError as error:
+            # Too little history (for example months before the data starts): score nobody
+            # rather than invent a churn likelihood. Rules reading it then do not hold.
+            context.log.warning(f"BG/NBD not fitted for {month_end}: {error}")
+            row = [month_end, None, None, None, None, None, len(x), False]
+            note = f"not fitted: {error}"
+        con.execute("begin transaction")
+        con.execute("delete from churn.bgnbd_params where month_end = ?", [month_end])
+        con.execute(
+            "insert into churn.bgnbd_params values (?, ?, ?, ?, ?, ?, ?, ?, current_timestamp)", row
+        )
+        con.execute("commit")
+    return dg.MaterializeResult(
+        metadata={
+            "status": note,
+            "buyers": len(x),
+            "fit_sample": int(row[6] or 0),
+            "r": row[1],
+            "alpha": row[2],
+            "a": row[3],
+            "b": row[4],
+            "log_likelihood": row[5],
+            "converged": bool(row[7]),
+        }
+    )

@@ -1,0 +1,141 @@
+"""dbt models as Dagster assets: a translator for their specs and two partitioned groups.
+
+The features inputs (staging, intermediate) and the segment marts are separate asset
+definitions because the Python churn fit sits between them: it reads the purchase history
+that the intermediate layer builds and writes the parameters the marts score with.
+"""
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    dbt_assets,
+)
+
+from segment_cadence.defs.dictionary import segment_dictionary
+from segment_cadence.platform.crash_points import crash_point
+from segment_cadence.platform.partitions import monthly_partitions, refresh_window
+from segment_cadence.platform.resources import WarehouseResource, dbt_project, prepare_partial_parse
+
+LAYER_GROUPS = {"staging": "features", "intermediate": "features", "marts": "segments"}
+LAYER_OWNERS = {"staging": "team:data-engineering", "intermediate": "team:data-engineering",
+                "marts": "team:segmentation-owner"}  # fmt: skip
+
+
+class SegmentCadenceTranslator(DagsterDbtTranslator):
+    """Groups, owners and keys for dbt resources.
+
+    Sources keep their (schema, table) keys so that they line up with the Python assets
+    that write them (raw.*, churn.bgnbd_params, governance.segment_dictionary). The
+    published source is read only for the previous month and is written downstream by the
+    publish asset, so it is not an upstream dependency (that would be a cycle).
+    """
+
+    def get_asset_spec(
+        self, manifest: Mapping[str, Any], unique_id: str, project: Any
+    ) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        deps = [d for d in spec.deps if d.asset_key.path[0] != "published"]
+        return spec.replace_attributes(deps=deps)
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        if dbt_resource_props["resource_type"] == "source":
+            return {"raw": "ingest", "churn": "features", "governance": "definitions"}.get(
+                dbt_resource_props["source_name"], "published"
+            )
+        layer = dbt_resource_props["fqn"][1] if len(dbt_resource_props["fqn"]) > 2 else "marts"
+        return LAYER_GROUPS.get(layer, "segments")
+
+    def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> list[str]:
+        layer = dbt_resource_props.get("fqn", ["", "marts"])[1]
+        return [LAYER_OWNERS.get(layer, "team:data-engineering")]
+
+
+translator = SegmentCadenceTranslator(
+    settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)
+)
+
+
+def dbt_vars(partition_key: str) -> dict[str, Any]:
+    """Everything a monthly dbt run needs: the window and the compiled dictionary."""
+    month_end, previous_month_end = refresh_window(partition_key)
+    dictionary = segment_dictionary.load()
+    priority = {s.id: s.priority for s in dictionary.segments}
+    return {
+        "month_end": month_end.isoformat(),
+        "previous_month_end": previous_month_end.isoformat(),
+        "definition_version": segment_dictionary.definition_version(dictionary),
+        "segment_ids": [s.id for s in dictionary.segments],
+        "business_rules": [
+            {
+                "id": rule.id,
+                "applies_to": rule.applies_to_sql,
+                "allowed_segments": [s for s, p in priority.items() if p <= rule.max_priority],
+            }
+            for rule in dictionary.business_rules
+        ],
+        **dictionary.dbt_vars(),
+    }
+
+
+# A run with this tag rebuilds the incremental monthly history from scratch (dbt's
+# --full-refresh) instead of only the slices the month needs; `segment-cadence refresh
+# --full-rebuild` sets it. Rarely needed: changed source months and changed model SQL are
+# rebuilt anyway (dbt_project/macros/monthly_slices.sql).
+FULL_REBUILD_TAG = "segment_cadence/full_rebuild"
+
+
+def run_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+    """`dbt build` for the selected models and the partition's month, streaming results."""
+    prepare_partial_parse(warehouse.path)
+    with warehouse.connect():
+        pass  # schemas and Python-owned tables exist before dbt reads them
+    variables = dbt_vars(context.partition_key)
+    context.log.info(
+        f"Refreshing {variables['month_end']} with definition version "
+        f"{variables['definition_version']}"
+    )
+    # Passed through the environment, not --vars: see dbt_project/macros/cadence_var.sql.
+    os.environ["SEGMENT_CADENCE_DBT_VARS"] = json.dumps(variables)
+    args = ["build"]
+    if context.run.tags.get(FULL_REBUILD_TAG) == "true":
+        args.append("--full-refresh")
+    for event in dbt.cli(args, context=context).stream():
+        yield event
+        crash_point("dbt")
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    select="path:models/staging path:models/intermediate",
+    dagster_dbt_translator=translator,
+    partitions_def=monthly_partitions,
+    name="features_inputs",
+)
+def features_inputs(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+):
+    """Staging views over the raw sources and per-customer history as of the month's end."""
+    yield from run_dbt(context, dbt, warehouse)
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    select="path:models/marts",
+    dagster_dbt_translator=translator,
+    partitions_def=monthly_partitions,
+    name="segment_marts",
+)
+def segment_marts(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+):
+    """Features, membership, transitions and KPIs for the month, built in the build schema."""
+    yield from run_dbt(context, dbt, warehouse)

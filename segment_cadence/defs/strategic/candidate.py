@@ -1,0 +1,188 @@
+"""The candidate in staging: computed for the same customers and month, compared with production.
+
+The quarterly candidate never touches published membership. Its membership is computed in
+the `strategic` schema from the published features of the quarter's last month, with the
+same rule compiler production uses, and set beside production: sizes, who moves where,
+KPIs per candidate segment, business-rule violations. People read that, then approve or not.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+import yaml
+from sklearn.metrics import adjusted_rand_score
+
+from segment_cadence.defs.dictionary import segment_dictionary
+from segment_cadence.defs.strategic import strategic
+from segment_cadence.platform.warehouse import table_exists
+
+
+class CandidateError(RuntimeError):
+    """The candidate cannot be computed (for example, the month is not published yet)."""
+
+
+def load_buyers(con: duckdb.DuckDBPyConnection, month_end: date) -> pd.DataFrame:
+    if not table_exists(con, "published", "customer_features"):
+        raise CandidateError("no published features yet: run the monthly refresh first")
+    columns = ", ".join(strategic.CLUSTER_FEATURES)
+    frame = con.execute(
+        f"select customer_id, {columns} from published.customer_features "
+        "where month_end = ? and frequency >= 1 order by customer_id",
+        [month_end],
+    ).df()
+    if frame.empty:
+        raise CandidateError(
+            f"month {month_end} is not published (or has no buyers): publish it first"
+        )
+    return frame
+
+
+def case_expression(dictionary: segment_dictionary.SegmentDictionary) -> str:
+    """The same CASE the dbt membership model builds (macros/segment_case.sql)."""
+    whens = " ".join(f"when {s.rule_sql} then '{s.id}'" for s in dictionary.ruled)
+    return f"case {whens} else '{dictionary.fallback.id}' end"
+
+
+def stage_membership(
+    con: duckdb.DuckDBPyConnection, document: dict[str, Any], quarter: str, month_end: date
+) -> segment_dictionary.SegmentDictionary:
+    dictionary = segment_dictionary.validate(
+        document, f"<candidate {quarter}>", segment_dictionary.feature_columns()
+    )
+    con.execute("create schema if not exists strategic")
+    con.execute(
+        "create table if not exists strategic.candidate_membership "
+        "(quarter varchar, month_end date, customer_id varchar, segment_id varchar)"
+    )
+    con.execute("delete from strategic.candidate_membership where quarter = ?", [quarter])
+    con.execute(
+        f"insert into strategic.candidate_membership select ?, month_end, customer_id, "
+        f"{case_expression(dictionary)} from published.customer_features where month_end = ?",
+        [quarter, month_end],
+    )
+    return dictionary
+
+
+def record_clusters(con: duckdb.DuckDBPyConnection, quarter: str, buyers: pd.DataFrame,
+                    labels: np.ndarray) -> float | None:  # fmt: skip
+    """Keep this quarter's clusters; return the ARI against the previous quarter's, if any."""
+    con.execute(
+        "create table if not exists strategic.cluster_assignments "
+        "(quarter varchar, customer_id varchar, cluster integer)"
+    )
+    previous = con.execute(
+        "select quarter from strategic.cluster_assignments where quarter < ? "
+        "order by quarter desc limit 1",
+        [quarter],
+    ).fetchone()
+    con.execute("delete from strategic.cluster_assignments where quarter = ?", [quarter])
+    frame = pd.DataFrame(
+        {"quarter": quarter, "customer_id": buyers["customer_id"], "cluster": labels}
+    )
+    con.register("_clusters", frame)
+    con.execute("insert into strategic.cluster_assignments select * from _clusters")
+    con.unregister("_clusters")
+    if previous is None:
+        return None
+    pairs = con.execute(
+        "select a.cluster, b.cluster from strategic.cluster_assignments a "
+        "join strategic.cluster_assignments b using (customer_id) "
+        "where a.quarter = ? and b.quarter = ?",
+        [quarter, previous[0]],
+    ).fetchall()
+    if not pairs:
+        return None
+    now, before = zip(*pairs, strict=True)
+    return float(adjusted_rand_score(before, now))
+
+
+def compare(con: duckdb.DuckDBPyConnection, quarter: str, month_end: date,
+            business_rules: list[segment_dictionary.BusinessRule],
+            dictionary: segment_dictionary.SegmentDictionary) -> dict[str, Any]:  # fmt: skip
+    """Production against candidate, for the same customers and month."""
+    sizes = con.execute(
+        """
+        with prod as (select segment_id, count(*) n from published.segment_membership
+                      where month_end = ? group by 1),
+             cand as (select segment_id, count(*) n from strategic.candidate_membership
+                      where quarter = ? group by 1)
+        select coalesce(prod.segment_id, cand.segment_id) segment_id,
+               coalesce(prod.n, 0) production, coalesce(cand.n, 0) candidate
+        from prod full join cand using (segment_id) order by candidate desc, production desc
+        """,
+        [month_end, quarter],
+    ).fetchall()
+    moves = con.execute(
+        """
+        select p.segment_id, c.segment_id, count(*)
+        from published.segment_membership p
+        join strategic.candidate_membership c using (customer_id)
+        where p.month_end = ? and c.quarter = ?
+        group by all order by 3 desc
+        """,
+        [month_end, quarter],
+    ).fetchall()
+    total = sum(n for *_, n in moves) or 1
+    unchanged = sum(n for a, b, n in moves if a == b)
+    kpis = con.execute(
+        """
+        select c.segment_id, count(*) customers, avg(f.monetary_value), avg(f.churn_likelihood),
+               avg(f.engagement_events_90d),
+               sum(f.campaign_responses_365d) * 1.0 / nullif(sum(f.campaign_sends_365d), 0)
+        from strategic.candidate_membership c
+        join published.customer_features f using (customer_id, month_end)
+        where c.quarter = ? group by 1 order by 2 desc
+        """,
+        [quarter],
+    ).fetchall()
+    priority = {s.id: s.priority for s in dictionary.segments}
+    violations = 0
+    for rule in business_rules:
+        allowed = [s for s, p in priority.items() if p <= rule.max_priority] or [""]
+        violations += con.execute(
+            "select count(*) from strategic.candidate_membership c "
+            "join published.customer_features f using (customer_id, month_end) "
+            f"where c.quarter = ? and ({rule.applies_to_sql}) and c.segment_id not in "
+            f"({', '.join(repr(a) for a in allowed)})",
+            [quarter],
+        ).fetchone()[0]
+    return {
+        "sizes": sizes,
+        "moves": moves,
+        "unchanged_share": unchanged / total,
+        "kpis": kpis,
+        "business_rule_violations": violations,
+    }
+
+
+def write_candidate(document: dict[str, Any], directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "segments.yaml"
+    path.write_text(
+        "# Candidate definitions from the quarterly strategic refresh. Not in force: approve\n"
+        f"# with `segment-cadence definitions approve --candidate {path.name} ...`.\n"
+        + yaml.safe_dump(document, sort_keys=False, width=100)
+    )
+    return path
+
+
+def markdown_tables(comparison: dict[str, Any]) -> dict[str, str]:
+    sizes = "\n".join(f"| {s} | {p:,} | {c:,} | {c - p:+,} |" for s, p, c in comparison["sizes"])
+    moves = "\n".join(f"| {a} | {b} | {n:,} |" for a, b, n in comparison["moves"][:25])
+    kpis = "\n".join(
+        f"| {s} | {n:,} | {m or 0:,.0f} | {'' if ch is None else f'{ch:.2f}'} | {e or 0:.1f} | "
+        f"{'' if r is None else f'{r:.1%}'} |"
+        for s, n, m, ch, e, r in comparison["kpis"]
+    )
+    return {
+        "sizes": "| segment | production | candidate | change |\n|---|---:|---:|---:|\n" + sizes,
+        "moves": "| from (production) | to (candidate) | customers |\n|---|---|---:|\n" + moves,
+        "kpis": "| candidate segment | customers | avg lifetime value | churn | events 90d | "
+        "response |\n|---|---:|---:|---:|---:|---:|\n" + kpis,
+    }

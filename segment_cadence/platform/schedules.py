@@ -1,0 +1,40 @@
+"""Schedules: the cadence is the product. The monthly refresh runs on the 2nd at 06:00 for
+the month that just ended (the schedule is built from the partitions, so it carries the
+partition key)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import dagster as dg
+
+from segment_cadence.platform.jobs import monthly_refresh_job, quarterly_strategic_job
+
+monthly_refresh_schedule = dg.build_schedule_from_partitioned_job(
+    monthly_refresh_job,
+    name="monthly_tactical_refresh",
+    description="Monthly tactical refresh of the month that just ended.",
+    day_of_month=2,
+    hour_of_day=6,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+
+
+# After the quarter's last monthly refresh (which runs on the 2nd): the 5th at 06:00 of the
+# month after each quarter, for the quarter that just ended.
+@dg.schedule(
+    cron_schedule="0 6 5 1,4,7,10 *",
+    job=quarterly_strategic_job,
+    name="quarterly_strategic_refresh",
+    description="Quarterly strategic re-fit of the quarter that just ended (a candidate only).",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+def quarterly_strategic_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    when = context.scheduled_execution_time
+    this_quarter = date(when.year, (when.month - 1) // 3 * 3 + 1, 1)
+    quarter = (
+        date(this_quarter.year - 1, 10, 1)
+        if this_quarter.month == 1
+        else date(this_quarter.year, this_quarter.month - 3, 1)
+    )
+    return dg.RunRequest(partition_key=quarter.isoformat())
