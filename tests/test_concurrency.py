@@ -415,3 +415,60 @@ def test_a_run_holds_the_writers_turn_and_takes_it_again_without_waiting(tmp_pat
         assert again.success
         assert seen[1].activity == "the refresh of 2025-12"  # the CLI's turn, taken again
     assert warehouse_lock.lock_file(db).read_text() == ""  # let go: nobody holds it
+
+
+def test_every_asset_and_check_is_in_the_warehouse_pool(tmp_path):
+    """The pool is on the assets, so it holds whatever starts the run: a Materialize click or a
+    backfill from an asset page runs an implicit asset job that carries none of our tags."""
+    from segment_cadence.definitions import defs
+    from segment_cadence.platform.resources import WAREHOUSE_POOL
+
+    graph = defs.resolve_asset_graph()
+    steps = {graph.assets_def_for_key(key) for key in graph.get_all_asset_keys()}
+    steps |= {graph.assets_def_for_key(key) for key in graph.asset_check_keys}
+    pools = {step.op.name: step.op.pool for step in steps if step.is_executable}
+    assert pools and set(pools.values()) == {WAREHOUSE_POOL}, pools
+    (tmp_path / "dagster.yaml").write_text((REPO / "orchestration" / "dagster.yaml").read_text())
+    with dg.DagsterInstance.from_config(str(tmp_path)) as dagster:
+        assert dagster.get_concurrency_config().pool_config.default_pool_limit == 1
+
+
+MATERIALIZE_ONE_ASSET = """
+import dagster as dg
+from segment_cadence.definitions import defs
+
+key = dg.AssetKey(["raw", "customers"])
+job = defs.resolve_implicit_job_def_def_for_assets([key])
+with dg.DagsterInstance.get() as instance:
+    result = job.execute_in_process(asset_selection=[key], instance=instance)
+print("materialized", result.success, result.run_id, flush=True)
+"""
+
+
+def test_an_asset_materialized_during_a_refresh_waits_its_turn_and_succeeds(home):
+    """What a Materialize click on an asset page does while the monthly refresh runs."""
+    refresh = start(home, "refresh", "--month", MONTH)
+    running = wait_for_started_run(home, refresh, all_run_ids(home))
+    materialize = subprocess.run(
+        [sys.executable, "-c", MATERIALIZE_ONE_ASSET],
+        env=env_for(home),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    refreshed = refresh.finish()
+    assert refreshed.returncode == 0, refreshed.stdout + refreshed.stderr
+    assert materialize.returncode == 0, materialize.stderr[-3000:]
+    assert "IOException" not in materialize.stderr
+    done = re.search(r"materialized (True|False) ([0-9a-f-]{36})", materialize.stdout)
+    assert done and done.group(1) == "True", materialize.stdout + materialize.stderr[-2000:]
+    with instance(home) as dagster:
+        first = dagster.get_run_record_by_id(running.run_id)
+        second = dagster.get_run_record_by_id(done.group(2))
+        events = dagster.all_logs(second.dagster_run.run_id)
+    assert first.dagster_run.status == dg.DagsterRunStatus.SUCCESS
+    step_started = min(
+        e.timestamp for e in events if e.dagster_event and e.dagster_event.is_step_start
+    )
+    assert step_started >= first.end_time  # it waited for the refresh, then ran

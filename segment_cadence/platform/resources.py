@@ -95,6 +95,15 @@ def run_activity(run: dg.DagsterRun) -> tuple[str, str | None]:
     return f"the {run.job_name} run" + (f" for {partition}" if partition else ""), None
 
 
+# Every asset and asset check that reads or writes the warehouse is in this Dagster
+# concurrency pool, limited to one step at a time by the instance (orchestration/dagster.yaml,
+# `concurrency.pools.default_limit: 1`). The pool is on the assets themselves, so it holds
+# whatever starts the run: the schedule, a job launched from the UI, a single-asset
+# Materialize or a backfill from an asset page (an implicit asset job with none of our job
+# tags), or the CLI. The writer lock in WarehouseResource keeps a whole run to itself.
+WAREHOUSE_POOL = "warehouse"
+
+
 class WarehouseResource(dg.ConfigurableResource):
     """The DuckDB warehouse. Hands out one short-lived connection per unit of work, and
     holds the writer's turn for each run that uses it (segment_cadence.platform.warehouse_lock)."""

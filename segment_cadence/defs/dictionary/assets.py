@@ -10,10 +10,13 @@ from segment_cadence.defs.dictionary import changelog, versions
 # Aliased: the asset below is named segment_dictionary too.
 from segment_cadence.defs.dictionary import segment_dictionary as dictionary_module
 from segment_cadence.defs.health import thresholds
-from segment_cadence.platform.resources import WarehouseResource
+from segment_cadence.platform.resources import WAREHOUSE_POOL, WarehouseResource
 
 
 @dg.asset(
+
+
+    pool=WAREHOUSE_POOL,
     key=["governance", "segment_dictionary"],
     group_name="definitions",
     owners=["team:segmentation-owner"],
@@ -98,6 +101,9 @@ def segment_dictionary(
 
 
 @dg.asset(
+
+
+    pool=WAREHOUSE_POOL,
     key=["governance", "changelog"],
     group_name="governance",
     owners=["team:segmentation-owner"],
@@ -143,6 +149,9 @@ def definition_changelog(warehouse: WarehouseResource) -> dg.MaterializeResult:
 
 
 @dg.asset(
+
+
+    pool=WAREHOUSE_POOL,
     key=["published", "segment_migration_rates"],
     group_name="published",
     owners=["team:segmentation-owner"],

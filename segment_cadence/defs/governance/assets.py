@@ -12,7 +12,7 @@ from segment_cadence.platform import paths
 from segment_cadence.platform.months import month_end as last_day
 from segment_cadence.platform.months import previous_month
 from segment_cadence.platform.partitions import monthly_partitions, refresh_window
-from segment_cadence.platform.resources import WarehouseResource
+from segment_cadence.platform.resources import WAREHOUSE_POOL, WarehouseResource
 from segment_cadence.platform.warehouse import table_exists
 
 PUBLISHED = dg.AssetKey(["published", "segment_membership"])
@@ -37,6 +37,9 @@ def _md_table(header: list[str], rows: list[tuple]) -> dg.MetadataValue:
 
 
 @dg.asset(
+
+
+    pool=WAREHOUSE_POOL,
     key=FIREWALL,
     group_name="governance",
     owners=OWNERS,
@@ -110,6 +113,9 @@ def planned_campaign_checks(context: dg.AssetExecutionContext, warehouse: Wareho
 
 
 @dg.multi_asset(
+
+
+    pool=WAREHOUSE_POOL,
     specs=[
         dg.AssetSpec(
             PAUSE,
@@ -296,6 +302,9 @@ AUDIT = dg.AssetKey(["governance", "segment_audit_trail"])
 
 
 @dg.asset(
+
+
+    pool=WAREHOUSE_POOL,
     key=AUDIT,
     group_name="governance",
     owners=OWNERS,
@@ -346,6 +355,9 @@ BIAS = dg.AssetKey(["governance", "bias_audit"])
 
 
 @dg.asset(
+
+
+    pool=WAREHOUSE_POOL,
     key=BIAS,
     group_name="governance",
     owners=OWNERS,
@@ -387,6 +399,9 @@ LANGUAGE = dg.AssetKey(["governance", "language_lint"])
 
 
 @dg.asset(
+
+
+    pool=WAREHOUSE_POOL,
     key=LANGUAGE,
     group_name="governance",
     owners=OWNERS,

@@ -8,12 +8,15 @@ from segment_cadence.defs.dictionary import segment_dictionary
 from segment_cadence.defs.health import health, thresholds
 from segment_cadence.platform import paths
 from segment_cadence.platform.partitions import monthly_partitions, refresh_window
-from segment_cadence.platform.resources import WarehouseResource
+from segment_cadence.platform.resources import WAREHOUSE_POOL, WarehouseResource
 
 THRESHOLDS = thresholds.load()
 
 
 @dg.asset(
+
+
+    pool=WAREHOUSE_POOL,
     key=["health", "segment_health"],
     group_name="health",
     owners=["team:segmentation-owner"],

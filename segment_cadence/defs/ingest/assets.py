@@ -4,13 +4,14 @@ import dagster as dg
 
 from segment_cadence.defs.ingest import ingest
 from segment_cadence.platform import paths
-from segment_cadence.platform.resources import WarehouseResource
+from segment_cadence.platform.resources import WAREHOUSE_POOL, WarehouseResource
 
 QUARANTINE_WARN_RATE = 0.01
 
 
 def _source_asset(source: str, deps: list[str]) -> dg.AssetsDefinition:
     @dg.asset(
+        pool=WAREHOUSE_POOL,
         name=source,
         key_prefix="raw",
         group_name="ingest",
@@ -63,6 +64,8 @@ def _source_asset(source: str, deps: list[str]) -> dg.AssetsDefinition:
         )
 
     @dg.asset_check(
+
+        pool=WAREHOUSE_POOL,
         asset=_load,
         name="quarantine_rate_below_1pct",
         description="Warns when more than 1% of the rows read were quarantined.",

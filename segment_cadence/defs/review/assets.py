@@ -10,12 +10,15 @@ from segment_cadence.defs.health import thresholds
 from segment_cadence.defs.review import review_pack
 from segment_cadence.platform import paths
 from segment_cadence.platform.partitions import monthly_partitions, refresh_window
-from segment_cadence.platform.resources import WarehouseResource
+from segment_cadence.platform.resources import WAREHOUSE_POOL, WarehouseResource
 
 PACK = dg.AssetKey(["review", "monthly_review_pack"])
 
 
 @dg.asset(
+
+
+    pool=WAREHOUSE_POOL,
     key=PACK,
     group_name="review",
     owners=["team:segmentation-owner"],

@@ -12,7 +12,7 @@ from segment_cadence.defs.segments import churn, gate, publish
 from segment_cadence.defs.segments.dbt_assets import features_inputs, segment_marts
 from segment_cadence.platform import paths
 from segment_cadence.platform.partitions import monthly_partitions, refresh_window
-from segment_cadence.platform.resources import WarehouseResource
+from segment_cadence.platform.resources import WAREHOUSE_POOL, WarehouseResource
 
 GATE = dg.AssetKey(["build", "publish_gate"])
 MARTS = [
@@ -22,6 +22,9 @@ MARTS = [
 
 
 @dg.asset(
+
+
+    pool=WAREHOUSE_POOL,
     key=GATE,
     group_name="published",
     owners=["team:segmentation-owner"],
@@ -94,6 +97,9 @@ def publish_gate(context: dg.AssetExecutionContext, warehouse: WarehouseResource
 
 
 @dg.asset(
+
+
+    pool=WAREHOUSE_POOL,
     key=["published", "segment_membership"],
     group_name="published",
     owners=["team:segmentation-owner"],
@@ -150,6 +156,9 @@ def published_segment_membership(
 
 
 @dg.asset_check(
+
+
+    pool=WAREHOUSE_POOL,
     asset=published_segment_membership,
     name="segments_above_minimum_size",
     description="Warns when an active segment has fewer members than its dictionary minimum.",
@@ -180,6 +189,9 @@ FIT_SEED = 20_050_101  # fixed, so re-running a month reproduces its parameters 
 
 
 @dg.asset(
+
+
+    pool=WAREHOUSE_POOL,
     key=["churn", "bgnbd_params"],
     group_name="features",
     owners=["team:data-engineering"],

@@ -7,10 +7,13 @@ from segment_cadence.defs.dictionary import segment_dictionary
 from segment_cadence.defs.strategic import candidate, strategic
 from segment_cadence.platform import paths
 from segment_cadence.platform.partitions import quarter_window, quarterly_partitions
-from segment_cadence.platform.resources import WarehouseResource
+from segment_cadence.platform.resources import WAREHOUSE_POOL, WarehouseResource
 
 
 @dg.asset(
+
+
+    pool=WAREHOUSE_POOL,
     key=["strategic", "candidate_definitions"],
     group_name="strategic",
     owners=["team:segmentation-owner"],
@@ -84,6 +87,9 @@ def candidate_definitions(
 
 
 @dg.asset_check(
+
+
+    pool=WAREHOUSE_POOL,
     asset=candidate_definitions,
     name="candidate_respects_business_rules",
     description="The candidate never puts a high-value customer in a low-priority segment.",
