@@ -6,7 +6,8 @@ server fails a run whose worker it started and lost. Neither sees a run the CLI 
 execute_in_process in its own process: killed, it stays STARTED forever and keeps the queue's
 one warehouse slot. So every run records the process and host that run it (the tags below:
 the CLI sets them at launch, WarehouseResource for other runs), and a run of this host that is
-not finished while its process is gone is marked failed through the instance. The CLI reaps
+not finished while its process is gone is marked failed through the instance, and the
+concurrency-pool slot it died holding is given back. The CLI reaps
 before every refresh; the dead_run_reaper sensor reaps every minute while the daemon runs.
 """
 
@@ -85,4 +86,29 @@ def reap_dead_runs(instance: dg.DagsterInstance, host: str | None = None) -> lis
                 run.run_id, run.tags.get("dagster/partition"), running_steps, message
             )
         reaped.append(run.run_id)
+    free_pool_slots_of_finished_runs(instance)
     return reaped
+
+
+def free_pool_slots_of_finished_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Give back the warehouse pool's slot a dead run died holding.
+
+    A step claims its concurrency-pool slot in the instance and gives it back when it ends;
+    a process killed mid-step never does, and with a pool limit of one every later step would
+    wait for ever. The daemon frees the slots of finished runs after
+    `run_monitoring.free_slots_after_run_end_seconds`; the CLI has no daemon, so it frees
+    them here, once the dead run is marked failed. Returns the runs whose slots were freed.
+    """
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        return []
+    holders = storage.get_concurrency_run_ids()
+    if not holders:
+        return []
+    finished = instance.get_runs(filters=dg.RunsFilter(run_ids=list(holders)))
+    freed = []
+    for run in finished:
+        if run.is_finished:
+            storage.free_concurrency_slots_for_run(run.run_id)
+            freed.append(run.run_id)
+    return freed

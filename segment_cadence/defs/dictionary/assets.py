@@ -14,8 +14,6 @@ from segment_cadence.platform.resources import WAREHOUSE_POOL, WarehouseResource
 
 
 @dg.asset(
-
-
     pool=WAREHOUSE_POOL,
     key=["governance", "segment_dictionary"],
     group_name="definitions",
@@ -101,8 +99,6 @@ def segment_dictionary(
 
 
 @dg.asset(
-
-
     pool=WAREHOUSE_POOL,
     key=["governance", "changelog"],
     group_name="governance",
@@ -149,8 +145,6 @@ def definition_changelog(warehouse: WarehouseResource) -> dg.MaterializeResult:
 
 
 @dg.asset(
-
-
     pool=WAREHOUSE_POOL,
     key=["published", "segment_migration_rates"],
     group_name="published",

@@ -37,8 +37,6 @@ def _md_table(header: list[str], rows: list[tuple]) -> dg.MetadataValue:
 
 
 @dg.asset(
-
-
     pool=WAREHOUSE_POOL,
     key=FIREWALL,
     group_name="governance",
@@ -113,8 +111,6 @@ def planned_campaign_checks(context: dg.AssetExecutionContext, warehouse: Wareho
 
 
 @dg.multi_asset(
-
-
     pool=WAREHOUSE_POOL,
     specs=[
         dg.AssetSpec(
@@ -302,8 +298,6 @@ AUDIT = dg.AssetKey(["governance", "segment_audit_trail"])
 
 
 @dg.asset(
-
-
     pool=WAREHOUSE_POOL,
     key=AUDIT,
     group_name="governance",
@@ -355,8 +349,6 @@ BIAS = dg.AssetKey(["governance", "bias_audit"])
 
 
 @dg.asset(
-
-
     pool=WAREHOUSE_POOL,
     key=BIAS,
     group_name="governance",
@@ -399,8 +391,6 @@ LANGUAGE = dg.AssetKey(["governance", "language_lint"])
 
 
 @dg.asset(
-
-
     pool=WAREHOUSE_POOL,
     key=LANGUAGE,
     group_name="governance",

@@ -14,8 +14,6 @@ THRESHOLDS = thresholds.load()
 
 
 @dg.asset(
-
-
     pool=WAREHOUSE_POOL,
     key=["health", "segment_health"],
     group_name="health",

@@ -64,7 +64,6 @@ def _source_asset(source: str, deps: list[str]) -> dg.AssetsDefinition:
         )
 
     @dg.asset_check(
-
         pool=WAREHOUSE_POOL,
         asset=_load,
         name="quarantine_rate_below_1pct",

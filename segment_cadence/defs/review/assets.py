@@ -16,8 +16,6 @@ PACK = dg.AssetKey(["review", "monthly_review_pack"])
 
 
 @dg.asset(
-
-
     pool=WAREHOUSE_POOL,
     key=PACK,
     group_name="review",

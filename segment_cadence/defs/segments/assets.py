@@ -22,8 +22,6 @@ MARTS = [
 
 
 @dg.asset(
-
-
     pool=WAREHOUSE_POOL,
     key=GATE,
     group_name="published",
@@ -97,8 +95,6 @@ def publish_gate(context: dg.AssetExecutionContext, warehouse: WarehouseResource
 
 
 @dg.asset(
-
-
     pool=WAREHOUSE_POOL,
     key=["published", "segment_membership"],
     group_name="published",
@@ -156,8 +152,6 @@ def published_segment_membership(
 
 
 @dg.asset_check(
-
-
     pool=WAREHOUSE_POOL,
     asset=published_segment_membership,
     name="segments_above_minimum_size",
@@ -189,8 +183,6 @@ FIT_SEED = 20_050_101  # fixed, so re-running a month reproduces its parameters 
 
 
 @dg.asset(
-
-
     pool=WAREHOUSE_POOL,
     key=["churn", "bgnbd_params"],
     group_name="features",

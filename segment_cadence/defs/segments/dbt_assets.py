@@ -21,7 +21,12 @@ from dagster_dbt import (
 from segment_cadence.defs.dictionary import segment_dictionary
 from segment_cadence.platform.crash_points import crash_point
 from segment_cadence.platform.partitions import monthly_partitions, refresh_window
-from segment_cadence.platform.resources import WAREHOUSE_POOL, WarehouseResource, dbt_project, prepare_partial_parse
+from segment_cadence.platform.resources import (
+    WAREHOUSE_POOL,
+    WarehouseResource,
+    dbt_project,
+    prepare_partial_parse,
+)
 
 LAYER_GROUPS = {"staging": "features", "intermediate": "features", "marts": "segments"}
 LAYER_OWNERS = {"staging": "team:data-engineering", "intermediate": "team:data-engineering",
@@ -112,8 +117,6 @@ def run_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: W
 
 
 @dbt_assets(
-
-
     pool=WAREHOUSE_POOL,
     manifest=dbt_project.manifest_path,
     project=dbt_project,
@@ -130,8 +133,6 @@ def features_inputs(
 
 
 @dbt_assets(
-
-
     pool=WAREHOUSE_POOL,
     manifest=dbt_project.manifest_path,
     project=dbt_project,

@@ -11,8 +11,6 @@ from segment_cadence.platform.resources import WAREHOUSE_POOL, WarehouseResource
 
 
 @dg.asset(
-
-
     pool=WAREHOUSE_POOL,
     key=["strategic", "candidate_definitions"],
     group_name="strategic",
@@ -87,8 +85,6 @@ def candidate_definitions(
 
 
 @dg.asset_check(
-
-
     pool=WAREHOUSE_POOL,
     asset=candidate_definitions,
     name="candidate_respects_business_rules",
