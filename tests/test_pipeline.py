@@ -527,3 +527,27 @@ def test_a_month_with_no_inputs_renders_a_pack_that_says_so(tmp_path):
     text = written.markdown.read_text()
     assert text.count("No data:") == len(pack.sections)
     assert "<svg" not in written.html.read_text()
+
+
+def test_published_segment_sizes_are_a_table_the_ui_can_sort(pipeline):
+    """Sizes, shares and paused flags as MetadataValue.table, not hand-built markdown."""
+    _, _, instance, db = pipeline
+    event = instance.get_latest_materialization_event(
+        dg.AssetKey(["published", "segment_membership"])
+    )
+    metadata = event.asset_materialization.metadata
+    sizes = metadata["segment_sizes"]
+    assert isinstance(sizes, dg.TableMetadataValue)
+    columns = [c.name for c in sizes.schema.columns]
+    assert columns[:4] == ["segment_id", "customers", "share", "paused"]
+    rows = {r.data["segment_id"]: r.data for r in sizes.records}
+    assert sum(r["customers"] for r in rows.values()) == metadata["dagster/row_count"].value
+    assert {s for s, r in rows.items() if r["paused"]} == {"post_purchase_cooldown", "evaluation"}
+    published = dict(
+        query(
+            db,
+            "select segment_id, customers from published.segment_kpis where month_end = ?",
+            [DECEMBER],
+        )
+    )
+    assert {s: r["customers"] for s, r in rows.items()} == published

@@ -127,15 +127,10 @@ def published_segment_membership(
         except publish.PublishError as error:
             raise dg.Failure(description=str(error)) from None
         kpis = con.execute(
-            "select segment_id, customers, share, retention_rate, avg_churn_likelihood "
+            "select segment_id, customers, share, paused, retention_rate, avg_churn_likelihood "
             "from published.segment_kpis where month_end = ? order by customers desc",
             [month_end],
         ).fetchall()
-    table = "\n".join(
-        f"| {s} | {n:,} | {share:.1%} | {'' if ret is None else f'{ret:.1%}'} | "
-        f"{'' if churn is None else f'{churn:.2f}'} |"
-        for s, n, share, ret, churn in kpis
-    )
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": publication.customers,
@@ -143,11 +138,29 @@ def published_segment_membership(
             "definition_version": version,
             "approved_version": label,
             "export_path": dg.MetadataValue.path(publication.export_path or ""),
-            "segment_sizes": dg.MetadataValue.md(
-                "| segment | customers | share | retention | churn likelihood |\n"
-                "|---|---|---|---|---|\n" + table
-            ),
+            "segment_sizes": segment_sizes_table(kpis),
         }
+    )
+
+
+SEGMENT_SIZES_SCHEMA = dg.TableSchema(
+    columns=[
+        dg.TableColumn("segment_id", "string", description="segment in the dictionary"),
+        dg.TableColumn("customers", "int", description="published members this month"),
+        dg.TableColumn("share", "float", description="members as a share of all customers"),
+        dg.TableColumn("paused", "bool", description="no campaign may target the segment"),
+        dg.TableColumn("retention_rate", "float", description="last month's members who stayed"),
+        dg.TableColumn("avg_churn_likelihood", "float", description="mean 1 - P(alive)"),
+    ]
+)
+
+
+def segment_sizes_table(kpis: list[tuple]) -> dg.TableMetadataValue:
+    """The month's segments as a table the UI can sort and plot (not hand-built markdown)."""
+    names = [column.name for column in SEGMENT_SIZES_SCHEMA.columns]
+    return dg.MetadataValue.table(
+        records=[dg.TableRecord(dict(zip(names, row, strict=True))) for row in kpis],
+        schema=SEGMENT_SIZES_SCHEMA,
     )
 
 
