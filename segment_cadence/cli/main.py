@@ -13,6 +13,10 @@
     segment-cadence audit customer|dispute ID      the audit trail
     segment-cadence lint [FILE ...]                retired language
 
+The Dagster code location (and with it the dbt manifest, built on import if missing) is
+imported only by the commands that run a job, so `parse`, `validate` and the read commands
+start fast and work before a manifest exists; every other import is at the top.
+
 Refreshes run the same Dagster job the schedule runs, recorded in the local Dagster
 instance (var/dagster_home), so they show in the UI afterwards. Commands take turns at the
 warehouse (segment_cadence/platform/warehouse_lock.py): a refresh waits for the one before it; a
@@ -28,16 +32,22 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from segment_cadence.cli import governance as cli_governance
-from segment_cadence.defs.dictionary import segment_dictionary
+import segment_cadence.cli.governance as cli_governance
+from segment_cadence.defs.alerting import alerts, slack
+from segment_cadence.defs.alerting.alert_tick import run_tick
+from segment_cadence.defs.alerting.outbox import record_refresh_failure
+from segment_cadence.defs.dictionary import segment_dictionary, versions
 from segment_cadence.defs.health import thresholds
+from segment_cadence.defs.segments import gate, publish
+from segment_cadence.example import generator as example_generator
 from segment_cadence.platform import paths, warehouse, warehouse_lock
 from segment_cadence.platform.months import (
     last_complete_month,
+    month_end,
     months_between,
     parse_month,
     previous_month,
@@ -82,9 +92,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from segment_cadence.example.generator import GeneratorConfig, generate
 
-    config = GeneratorConfig(
+    config = example_generator.GeneratorConfig(
         customers=args.customers,
         end_month=args.end_month or last_complete_month(date.today()).strftime("%Y-%m"),
         history_months=args.history_months,
@@ -93,7 +102,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     )
     out = Path(args.out) if args.out else paths.raw_dir()
     started = time.perf_counter()
-    counts = generate(out, config, progress=not args.no_progress)
+    counts = example_generator.generate(out, config, progress=not args.no_progress)
     print(f"wrote {out} in {time.perf_counter() - started:.1f}s:")
     for table, rows in counts.items():
         print(f"  {table:<20} {rows:>12,}")
@@ -175,7 +184,6 @@ def refresh_turn(months: list[date]) -> Iterator[None]:
 def notice_failure(result: dg.ExecuteInProcessResult, month: date) -> None:
     """The refresh-failure notice for a run of ours: the run-failure sensor does not see runs
     started outside the daemon, and writes the same notice only once if it does."""
-    from segment_cadence.defs.alerting.outbox import record_refresh_failure
 
     failure = next((e for e in result.all_events if e.is_run_failure), None)
     record_refresh_failure(
@@ -236,7 +244,6 @@ def run_months(months: list[date], full_rebuild: bool = False) -> bool:
 
 def publication_record(month: date) -> tuple[str, object] | None:
     """(run id, published at) of the month's publication in force, if any."""
-    from segment_cadence.platform.months import month_end
 
     if not paths.warehouse_path().exists():
         return None
@@ -252,8 +259,6 @@ def publication_record(month: date) -> tuple[str, object] | None:
 def publication_status(month: date, before: tuple | None, run_id: str, success: bool):
     """What a run did to the month, read from the publication record, never guessed from
     which steps ran: the record is what every reader follows."""
-    from segment_cadence.defs.segments import gate
-    from segment_cadence.platform.months import month_end
 
     after = publication_record(month)
     if after is not None and after[0] == run_id:
@@ -268,7 +273,6 @@ def publication_status(month: date, before: tuple | None, run_id: str, success: 
 
 
 def print_results(month: date) -> None:
-    from segment_cadence.platform.months import month_end
 
     end = month_end(month)
     with warehouse_lock.command_connection("sizes", read_only=True) as con:
@@ -353,7 +357,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_sizes(args: argparse.Namespace) -> int:
-    from segment_cadence.defs.segments import publish
 
     with warehouse_lock.command_connection("sizes", read_only=True) as con:
         months = publish.published_months(con)
@@ -367,7 +370,6 @@ def cmd_sizes(args: argparse.Namespace) -> int:
 
 def cmd_definitions(args: argparse.Namespace) -> int:
     """Review path for segment definitions and thresholds: status, history, approve, rollback."""
-    from segment_cadence.defs.dictionary import versions
 
     try:
         if args.action == "approve":
@@ -422,10 +424,6 @@ def cmd_definitions(args: argparse.Namespace) -> int:
 
 def cmd_release(args: argparse.Namespace) -> int:
     """Publish a month the gate held: a recorded act by an approver, with a reason."""
-    from segment_cadence.defs.dictionary import versions
-    from segment_cadence.defs.segments import gate
-    from segment_cadence.platform import warehouse
-    from segment_cadence.platform.months import month_end
 
     month = parse_month(args.month)
     if not args.reason.strip():
@@ -454,10 +452,6 @@ def cmd_release(args: argparse.Namespace) -> int:
 
 def run_alerts_once() -> str:
     """One pass of the alerting loop (what the sensor does every minute)."""
-    from datetime import UTC, datetime
-
-    from segment_cadence.defs.alerting import slack
-    from segment_cadence.defs.alerting.alert_tick import run_tick
 
     client = slack.slack_client()
     with warehouse_lock.command_connection("alerts run", read_only=False) as con:
@@ -471,9 +465,6 @@ def run_alerts_once() -> str:
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
-    from datetime import UTC, datetime, timedelta
-
-    from segment_cadence.defs.alerting import alerts
 
     now = datetime.now(UTC).replace(tzinfo=None)
     if args.action == "run":

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
+from segment_cadence.defs.alerting.alerts import silence
 from segment_cadence.defs.alerting.outbox import append_notice
 
 HEADER_LIMIT = 150
@@ -257,10 +258,6 @@ def read_acknowledgements(con: duckdb.DuckDBPyConnection, client: Any, now: date
             if text.lower().startswith("ack"):
                 ackers.append(reply.get("user", "slack-user"))
             elif text.lower().startswith("silence "):
-                from datetime import timedelta
-
-                from segment_cadence.defs.alerting.alerts import silence
-
                 parts = text.split(maxsplit=2)
                 hours = float(parts[1].rstrip("h")) if len(parts) > 1 else 72.0
                 reason = parts[2] if len(parts) > 2 else "silenced from Slack"

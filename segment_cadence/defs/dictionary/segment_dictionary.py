@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from segment_cadence.defs.dictionary.rules import RuleError, compile_rule
+from segment_cadence.defs.governance.governance import lint_text
 from segment_cadence.defs.health import thresholds
 from segment_cadence.platform import paths
 
@@ -131,8 +132,6 @@ def feature_columns(catalogue: Path = paths.FEATURE_CATALOGUE) -> list[str]:
 def lint_language(text: str) -> list[str]:
     """Retired pressure phrases found in a text, each with the promoted alternative
     (the phrases live in config/governance.yaml)."""
-    from segment_cadence.defs.governance.governance import lint_text
-
     return [
         f"uses retired phrase '{f.phrase}' (\"{f.found}\"); say '{f.suggest}' instead"
         for f in lint_text(text, source="text", object_id="", field="")
