@@ -1,5 +1,5 @@
-"""Shared fixtures: a private state directory per test session, the dbt manifest, and a
-small generated jeweller data set."""
+"""Shared fixtures: a private state directory and state store per test session, a fresh state
+store per test that asks for one, the dbt manifest, and a small generated jeweller data set."""
 
 from __future__ import annotations
 
@@ -8,6 +8,23 @@ import os
 from pathlib import Path
 
 import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_state_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """No test touches var/state.sqlite (or a store named in the environment): the session's
+    operational state store is a SQLite file of its own, inherited by CLI subprocesses."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('state_store') / 'state.sqlite'}"
+    os.environ["SEGMENT_CADENCE_STATE_URL"] = url
+    return url
+
+
+@pytest.fixture()
+def state_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh, empty state store for one test (SEGMENT_CADENCE_STATE_URL points at it)."""
+    url = f"sqlite:///{tmp_path / 'state.sqlite'}"
+    monkeypatch.setenv("SEGMENT_CADENCE_STATE_URL", url)
+    return url
 
 
 @pytest.fixture(scope="session")

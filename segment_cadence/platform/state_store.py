@@ -348,16 +348,29 @@ def arrow_table(table: Table, records: Sequence[dict[str, Any]]) -> pa.Table:
     )
 
 
+def _replace_in_warehouse(
+    warehouse: duckdb.DuckDBPyConnection, table: Table, records: Sequence[dict[str, Any]]
+) -> None:
+    data = arrow_table(table, records)  # noqa: F841 - DuckDB reads it by its name
+    warehouse.execute("create schema if not exists ops")
+    warehouse.execute(f"create or replace table ops.{table.name} as select * from data")
+
+
+def ensure_firewall_copies(warehouse: duckdb.DuckDBPyConnection) -> None:
+    """The ops.* copies exist (empty when never copied), so the analytics can always read them."""
+    for table in FIREWALL_RECORDS:
+        if not _warehouse_has(warehouse, f"ops.{table.name}"):
+            _replace_in_warehouse(warehouse, table, [])
+
+
 def copy_firewall_records(warehouse: duckdb.DuckDBPyConnection, url: str | None = None) -> dict:
     """Replace ops.firewall_checks, ops.firewall_blocked and ops.exception_requests in the
     warehouse with the store's records, so the monthly job's governance analytics (red flags,
     pressure patterns, the review pack) count them. Always present, possibly empty."""
     with transaction(url) as connection:
         copied = {t.name: rows(connection, t) for t in FIREWALL_RECORDS}
-    warehouse.execute("create schema if not exists ops")
     for table in FIREWALL_RECORDS:
-        data = arrow_table(table, copied[table.name])  # noqa: F841 - read by DuckDB by name
-        warehouse.execute(f"create or replace table ops.{table.name} as select * from data")
+        _replace_in_warehouse(warehouse, table, copied[table.name])
     return {name: len(found) for name, found in copied.items()}
 
 

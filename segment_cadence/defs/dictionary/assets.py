@@ -10,6 +10,7 @@ from segment_cadence.defs.dictionary import changelog, versions
 # Aliased: the asset below is named segment_dictionary too.
 from segment_cadence.defs.dictionary import segment_dictionary as dictionary_module
 from segment_cadence.defs.health import thresholds
+from segment_cadence.platform import state_store
 from segment_cadence.platform.resources import WAREHOUSE_POOL, WarehouseResource
 
 
@@ -24,7 +25,9 @@ from segment_cadence.platform.resources import WAREHOUSE_POOL, WarehouseResource
         "(unapproved changes stop the run before any data is written), validated before "
         "anything runs (unknown columns, unsafe SQL, "
         "sensitive attributes, duplicate ids or priorities, missing fallback) and recorded "
-        "under its definition version."
+        "under its definition version. Copies the firewall records from the state store to "
+        "ops.firewall_checks, ops.firewall_blocked and ops.exception_requests for the "
+        "governance metrics."
     ),
 )
 def segment_dictionary(
@@ -75,6 +78,13 @@ def segment_dictionary(
             ],  # fmt: skip
         )
         con.execute("commit")
+        # Operational state lives in the state store: an older warehouse's alerts and firewall
+        # records move there once, and the governance analytics downstream get this month's
+        # copy of the firewall records (ops.*) before dbt and the red flags run.
+        moved = state_store.migrate_from_warehouse(con)
+        copied = state_store.copy_firewall_records(con)
+    if moved:
+        context.log.info(f"moved operational state from the warehouse to the state store: {moved}")
     table = "\n".join(
         f"| {s.priority} | {s.id} | {s.name} | {'paused' if s.paused else ''} | "
         f"`{s.rule or 'fallback'}` |"
@@ -91,6 +101,7 @@ def segment_dictionary(
                 [s.id for s in dictionary.segments if s.paused]
             ),
             "language_warnings": dg.MetadataValue.json(list(dictionary.warnings)),
+            "firewall_records_copied": dg.MetadataValue.json(copied),
             "dictionary": dg.MetadataValue.md(
                 "| priority | id | name | paused | rule |\n|---|---|---|---|---|\n" + table
             ),
