@@ -50,7 +50,9 @@ from sqlalchemy.pool import NullPool
 from segment_cadence.platform import paths
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "state_migrations"
-BUSY_TIMEOUT_MS = 60_000
+# How long a writer waits for its turn on SQLite. Generous, like the warehouse's lock timeout:
+# the tick keeps its turn while it delivers to Slack, so a message is never sent twice.
+BUSY_TIMEOUT_MS = 300_000
 # Any constant: the PostgreSQL advisory lock that makes writers take turns.
 PG_WRITER_LOCK = 7_261_612
 

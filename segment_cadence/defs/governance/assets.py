@@ -71,9 +71,8 @@ def planned_campaign_checks(context: dg.AssetExecutionContext, warehouse: Wareho
                 campaign = firewall.load_campaign(path)
                 if not (month_end < campaign.planned_at.date() <= next_month):
                     continue
-                con.execute("begin transaction")
+                # Recorded in the state store (its own transaction); the warehouse is only read.
                 decision = firewall.check_campaign(con, campaign, checked_at=datetime.now())
-                con.execute("commit")
             except firewall.CampaignError as error:
                 problems.append(str(error))
                 continue

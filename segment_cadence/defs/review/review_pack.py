@@ -390,7 +390,13 @@ def _alerts(con: duckdb.DuckDBPyConnection, month: date, now: datetime) -> Secti
     s = Section("alerts", "Alerts raised and how they were handled",
                 ["state store: alerts", "state store: silences"])  # fmt: skip
     a, q = state_store.alerts.c, state_store.silences.c
+    processed = state_store.processed_months.c
     with state_store.transaction() as state:
+        if not state.execute(
+            select(processed.month_end).where(processed.month_end == month)
+        ).first():
+            s.no_data = "No data: the alert lifecycle has not processed this month."
+            return s
         raised = state.execute(
             select(
                 a.alert_key,
