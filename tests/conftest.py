@@ -1,5 +1,16 @@
 """Shared fixtures: a private state directory per test session, the dbt manifest, and a
-small generated jeweller data set."""
+small generated jeweller data set; and how the suite splits across pytest-xdist workers.
+
+`make test` runs the suite on two workers (`-n 2 --dist loadgroup`). Each worker is its own
+session, so each has its own state directory (the fixtures below) and its own temporary
+folders. What the workers share is the repository, and in it one thing the tests write:
+dbt_project/target, whose manifest and partial-parse file are re-parsed for whichever
+warehouse ran dbt last (segment_cadence/platform/resources.py, prepare_partial_parse). Two
+workers running dbt side by side on two warehouses would re-parse the whole project at every
+dbt step and read each other's half-written files. So every test module that runs dbt on the
+project is in one xdist group (DBT_PROJECT_GROUP: one worker, one module after another), and
+every other module is a group of its own, so that its module-scoped fixtures are built once.
+"""
 
 from __future__ import annotations
 
@@ -30,6 +41,27 @@ def generated_data(state_home: Path) -> Path:
     generate(raw, GeneratorConfig(customers=1_500, end_month="2025-12", history_months=36, seed=7),
              progress=False)  # fmt: skip
     return raw
+
+
+# The test modules that run dbt on dbt_project/ (a refresh, in process or through the CLI).
+# A new module that refreshes a month belongs here.
+DBT_PROJECT_GROUP = "dbt_project"
+RUNS_DBT_ON_THE_PROJECT = {
+    "test_concurrency.py",
+    "test_killed_refresh.py",
+    "test_pipeline.py",
+    "test_publish_gate.py",
+    "test_spark.py",
+}
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """As each test is collected, before pytest-xdist reads the groups (in
+    pytest_collection_modifyitems, where it suffixes node ids with them): the modules that run
+    dbt on the project share one group, every other module is a group of its own."""
+    module = item.path.name
+    group = DBT_PROJECT_GROUP if module in RUNS_DBT_ON_THE_PROJECT else module
+    item.add_marker(pytest.mark.xdist_group(group))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
