@@ -1,10 +1,12 @@
-"""Segment health after each refresh: metrics, threshold checks, and the breaches table."""
+"""Segment health after each refresh: threshold checks over the health metrics (the dbt model
+health.metrics, dbt_project/models/health), and the breaches table."""
 
 import os
 
 import dagster as dg
 
 from segment_cadence.defs.dictionary import segment_dictionary
+from segment_cadence.defs.health import breaches as breach_store
 from segment_cadence.defs.health import health, thresholds
 from segment_cadence.platform import paths
 from segment_cadence.platform.partitions import monthly_partitions, refresh_window
@@ -20,16 +22,14 @@ THRESHOLDS = thresholds.load()
     owners=["team:segmentation-owner"],
     kinds={"duckdb", "python"},
     partitions_def=monthly_partitions,
-    deps=[
-        dg.AssetKey(["published", "segment_membership"]),
-        dg.AssetKey(["governance", "pause_violations"]),
-    ],
+    deps=[dg.AssetKey(["health", "metrics"])],
     description=(
-        "Health of each segment and of the inputs for the published month: size and share "
-        "shift, migration in and out, dwell, churn likelihood, engagement depth, repeat-purchase "
-        "velocity, campaign response; freshness, volume, quarantine and null rates, feature "
-        "drift (PSI, Wasserstein) against last month. Evaluated against config/thresholds.yaml; "
-        "one row per breach in health.breaches, one check per threshold rule."
+        "Health of each segment and of the inputs for the published month (the dbt model "
+        "health.metrics: size and share shift, migration in and out, dwell, churn likelihood, "
+        "engagement depth, repeat-purchase velocity, campaign response; freshness, volume, "
+        "quarantine and null rates, feature drift (PSI, Wasserstein) against last month; pause "
+        "violations), evaluated against config/thresholds.yaml: one row per breach in "
+        "health.breaches, one check per threshold rule."
     ),
     check_specs=[
         dg.AssetCheckSpec(
@@ -45,13 +45,12 @@ def segment_health(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     config = thresholds.load()
     version = segment_dictionary.definition_version(segment_dictionary.load())
     with warehouse.connect() as con:
-        metrics = health.measure(con, month_end)
-        con.execute("begin transaction")
-        health.store(con, metrics, version)
+        metrics = health.read(con, month_end)
         history = health.history(con, month_end)
         values = {(m.segment_id, m.metric): m.value for m in metrics}
         breaches = thresholds.evaluate(config, month_end, values, history)
-        health.store_breaches(con, month_end, breaches, version)
+        con.execute("begin transaction")
+        breach_store.store_breaches(con, month_end, breaches, version)
         con.execute("commit")
     by_rule: dict[str, list[thresholds.Breach]] = {}
     for breach in breaches:
