@@ -47,6 +47,8 @@ def build_analysis(
         [
             "build",
             "--quiet",
+            "--exclude-resource-type",
+            "unit_test",
             "--select",
             *select.split(),
             "--project-dir",

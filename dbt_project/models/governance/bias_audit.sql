@@ -19,7 +19,8 @@
 {%- if execute and customers_exist and attributes %}
     {%- set customers = source("raw", "customers") %}
     {%- set columns = adapter.get_columns_in_relation(customers) | map(attribute="name") | list %}
-    {%- set missing = attributes | reject("in", columns) | list %}
+    {#- (no columns seen: a unit test's fixture stands in for the table) #}
+    {%- set missing = attributes | reject("in", columns) | list if columns else [] %}
     {%- if missing %}
         {{ exceptions.raise_compiler_error("bias audit: raw.customers has no column " ~ missing | join(", ")) }}
     {%- endif %}

@@ -148,7 +148,9 @@ def run_dbt(
     )
     # Passed through the environment, not --vars: see dbt_project/macros/cadence_var.sql.
     os.environ["SEGMENT_CADENCE_DBT_VARS"] = json.dumps(variables)
-    args = ["build"]
+    # dbt's unit tests check the models' logic on fixed fixtures: run in development and CI
+    # (tests/test_dbt_unit_tests.py), not by every refresh.
+    args = ["build", "--exclude-resource-type", "unit_test"]
     if context.run.tags.get(FULL_REBUILD_TAG) == "true":
         args.append("--full-refresh")
     for event in dbt.cli(args, context=context).stream():
