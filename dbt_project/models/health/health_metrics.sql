@@ -13,7 +13,9 @@
     - pause violations per segment paused at send time, when they were evaluated.
 
     Everything reads published tables (and the raw inputs for freshness and volume), so
-    health describes what consumers actually see. -#}
+    health describes what consumers actually see. Sums of floating-point values are ordered
+    (`sum(x order by ...)`): a parallel aggregation adds in no fixed order, and a re-run of
+    a month must give the same values to the last digit. -#}
 {{ config(
     materialized="incremental",
     incremental_strategy="delete+insert",
@@ -64,7 +66,10 @@ features as (
 
 velocity as (
 
-    select membership.segment_id, avg(features.repeat_purchase_velocity) as repeat_purchase_velocity
+    select
+        membership.segment_id,
+        avg(features.repeat_purchase_velocity order by membership.customer_id)
+            as repeat_purchase_velocity
     from membership
     inner join features
         on features.customer_id = membership.customer_id
@@ -191,7 +196,10 @@ sample_sizes as (
         drifted_features.feature,
         count(samples.value) filter (where not samples.is_current) as expected_n,
         count(samples.value) filter (where samples.is_current) as actual_n,
-        coalesce(stddev_pop(samples.value) filter (where not samples.is_current), 0) as expected_sd
+        coalesce(
+            stddev_pop(samples.value order by samples.value) filter (where not samples.is_current),
+            0
+        ) as expected_sd
     from drifted_features
     left join samples on samples.feature = drifted_features.feature
     group by drifted_features.feature
@@ -233,6 +241,7 @@ psi_terms as (
 
     select
         psi_bins.feature,
+        psi_bins.bin,
         greatest(psi_bins.expected * 1.0 / sample_sizes.expected_n, {{ psi_epsilon }}) as e_share,
         greatest(psi_bins.actual * 1.0 / sample_sizes.actual_n, {{ psi_epsilon }}) as a_share
     from psi_bins
@@ -263,7 +272,7 @@ psi as (
                 case when single_edge.all_at_the_edge then 0.0 else cast('inf' as double) end
             else (
                 select sum((psi_terms.a_share - psi_terms.e_share)
-                    * ln(psi_terms.a_share / psi_terms.e_share))
+                    * ln(psi_terms.a_share / psi_terms.e_share) order by psi_terms.bin)
                 from psi_terms where psi_terms.feature = sample_sizes.feature
             )
         end as value
@@ -291,6 +300,7 @@ cdfs as (
 
     select
         cdf_steps.feature,
+        cdf_steps.value,
         sum(cdf_steps.expected) over running * 1.0 / sample_sizes.expected_n as expected_cdf,
         sum(cdf_steps.actual) over running * 1.0 / sample_sizes.actual_n as actual_cdf,
         lead(cdf_steps.value) over running - cdf_steps.value as width
@@ -308,7 +318,7 @@ wasserstein as (
         case
             when sample_sizes.expected_n = 0 or sample_sizes.actual_n = 0 then cast('nan' as double)
             else coalesce((
-                select sum(abs(cdfs.expected_cdf - cdfs.actual_cdf) * cdfs.width)
+                select sum(abs(cdfs.expected_cdf - cdfs.actual_cdf) * cdfs.width order by cdfs.value)
                 from cdfs where cdfs.feature = sample_sizes.feature and cdfs.width is not null
             ), 0.0) / case when sample_sizes.expected_sd = 0 then 1.0 else sample_sizes.expected_sd end
         end as value
