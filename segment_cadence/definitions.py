@@ -11,12 +11,8 @@ from segment_cadence.defs.alerting.sensors import (
     refresh_failure_notice,
     segment_health_alerts,
 )
-from segment_cadence.defs.dictionary.assets import (
-    definition_changelog,
-    segment_dictionary,
-    segment_migration_rates,
-)
-from segment_cadence.defs.governance.assets import governance_assets
+from segment_cadence.defs.dictionary.assets import definition_changelog, segment_dictionary
+from segment_cadence.defs.governance.assets import governance_assets, governance_checks
 from segment_cadence.defs.health.assets import segment_health
 from segment_cadence.defs.ingest.assets import ingest_assets, ingest_checks
 from segment_cadence.defs.review.assets import monthly_review_pack
@@ -26,7 +22,11 @@ from segment_cadence.defs.segments.assets import (
     published_segment_membership,
     segments_above_minimum_size,
 )
-from segment_cadence.defs.segments.dbt_assets import features_inputs, segment_marts
+from segment_cadence.defs.segments.dbt_assets import (
+    features_inputs,
+    governance_and_health_models,
+    segment_marts,
+)
 from segment_cadence.defs.strategic.assets import (
     candidate_definitions,
     candidate_respects_business_rules,
@@ -50,15 +50,16 @@ def build_definitions(resources: dict[str, object] | None = None) -> dg.Definiti
             segment_marts,
             publish_gate,
             published_segment_membership,
-            segment_migration_rates,
             definition_changelog,
             *governance_assets,
+            governance_and_health_models,
             segment_health,
             monthly_review_pack,
             candidate_definitions,
         ],
         asset_checks=[
             *ingest_checks,
+            *governance_checks,
             segments_above_minimum_size,
             candidate_respects_business_rules,
         ],

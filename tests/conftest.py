@@ -122,6 +122,8 @@ def published_november(tmp_path_factory: pytest.TempPathFactory) -> Callable[[],
 DBT_PROJECT_GROUP = "dbt_project"
 RUNS_DBT_ON_THE_PROJECT = {
     "test_concurrency.py",
+    "test_dbt_unit_tests.py",
+    "test_governance.py",
     "test_killed_refresh.py",
     "test_pipeline.py",
     "test_publish_gate.py",

@@ -163,6 +163,69 @@ def test_rerunning_a_month_gives_identical_results_without_duplicates(pipeline):
     )
 
 
+ANALYSIS_TABLES = (
+    "governance.red_flags",
+    "governance.pause_violations",
+    "governance.onboarding_violations",
+    "governance.unsafe_attempts",
+    "governance.pressure_patterns",
+    "governance.bias_audit",
+    "governance.segment_audit_log",
+    "health.metrics",
+)
+
+
+def analysis_rows(path: Path) -> dict[str, dict[date, list[tuple]]]:
+    """Every row of the analysis tables (dbt models kept per month), by table and month."""
+    rows: dict[str, dict[date, list[tuple]]] = {}
+    for table in ANALYSIS_TABLES:
+        for row in query(path, f"select * from {table} order by all"):
+            month = next(v for v in row if isinstance(v, date))  # month_end, the first date
+            rows.setdefault(table, {}).setdefault(month, []).append(row)
+    return rows
+
+
+def test_rerunning_a_month_replaces_its_analysis_rows_and_keeps_earlier_months(pipeline):
+    """Red flags, the audit trail, the bias audit and health metrics are replaced by month:
+    re-running December gives the same rows, and October's and November's are kept."""
+    _, job, instance, db = pipeline
+    before = analysis_rows(db)
+    assert set(before["health.metrics"]) == {date(2025, 10, 31), date(2025, 11, 30), DECEMBER}
+    assert set(before["governance.red_flags"]) == set(before["health.metrics"])
+    assert refresh(job, instance).success
+    assert analysis_rows(db) == before
+
+
+def test_the_drift_metrics_in_sql_are_the_numpy_reference(pipeline):
+    """PSI and the earth mover's distance of the health metrics model (SQL) agree with the
+    numpy reference implementations (segment_cadence/defs/health/health.py)."""
+    import numpy as np
+
+    from segment_cadence.defs.health import health
+
+    _, _, _, db = pipeline
+    stored = dict(
+        query(
+            db,
+            "select metric, value from health.metrics where month_end = ? and segment_id = '*'",
+            [DECEMBER],
+        )
+    )
+
+    def sample(feature: str, month: date) -> np.ndarray:
+        # A missing value counts as 0, as the model reads it (health_metrics.sql).
+        sql = f"select coalesce({feature}::double, 0) from published.customer_features "
+        rows = query(db, sql + "where month_end = ?", [month])
+        return np.asarray([v for (v,) in rows], dtype=float)
+
+    for feature in health.DRIFT_FEATURES:
+        samples = [sample(feature, month) for month in (date(2025, 11, 30), DECEMBER)]
+        assert stored[f"psi_{feature}"] == pytest.approx(health.psi(*samples), abs=1e-9)
+        assert stored[f"wasserstein_{feature}"] == pytest.approx(
+            health.normalised_wasserstein(*samples), abs=1e-9
+        )
+
+
 def test_a_failed_check_blocks_publication_and_keeps_the_published_month(pipeline, private_ledger):
     """An approved dictionary whose business rule the data breaks: dbt's blocking test fails,
     the run fails, and December's published membership is exactly what it was."""

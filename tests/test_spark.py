@@ -136,7 +136,11 @@ def dbt_build_on_spark(variables: dict, work: Path, env: pytest.MonkeyPatch) -> 
         project = str(paths.DBT_PROJECT_DIR)
         result = dbtRunner().invoke(
             ["build", "--project-dir", project, "--profiles-dir", project,
-             "--target-path", str(work / "dbt_target"), "--log-path", str(work / "dbt_logs")]
+             "--target-path", str(work / "dbt_target"), "--log-path", str(work / "dbt_logs"),
+             # The governance and health models (DuckDB SQL today) read the published month,
+             # which this comparison does not publish on Spark; unit tests run on DuckDB.
+             "--exclude", "path:models/governance", "path:models/health",
+             "--exclude-resource-type", "unit_test"]
         )  # fmt: skip
     finally:
         env.setenv("SEGMENT_CADENCE_DBT_TARGET", "duckdb")

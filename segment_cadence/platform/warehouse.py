@@ -213,18 +213,6 @@ def connect(
         con.close()
 
 
-MIGRATION_RATES_VIEW = """
-    create or replace view published.segment_migration_rates as
-    select
-        month_end, segment_id, customers, previous_customers, stayed, moved_in, moved_out,
-        new_customers,
-        moved_out * 1.0 / nullif(previous_customers, 0) as migration_out_rate,
-        moved_in * 1.0 / nullif(customers, 0) as migration_in_rate,
-        retention_rate
-    from published.segment_kpis
-"""
-
-
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the schemas and Python-owned tables if they do not exist (idempotent)."""
     for schema in SCHEMAS:
@@ -232,7 +220,6 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     for statement in DDL:
         con.execute(statement)
     con.execute("alter table published.publications add column if not exists version_label varchar")
-    con.execute(MIGRATION_RATES_VIEW)
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:

@@ -1,5 +1,6 @@
-"""Governance assets: the red-flag metrics, the firewall on planned campaigns, the audit trail,
-the bias audit and the language lint, for each month, with their checks."""
+"""Governance assets: the firewall on planned campaigns and the language lint, for each month;
+and the checks on the red-flag metrics, the audit trail and the bias audit, which are dbt
+models (dbt_project/models/governance)."""
 
 import json
 from datetime import datetime, timedelta
@@ -21,11 +22,10 @@ OWNERS = ["team:operations"]  # the firewall is owned by operations, not by send
 
 PAUSE = dg.AssetKey(["governance", "pause_violations"])
 UNSAFE = dg.AssetKey(["governance", "segment_unsafe_attempts"])
-OVERRIDES = dg.AssetKey(["governance", "manual_override_attempts"])
+RED_FLAGS = dg.AssetKey(["governance", "red_flags"])
 ONBOARDING = dg.AssetKey(["governance", "onboarding_violations"])
 PRESSURE = dg.AssetKey(["governance", "pressure_patterns"])
 FIREWALL = dg.AssetKey(["governance", "planned_campaign_checks"])
-RED_FLAG_DEPS = [PUBLISHED, FIREWALL, *SENDS]
 
 
 def _md_table(header: list[str], rows: list[tuple]) -> dg.MetadataValue:
@@ -115,62 +115,25 @@ def planned_campaign_checks(context: dg.AssetExecutionContext, warehouse: Wareho
     )
 
 
-@dg.multi_asset(
+def _checked_month(context: dg.AssetCheckExecutionContext, con, table: str):
+    """The month a check looks at: the run's partition, else the latest month in the table."""
+    partition = context.run.tags.get("dagster/partition")
+    if partition:
+        return refresh_window(partition)[0]
+    if not table_exists(con, *table.split(".")):
+        return None
+    return con.execute(f"select max(month_end) from {table}").fetchone()[0]
+
+
+@dg.multi_asset_check(
     pool=WAREHOUSE_POOL,
+    name="red_flag_checks",
+    description=(
+        "The red flags' checks over the governance dbt models of the month (the tables are "
+        "dbt_project/models/governance): pause violations, the onboarding rule, unsafe attempts "
+        "against last month, and override attempts for the review agenda."
+    ),
     specs=[
-        dg.AssetSpec(
-            PAUSE,
-            description=(
-                "Pause violations: sends in the month that reached customers in a paused segment at "
-                "send time (membership in force then). Target zero; any other value names the "
-                "campaigns and senders and raises an alert."
-            ),
-            kinds={"duckdb"},
-            deps=RED_FLAG_DEPS,
-            owners=OWNERS,
-        ),
-        dg.AssetSpec(
-            UNSAFE,
-            description=(
-                "Segment-unsafe campaign attempts: campaigns in the send log that targeted a paused "
-                "segment or were sent in a sender's first 30 days, and campaigns the firewall "
-                "blocked. A rising number often means the firewall is doing its job."
-            ),
-            kinds={"duckdb"},
-            deps=RED_FLAG_DEPS,
-            owners=OWNERS,
-        ),
-        dg.AssetSpec(
-            OVERRIDES,
-            description=(
-                "Manual override attempts ('send this once'): who, when, why and the segments "
-                "involved. Not for punishing anyone: for seeing where pressure shows up."
-            ),
-            kinds={"duckdb"},
-            deps=RED_FLAG_DEPS,
-            owners=OWNERS,
-        ),
-        dg.AssetSpec(
-            ONBOARDING,
-            description=("The onboarding rule: sends by team members in their first 30 days."),
-            kinds={"duckdb"},
-            deps=RED_FLAG_DEPS,
-            owners=OWNERS,
-        ),
-        dg.AssetSpec(
-            PRESSURE,
-            description=(
-                "Suppressed campaign volume, exception requests, and pressure patterns: attempts "
-                "by team, channel, segment and week, against last month."
-            ),
-            kinds={"duckdb"},
-            deps=RED_FLAG_DEPS,
-            owners=OWNERS,
-        ),
-    ],
-    group_name="governance",
-    partitions_def=monthly_partitions,
-    check_specs=[
         dg.AssetCheckSpec(
             "pause_violation_count_is_zero",
             asset=PAUSE,
@@ -188,19 +151,17 @@ def planned_campaign_checks(context: dg.AssetExecutionContext, warehouse: Wareho
         ),
         dg.AssetCheckSpec(
             "override_attempts_reviewed",
-            asset=OVERRIDES,
+            asset=RED_FLAGS,
             description="WARN when anyone asked to bypass the firewall this month.",
         ),
     ],  # fmt: skip
 )
-def red_flag_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    month_end, _ = refresh_window(context.partition_key)
+def red_flag_checks(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
     config = governance.load()
-    previous = last_day(previous_month(month_end.replace(day=1)))
-    with warehouse.connect() as con:
-        con.execute("begin transaction")
-        flags = red_flags.measure(con, month_end, config)
-        con.execute("commit")
+    with warehouse.connect(read_only=True) as con:
+        month_end = _checked_month(context, con, "governance.red_flags")
+        previous = last_day(previous_month(month_end.replace(day=1)))
+        flags = red_flags.read(con, month_end)
         violations = con.execute(
             "select campaign_id, any_value(campaign_name), sender_id, any_value(sender_name), "
             "string_agg(distinct segment_id, ', '), count(*) from governance.pause_violations "
@@ -212,11 +173,7 @@ def red_flag_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseReso
             "from governance.unsafe_attempts where month_end = ? order by attempted_at",
             [month_end],
         ).fetchall()
-        previous_unsafe = con.execute(
-            "select value from governance.red_flags where month_end = ? "
-            "and metric = 'segment_unsafe_attempts'",
-            [previous],
-        ).fetchone()
+        previous_unsafe = red_flags.read(con, previous).values["segment_unsafe_attempts"]
         overrides = con.execute(
             "select strftime(requested_at, '%Y-%m-%d %H:%M'), requested_by, team, campaign_name, "
             "segment_ids, reason from ops.exception_requests where kind = 'override' "
@@ -236,33 +193,6 @@ def red_flag_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseReso
         ).fetchall()
     v = flags.values
     pause = v["pause_violation_count"]
-    yield dg.MaterializeResult(asset_key=PAUSE, metadata={
-        "pause_violation_count": dg.MetadataValue.int(pause) if pause is not None
-        else dg.MetadataValue.text("not evaluated"),
-        "by_campaign": _md_table(["campaign", "name", "sender", "sender name", "segments", "sends"],
-                                 violations),
-    })  # fmt: skip
-    yield dg.MaterializeResult(asset_key=UNSAFE, metadata={
-        "segment_unsafe_attempts": v["segment_unsafe_attempts"],
-        "attempts": _md_table(["source", "campaign", "sender", "team", "channel", "segments",
-                               "reasons", "customers"], unsafe),
-    })  # fmt: skip
-    yield dg.MaterializeResult(asset_key=OVERRIDES, metadata={
-        "manual_override_attempts": v["manual_override_attempts"],
-        "attempts": _md_table(["when", "who", "team", "campaign", "segments", "why"], overrides),
-    })  # fmt: skip
-    yield dg.MaterializeResult(asset_key=ONBOARDING, metadata={
-        "sends_in_first_30_days": v["onboarding_violations"] or 0,
-        "senders": _md_table(["sender", "name", "team", "joined", "campaign", "day", "sends"],
-                             onboarding),
-    })  # fmt: skip
-    yield dg.MaterializeResult(asset_key=PRESSURE, metadata={
-        "suppressed_campaign_volume": v["suppressed_campaign_volume"],
-        "suppressed_campaigns": v["suppressed_campaigns"],
-        "exception_requests": v["exception_requests"],
-        "largest_changes": _md_table(["dimension", "key", "attempts", "last month", "change"],
-                                     pressure),
-    })  # fmt: skip
     named = "; ".join(f"{c} ({n}) by {s} ({sn}): {cnt} sends to {seg}"
                       for c, n, s, sn, seg, cnt in violations)  # fmt: skip
     yield dg.AssetCheckResult(
@@ -270,65 +200,72 @@ def red_flag_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseReso
         passed=pause == 0,
         severity=dg.AssetCheckSeverity.ERROR if pause else dg.AssetCheckSeverity.WARN,
         description=(named or flags.details.get("pause_violation_count") or "No pause violations."),
-        metadata={"pause_violation_count": -1 if pause is None else pause},
+        metadata={
+            "pause_violation_count": -1 if pause is None else pause,
+            "by_campaign": _md_table(["campaign", "name", "sender", "sender name", "segments",
+                                      "sends"], violations),
+        },
     )  # fmt: skip
     yield dg.AssetCheckResult(
         check_name="no_sends_in_first_30_days", asset_key=ONBOARDING,
         passed=not v["onboarding_violations"], severity=dg.AssetCheckSeverity.ERROR,
         description="; ".join(f"{s} ({n}, joined {j}) sent {c} on day {d}: {k} sends"
                               for s, n, _, j, c, d, k in onboarding) or "No sends in anyone's first 30 days.",
-        metadata={"sends": v["onboarding_violations"] or 0},
+        metadata={
+            "sends": v["onboarding_violations"] or 0,
+            "senders": _md_table(["sender", "name", "team", "joined", "campaign", "day", "sends"],
+                                 onboarding),
+        },
     )  # fmt: skip
-    before = previous_unsafe[0] if previous_unsafe else None
-    now = v["segment_unsafe_attempts"]
+    now = v["segment_unsafe_attempts"] or 0
     surging = (
-        before is not None
-        and now - before >= 2
-        and now > before * (1 + config.unsafe_attempts_rise)
+        previous_unsafe is not None
+        and now - previous_unsafe >= 2
+        and now > previous_unsafe * (1 + config.unsafe_attempts_rise)
     )
     yield dg.AssetCheckResult(
         check_name="unsafe_attempts_not_surging", asset_key=UNSAFE, passed=not surging,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"this_month": now, "last_month": -1 if before is None else before},
+        metadata={
+            "this_month": now, "last_month": -1 if previous_unsafe is None else previous_unsafe,
+            "attempts": _md_table(["source", "campaign", "sender", "team", "channel", "segments",
+                                   "reasons", "customers"], unsafe),
+            "pressure_largest_changes": _md_table(["dimension", "key", "attempts", "last month",
+                                                   "change"], pressure),
+        },
     )  # fmt: skip
     yield dg.AssetCheckResult(
-        check_name="override_attempts_reviewed", asset_key=OVERRIDES,
+        check_name="override_attempts_reviewed", asset_key=RED_FLAGS,
         passed=not v["manual_override_attempts"], severity=dg.AssetCheckSeverity.WARN,
         description="On the monthly review agenda: where did pressure show up?",
-        metadata={"attempts": v["manual_override_attempts"]},
+        metadata={
+            "attempts": v["manual_override_attempts"] or 0,
+            "suppressed_campaign_volume": v["suppressed_campaign_volume"] or 0,
+            "suppressed_campaigns": v["suppressed_campaigns"] or 0,
+            "exception_requests": v["exception_requests"] or 0,
+            "overrides": _md_table(["when", "who", "team", "campaign", "segments", "why"],
+                                   overrides),
+        },
     )  # fmt: skip
 
 
 AUDIT = dg.AssetKey(["governance", "segment_audit_trail"])
 
 
-@dg.asset(
+@dg.asset_check(
     pool=WAREHOUSE_POOL,
-    key=AUDIT,
-    group_name="governance",
-    owners=OWNERS,
-    kinds={"duckdb"},
-    partitions_def=monthly_partitions,
-    deps=[PUBLISHED],
+    asset=AUDIT,
+    name="every_change_is_recorded",
     description=(
-        "Append-only audit trail: every change of a customer's segment (from, to, month, "
-        "definition version), beside the overrides and disputes with their decisions. One "
-        "customer's record: `segment-cadence audit customer ID`."
+        "The trail (the dbt model governance.segment_audit_log) holds exactly the month's "
+        "published changes."
     ),
-    check_specs=[
-        dg.AssetCheckSpec(
-            "every_change_is_recorded",
-            asset=AUDIT,
-            description=("The trail holds exactly the month's published changes."),
-        )
-    ],  # fmt: skip
 )
-def segment_audit_trail(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    month_end, _ = refresh_window(context.partition_key)
-    with warehouse.connect() as con:
-        con.execute("begin transaction")
-        added = audit.record_segment_changes(con, month_end)
-        con.execute("commit")
+def every_change_is_recorded(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    with warehouse.connect(read_only=True) as con:
+        month_end = _checked_month(context, con, "published.segment_membership")
         published, recorded, total = con.execute(
             """
             select
@@ -341,55 +278,38 @@ def segment_audit_trail(context: dg.AssetExecutionContext, warehouse: WarehouseR
             """,
             [month_end, month_end, month_end],
         ).fetchone()
-    yield dg.MaterializeResult(metadata={"changes_added": added, "changes_this_month": recorded,
-                                         "trail_rows": total})  # fmt: skip
-    yield dg.AssetCheckResult(
-        check_name="every_change_is_recorded", passed=published == recorded,
+    return dg.AssetCheckResult(
+        passed=published == recorded,
         severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"published_changes": published, "recorded": recorded},
+        metadata={"published_changes": published, "recorded": recorded,
+                  "changes_this_month": recorded, "trail_rows": total},
     )  # fmt: skip
 
 
 BIAS = dg.AssetKey(["governance", "bias_audit"])
 
 
-@dg.asset(
+@dg.asset_check(
     pool=WAREHOUSE_POOL,
-    key=BIAS,
-    group_name="governance",
-    owners=OWNERS,
-    kinds={"duckdb"},
-    partitions_def=monthly_partitions,
-    deps=[PUBLISHED],
-    description=(
-        "Segment distribution across region, age band and language, with disparity ratios "
-        "(group share / overall share) flagged beyond the bound in config/governance.yaml. "
-        "Sensitive attributes never decide membership; this watches the outcome."
-    ),
-    check_specs=[
-        dg.AssetCheckSpec(
-            "no_flagged_disparity",
-            asset=BIAS,
-            description=(
-                "WARN when a group is over- or under-represented in a segment beyond the bound."
-            ),
-        )
-    ],  # fmt: skip
+    asset=BIAS,
+    name="no_flagged_disparity",
+    description="WARN when a group is over- or under-represented in a segment beyond the bound.",
 )
-def bias_audit(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    month_end, _ = refresh_window(context.partition_key)
+def no_flagged_disparity(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
     config = governance.load()
-    with warehouse.connect() as con:
-        con.execute("begin transaction")
-        flagged = audit.measure_bias(con, month_end, config)
-        con.execute("commit")
+    with warehouse.connect(read_only=True) as con:
+        month_end = _checked_month(context, con, "governance.bias_audit")
+        flagged = audit.count_flagged(con, month_end)
         rows = audit.flagged_bias(con, month_end)
     table = _md_table(["attribute", "group", "segment", "members", "group share", "overall",
                        "ratio"], rows)  # fmt: skip
-    yield dg.MaterializeResult(metadata={"flagged": flagged, "flagged_cells": table,
-                                         "bound": config.max_disparity_ratio})  # fmt: skip
-    yield dg.AssetCheckResult(check_name="no_flagged_disparity", passed=flagged == 0,
-                              severity=dg.AssetCheckSeverity.WARN, metadata={"flagged": flagged})  # fmt: skip
+    return dg.AssetCheckResult(
+        passed=flagged == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"flagged": flagged, "flagged_cells": table, "bound": config.max_disparity_ratio},
+    )
 
 
 LANGUAGE = dg.AssetKey(["governance", "language_lint"])
@@ -450,10 +370,7 @@ def language_lint(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
                               metadata={"findings": len(findings)})  # fmt: skip
 
 
-governance_assets = [
-    planned_campaign_checks,
-    red_flag_metrics,
-    segment_audit_trail,
-    bias_audit,
-    language_lint,
-]
+governance_assets = [planned_campaign_checks, language_lint]
+# The red flags, the audit trail and the bias audit are dbt models
+# (segment_cadence/defs/segments/dbt_assets.py, governance_and_health_models); their checks:
+governance_checks = [red_flag_checks, every_change_is_recorded, no_flagged_disparity]

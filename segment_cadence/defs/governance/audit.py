@@ -5,13 +5,15 @@ every manual override or dispute with its decision, append-only. A regulator's r
 did you decide about this customer, when, and under which rules?") is one query:
 `segment-cadence audit customer ID`. Rows are appended once per (customer, month, definition
 version); re-publishing a month under the same version adds nothing, and a month re-published
-under another version keeps both, because both happened.
+under another version keeps both, because both happened. The trail is the dbt model
+governance.segment_audit_log (dbt_project/models/governance/segment_audit_log.sql).
 
 Bias audit: each month, the share of every segment within each region, age band and language
 against the segment's overall share. The disparity ratio is group share / overall share;
 above the configured bound, or below its inverse, the cell is flagged (when the group and
-the expected count are big enough to mean something). Sensitive attributes are never inputs
-to rules (segment_cadence/defs/dictionary/rules.py refuses them); this audit watches the outcome instead.
+the expected count are big enough to mean something); the dbt model governance.bias_audit
+computes it. Sensitive attributes are never inputs to rules
+(segment_cadence/defs/dictionary/rules.py refuses them); this audit watches the outcome instead.
 """
 
 from __future__ import annotations
@@ -23,55 +25,11 @@ from datetime import date, datetime
 import duckdb
 from sqlalchemy import select, union_all
 
-from segment_cadence.defs.governance import firewall, governance
-from segment_cadence.defs.governance.governance import GovernanceConfig
+from segment_cadence.defs.governance import firewall
 from segment_cadence.platform import state_store
 from segment_cadence.platform.warehouse import table_exists
 
-TABLES = (
-    """
-    create table if not exists governance.segment_audit_log (
-        customer_id varchar, month_end date, from_segment_id varchar, to_segment_id varchar,
-        definition_version varchar, recorded_at timestamp
-    )
-    """,
-    """
-    create table if not exists governance.bias_audit (
-        month_end date, attribute varchar, group_value varchar, segment_id varchar,
-        members bigint, group_customers bigint, group_share double, overall_share double,
-        disparity_ratio double, flagged boolean
-    )
-    """,
-)
 DISPUTE_DECISIONS = ("upheld", "rejected", "referred_to_review")
-
-
-def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
-    for ddl in TABLES:
-        con.execute(ddl)
-
-
-def record_segment_changes(con: duckdb.DuckDBPyConnection, month_end: date,
-                           recorded_at: datetime | None = None) -> int:  # fmt: skip
-    """Append the month's segment changes (and first assignments); returns rows added."""
-    ensure_tables(con)
-    before = con.execute("select count(*) from governance.segment_audit_log").fetchone()[0]
-    con.execute(
-        """
-        insert into governance.segment_audit_log
-        select m.customer_id, m.month_end, m.previous_segment_id, m.segment_id,
-            m.definition_version, ?
-        from published.segment_membership m
-        where m.month_end = ?
-          and m.previous_segment_id is distinct from m.segment_id
-          and not exists (
-              select 1 from governance.segment_audit_log a
-              where a.customer_id = m.customer_id and a.month_end = m.month_end
-                and a.definition_version = m.definition_version)
-        """,
-        [recorded_at or datetime.now(), month_end],
-    )
-    return con.execute("select count(*) from governance.segment_audit_log").fetchone()[0] - before
 
 
 def record_dispute(
@@ -221,49 +179,8 @@ def customer_record(con: duckdb.DuckDBPyConnection, customer_id: str) -> Custome
     return CustomerRecord(customer_id, months, changes, requests, blocked)
 
 
-def measure_bias(con: duckdb.DuckDBPyConnection, month_end: date,
-                 config: GovernanceConfig | None = None) -> int:  # fmt: skip
-    """Replace the month's bias audit; returns the number of flagged cells."""
-    config = config or governance.default_config()
-    ensure_tables(con)
-    con.execute("delete from governance.bias_audit where month_end = ?", [month_end])
-    if not table_exists(con, "raw", "customers"):
-        return 0
-    columns = {r[0] for r in con.execute("describe raw.customers").fetchall()}
-    missing = [a for a in config.bias_attributes if a not in columns]
-    if missing:
-        raise ValueError(f"bias audit: raw.customers has no column {', '.join(missing)}")
-    for attribute in config.bias_attributes:
-        con.execute(
-            f"""
-            insert into governance.bias_audit
-            with members as (
-                select m.segment_id, coalesce(cast(c."{attribute}" as varchar), 'unknown') as g
-                from published.segment_membership m
-                join raw.customers c using (customer_id)
-                where m.month_end = ?
-            ),
-            cells as (select g, segment_id, count(*) as n from members group by g, segment_id),
-            groups as (select g, count(*) as n from members group by g),
-            overall as (
-                select segment_id, count(*) * 1.0 / sum(count(*)) over () as share
-                from members group by segment_id
-            ),
-            grid as (
-                select groups.g, overall.segment_id, groups.n as group_n, overall.share
-                from groups cross join overall
-            )
-            select ?, ?, grid.g, grid.segment_id, coalesce(cells.n, 0), grid.group_n,
-                coalesce(cells.n, 0) * 1.0 / grid.group_n, grid.share,
-                coalesce(cells.n, 0) * 1.0 / grid.group_n / grid.share,
-                grid.group_n >= ? and grid.group_n * grid.share >= ?
-                    and (coalesce(cells.n, 0) * 1.0 / grid.group_n / grid.share > ?
-                         or coalesce(cells.n, 0) * 1.0 / grid.group_n / grid.share < 1.0 / ?)
-            from grid left join cells using (g, segment_id)
-            """,
-            [month_end, month_end, attribute, config.min_group_customers,
-             config.min_expected_members, config.max_disparity_ratio, config.max_disparity_ratio],
-        )  # fmt: skip
+def count_flagged(con: duckdb.DuckDBPyConnection, month_end: date) -> int:
+    """How many cells of the month's bias audit are flagged."""
     return con.execute(
         "select count(*) from governance.bias_audit where month_end = ? and flagged", [month_end]
     ).fetchone()[0]

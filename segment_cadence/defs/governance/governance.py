@@ -168,6 +168,17 @@ def default_config() -> GovernanceConfig:
     return load()
 
 
+def dbt_vars(config: GovernanceConfig) -> dict[str, Any]:
+    """The settings the governance dbt models read (dbt_project/models/governance), as vars."""
+    return {
+        "onboarding_days": config.onboarding_days,
+        "bias_attributes": list(config.bias_attributes),
+        "max_disparity_ratio": config.max_disparity_ratio,
+        "min_group_customers": config.min_group_customers,
+        "min_expected_members": config.min_expected_members,
+    }
+
+
 def lint_text(
     text: str,
     *,

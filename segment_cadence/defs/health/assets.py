@@ -1,4 +1,5 @@
-"""Segment health after each refresh: metrics, threshold checks, and the breaches table."""
+"""Segment health after each refresh: threshold checks over the health metrics (the dbt model
+health.metrics, dbt_project/models/health), and the breaches table."""
 
 import os
 from datetime import UTC, datetime
@@ -7,6 +8,7 @@ import dagster as dg
 
 from segment_cadence.defs.alerting import alert_inputs
 from segment_cadence.defs.dictionary import segment_dictionary
+from segment_cadence.defs.health import breaches as breach_store
 from segment_cadence.defs.health import health, thresholds
 from segment_cadence.platform import paths, state_store
 from segment_cadence.platform.partitions import monthly_partitions, refresh_window
@@ -22,17 +24,15 @@ THRESHOLDS = thresholds.load()
     owners=["team:segmentation-owner"],
     kinds={"duckdb", "python"},
     partitions_def=monthly_partitions,
-    deps=[
-        dg.AssetKey(["published", "segment_membership"]),
-        dg.AssetKey(["governance", "pause_violations"]),
-    ],
+    deps=[dg.AssetKey(["health", "metrics"])],
     description=(
-        "Health of each segment and of the inputs for the published month: size and share "
-        "shift, migration in and out, dwell, churn likelihood, engagement depth, repeat-purchase "
-        "velocity, campaign response; freshness, volume, quarantine and null rates, feature "
-        "drift (PSI, Wasserstein) against last month. Evaluated against config/thresholds.yaml; "
-        "one row per breach in health.breaches, one check per threshold rule; the breaches, "
-        "owners and changed segments are handed to the alerting sensor through the state store."
+        "Health of each segment and of the inputs for the published month (the dbt model "
+        "health.metrics: size and share shift, migration in and out, dwell, churn likelihood, "
+        "engagement depth, repeat-purchase velocity, campaign response; freshness, volume, "
+        "quarantine and null rates, feature drift (PSI, Wasserstein) against last month; pause "
+        "violations), evaluated against config/thresholds.yaml: one row per breach in "
+        "health.breaches, one check per threshold rule; the breaches, owners and changed "
+        "segments are handed to the alerting sensor through the state store."
     ),
     check_specs=[
         dg.AssetCheckSpec(
@@ -48,13 +48,12 @@ def segment_health(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     config = thresholds.load()
     version = segment_dictionary.definition_version(segment_dictionary.load())
     with warehouse.connect() as con:
-        metrics = health.measure(con, month_end)
-        con.execute("begin transaction")
-        health.store(con, metrics, version)
+        metrics = health.read(con, month_end)
         history = health.history(con, month_end)
         values = {(m.segment_id, m.metric): m.value for m in metrics}
         breaches = thresholds.evaluate(config, month_end, values, history)
-        health.store_breaches(con, month_end, breaches, version)
+        con.execute("begin transaction")
+        breach_store.store_breaches(con, month_end, breaches, version)
         con.execute("commit")
         owners, changed = alert_inputs.owners_and_changes(con, month_end, version)
     # The alerting tick reads only the state store: hand it the month's breaches, version,

@@ -1,8 +1,11 @@
-"""dbt models as Dagster assets: a translator for their specs and two partitioned groups.
+"""dbt models as Dagster assets: translators for their specs and three partitioned groups.
 
 The features inputs (staging, intermediate) and the segment marts are separate asset
 definitions because the Python churn fit sits between them: it reads the purchase history
-that the intermediate layer builds and writes the parameters the marts score with.
+that the intermediate layer builds and writes the parameters the marts score with. The
+governance and health models (red flags, the audit trail, the bias audit, health metrics,
+migration rates) are a third: they read the month just published, so they run after the
+publish asset and the firewall.
 """
 
 import json
@@ -19,6 +22,8 @@ from dagster_dbt import (
 )
 
 from segment_cadence.defs.dictionary import segment_dictionary
+from segment_cadence.defs.governance import governance
+from segment_cadence.platform import state_store
 from segment_cadence.platform.crash_points import crash_point
 from segment_cadence.platform.partitions import monthly_partitions, refresh_window
 from segment_cadence.platform.resources import (
@@ -28,9 +33,13 @@ from segment_cadence.platform.resources import (
     prepare_partial_parse,
 )
 
-LAYER_GROUPS = {"staging": "features", "intermediate": "features", "marts": "segments"}
+LAYER_GROUPS = {"staging": "features", "intermediate": "features", "marts": "segments",
+                "governance": "governance", "health": "health"}  # fmt: skip
 LAYER_OWNERS = {"staging": "team:data-engineering", "intermediate": "team:data-engineering",
-                "marts": "team:segmentation-owner"}  # fmt: skip
+                "marts": "team:segmentation-owner", "governance": "team:operations",
+                "health": "team:segmentation-owner"}  # fmt: skip
+PUBLISHED = dg.AssetKey(["published", "segment_membership"])
+FIREWALL = dg.AssetKey(["governance", "planned_campaign_checks"])
 
 
 class SegmentCadenceTranslator(DagsterDbtTranslator):
@@ -50,6 +59,9 @@ class SegmentCadenceTranslator(DagsterDbtTranslator):
         return spec.replace_attributes(deps=deps)
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        group = dbt_resource_props.get("config", {}).get("meta", {}).get("dagster", {})
+        if group.get("group"):
+            return group["group"]
         if dbt_resource_props["resource_type"] == "source":
             return {"raw": "ingest", "churn": "features", "governance": "definitions"}.get(
                 dbt_resource_props["source_name"], "published"
@@ -62,9 +74,32 @@ class SegmentCadenceTranslator(DagsterDbtTranslator):
         return [LAYER_OWNERS.get(layer, "team:data-engineering")]
 
 
-translator = SegmentCadenceTranslator(
-    settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)
-)
+class AnalysisTranslator(SegmentCadenceTranslator):
+    """The governance and health models read the month just published, so the publish asset
+    is a real upstream dependency here: every published.* table they read is written by it
+    (one asset, published/segment_membership). The ops.* tables are the firewall's records,
+    written by the planned_campaign_checks asset. The quarantine table is written by the
+    ingest assets, which the raw sources already depend on."""
+
+    def get_asset_spec(
+        self, manifest: Mapping[str, Any], unique_id: str, project: Any
+    ) -> dg.AssetSpec:
+        spec = DagsterDbtTranslator.get_asset_spec(self, manifest, unique_id, project)
+        deps, seen = [], set()
+        for dep in spec.deps:
+            if dep.asset_key.path[0] == "quarantine":
+                continue
+            key = {"published": PUBLISHED, "ops": FIREWALL}.get(dep.asset_key.path[0])
+            dep = dg.AssetDep(key) if key else dep
+            if dep.asset_key not in seen:
+                seen.add(dep.asset_key)
+                deps.append(dep)
+        return spec.replace_attributes(deps=deps)
+
+
+settings = DagsterDbtTranslatorSettings(enable_asset_checks=True)
+translator = SegmentCadenceTranslator(settings=settings)
+analysis_translator = AnalysisTranslator(settings=settings)
 
 
 def dbt_vars(partition_key: str) -> dict[str, Any]:
@@ -96,19 +131,26 @@ def dbt_vars(partition_key: str) -> dict[str, Any]:
 FULL_REBUILD_TAG = "segment_cadence/full_rebuild"
 
 
-def run_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+def run_dbt(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: WarehouseResource,
+    extra_vars: dict[str, Any] | None = None,
+):
     """`dbt build` for the selected models and the partition's month, streaming results."""
     prepare_partial_parse(warehouse.path)
     with warehouse.connect():
         pass  # schemas and Python-owned tables exist before dbt reads them
-    variables = dbt_vars(context.partition_key)
+    variables = dbt_vars(context.partition_key) | (extra_vars or {})
     context.log.info(
         f"Refreshing {variables['month_end']} with definition version "
         f"{variables['definition_version']}"
     )
     # Passed through the environment, not --vars: see dbt_project/macros/cadence_var.sql.
     os.environ["SEGMENT_CADENCE_DBT_VARS"] = json.dumps(variables)
-    args = ["build"]
+    # dbt's unit tests check the models' logic on fixed fixtures: run in development and CI
+    # (tests/test_dbt_unit_tests.py), not by every refresh.
+    args = ["build", "--exclude-resource-type", "unit_test"]
     if context.run.tags.get(FULL_REBUILD_TAG) == "true":
         args.append("--full-refresh")
     for event in dbt.cli(args, context=context).stream():
@@ -146,3 +188,24 @@ def segment_marts(
 ):
     """Features, membership, transitions and KPIs for the month, built in the build schema."""
     yield from run_dbt(context, dbt, warehouse)
+
+
+@dbt_assets(
+    pool=WAREHOUSE_POOL,
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    select="path:models/governance path:models/health",
+    dagster_dbt_translator=analysis_translator,
+    partitions_def=monthly_partitions,
+    name="governance_and_health_models",
+)
+def governance_and_health_models(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+):
+    """The analysis tables of the published month, each kept per month: red flags, pressure
+    patterns, the audit trail, the bias audit, health metrics and migration rates."""
+    with warehouse.connect() as con:
+        # The firewall's records as they stand now (planned_campaign_checks copied them too,
+        # but a check made since then counts).
+        state_store.copy_firewall_records(con)
+    yield from run_dbt(context, dbt, warehouse, governance.dbt_vars(governance.load()))
