@@ -4,7 +4,7 @@
     segment-cadence refresh --month 2026-10 [--months 3]
     segment-cadence generate --customers 1000000
     segment-cadence validate [FILE]      check a segment dictionary
-    segment-cadence parse                build dbt's manifest
+    segment-cadence parse                prepare dbt's manifest (if missing or stale)
     segment-cadence sizes [--month M]    published segment sizes
     segment-cadence release --month M --by APPROVER --reason TEXT   publish a held month
     segment-cadence definitions status|history|approve|rollback
@@ -71,9 +71,9 @@ def prepare_dagster_home() -> Path:
 
 
 def cmd_parse(_: argparse.Namespace) -> int:
-    from segment_cadence.platform.resources import build_manifest
+    from segment_cadence.platform.resources import prepare_dbt_project
 
-    print(f"dbt manifest: {build_manifest()}")
+    print(f"dbt manifest: {prepare_dbt_project()}")
     return 0
 
 
@@ -506,7 +506,9 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="segment-cadence", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("parse", help="build dbt's manifest").set_defaults(func=cmd_parse)
+    sub.add_parser("parse", help="prepare dbt's manifest (if missing or stale)").set_defaults(
+        func=cmd_parse
+    )
     validate = sub.add_parser("validate", help="validate a segment dictionary")
     validate.add_argument("file", nargs="?", default=str(paths.segments_file()))
     validate.set_defaults(func=cmd_validate)

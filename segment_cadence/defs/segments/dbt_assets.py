@@ -25,7 +25,7 @@ from segment_cadence.platform.resources import (
     WAREHOUSE_POOL,
     WarehouseResource,
     dbt_project,
-    prepare_partial_parse,
+    prepare_dbt_project,
 )
 
 LAYER_GROUPS = {"staging": "features", "intermediate": "features", "marts": "segments"}
@@ -98,7 +98,7 @@ FULL_REBUILD_TAG = "segment_cadence/full_rebuild"
 
 def run_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
     """`dbt build` for the selected models and the partition's month, streaming results."""
-    prepare_partial_parse(warehouse.path)
+    prepare_dbt_project(warehouse.path)
     with warehouse.connect():
         pass  # schemas and Python-owned tables exist before dbt reads them
     variables = dbt_vars(context.partition_key)
