@@ -108,7 +108,9 @@ def run_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: W
     )
     # Passed through the environment, not --vars: see dbt_project/macros/cadence_var.sql.
     os.environ["SEGMENT_CADENCE_DBT_VARS"] = json.dumps(variables)
-    args = ["build"]
+    # dbt's unit tests check the SQL, not the month's data: they run in development and CI
+    # (`dbt test --select test_type:unit`, tests/test_dbt_unit_tests.py), not every refresh.
+    args = ["build", "--exclude-resource-type", "unit_test"]
     if context.run.tags.get(FULL_REBUILD_TAG) == "true":
         args.append("--full-refresh")
     for event in dbt.cli(args, context=context).stream():
