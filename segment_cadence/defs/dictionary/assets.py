@@ -152,7 +152,8 @@ def definition_changelog(warehouse: WarehouseResource) -> dg.MaterializeResult:
     kinds={"duckdb"},
     deps=[dg.AssetKey(["published", "segment_membership"])],
     description=(
-        "Migration rates per segment and month (share of last month's members who left, share "
+        "Published: migration rates per segment and month (share of last month's members who "
+        "left, share "
         "of this month's members who arrived, retention): the view "
         "published.segment_migration_rates, ready for the health thresholds."
     ),

@@ -103,7 +103,7 @@ def publish_gate(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     partitions_def=monthly_partitions,
     deps=[*MARTS, GATE],
     description=(
-        "Published membership, transitions and KPIs for the month, replaced atomically from "
+        "Published: membership, transitions and KPIs for the month, replaced atomically from "
         "the build once its checks passed, and exported as Parquet for downstream tools. "
         "A failed refresh never reaches this step, so the last published month stays in place."
     ),

@@ -33,6 +33,15 @@ LAYER_OWNERS = {"staging": "team:data-engineering", "intermediate": "team:data-e
                 "marts": "team:segmentation-owner"}  # fmt: skip
 
 
+BUILD_PREFIX = "Build (not yet published): "
+
+
+def layer_of(dbt_resource_props: Mapping[str, Any]) -> str:
+    """staging, intermediate or marts: the folder under models/."""
+    fqn = dbt_resource_props["fqn"]
+    return fqn[1] if len(fqn) > 2 else "marts"
+
+
 class SegmentCadenceTranslator(DagsterDbtTranslator):
     """Groups, owners and keys for dbt resources.
 
@@ -54,8 +63,19 @@ class SegmentCadenceTranslator(DagsterDbtTranslator):
             return {"raw": "ingest", "churn": "features", "governance": "definitions"}.get(
                 dbt_resource_props["source_name"], "published"
             )
-        layer = dbt_resource_props["fqn"][1] if len(dbt_resource_props["fqn"]) > 2 else "marts"
-        return LAYER_GROUPS.get(layer, "segments")
+        return LAYER_GROUPS.get(layer_of(dbt_resource_props), "segments")
+
+    def get_description(self, dbt_resource_props: Mapping[str, Any]) -> str:
+        """The marts are the build of what gets published (build/segment_membership becomes
+        published/segment_membership once its checks pass); their descriptions say so first,
+        so the two are told apart at a glance in the UI."""
+        description = super().get_description(dbt_resource_props)
+        if (
+            dbt_resource_props["resource_type"] == "model"
+            and layer_of(dbt_resource_props) == "marts"
+        ):
+            return f"{BUILD_PREFIX}{description}"
+        return description
 
     def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> list[str]:
         layer = dbt_resource_props.get("fqn", ["", "marts"])[1]
