@@ -18,9 +18,11 @@ imported only by the commands that run a job, so `parse`, `validate` and the rea
 start fast and work before a manifest exists; every other import is at the top.
 
 Refreshes run the same Dagster job the schedule runs, recorded in the local Dagster
-instance (var/dagster_home), so they show in the UI afterwards. Commands take turns at the
-warehouse (segment_cadence/platform/warehouse_lock.py): a refresh waits for the one before it; a
-command that finds a refresh writing waits briefly, then says so in one line and exits 2.
+instance (var/dagster_home) with the code location's origin, so they show in the UI on the
+job's page like runs launched there (segment_cadence/platform/run_origin.py). Commands take
+turns at the warehouse (segment_cadence/platform/warehouse_lock.py): a refresh waits for the
+one before it; a command that finds a refresh writing waits briefly, then says so in one line
+and exits 2.
 """
 
 from __future__ import annotations
@@ -154,18 +156,24 @@ def execute_in_this_process(
     tags: dict[str, str] | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Run a job here, in the local instance, tagged with this process so that the dead-run
-    reaper can fail the run if the process is killed (the daemon cannot see it)."""
+    reaper can fail the run if the process is killed (the daemon cannot see it), and with
+    the code location's origin, so that the run shows on its job's page in the UI
+    (segment_cadence/platform/run_origin.py)."""
+    from segment_cadence.platform import run_origin
     from segment_cadence.platform.reaper import process_tags
 
-    return job.execute_in_process(
+    origin = run_origin.remote_job_origin(job.name)
+    result = job.execute_in_process(
         partition_key=partition_key,
         instance=instance,
         raise_on_error=False,
-        tags={**process_tags(), **(tags or {})},
+        tags={**process_tags(), **run_origin.origin_tags(origin), **(tags or {})},
         # The run's events stay in the instance (and the UI); the terminal shows
         # warnings and errors only.
         run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
     )
+    run_origin.record_origin(instance, result.run_id, origin)
+    return result
 
 
 def months_label(months: list[date]) -> str:
