@@ -53,6 +53,7 @@ from segment_cadence.platform.months import (
     months_between,
     parse_month,
     previous_month,
+    quarter_start,
 )
 
 if TYPE_CHECKING:
@@ -123,8 +124,7 @@ def cmd_strategic(args: argparse.Namespace) -> int:
         year, quarter = text.split("-Q")
         start = date(int(year), (int(quarter) - 1) * 3 + 1, 1)
     else:
-        start = parse_month(text)
-        start = date(start.year, (start.month - 1) // 3 * 3 + 1, 1)
+        start = quarter_start(parse_month(text))
     job = defs.resolve_job_def("quarterly_strategic_refresh")
     with (
         dg.DagsterInstance.get() as instance,

@@ -13,17 +13,21 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 import dagster as dg
 import duckdb
 from dagster_dbt import DbtCliResource, DbtProject
+from pydantic import PrivateAttr
 
 from segment_cadence.platform import paths, warehouse, warehouse_lock
 from segment_cadence.platform.jobs import monthly_refresh_job
 from segment_cadence.platform.reaper import PID_TAG, process_tags
+
+T = TypeVar("T")
 
 # dbt reads the warehouse path and DuckDB's memory limit from the environment
 # (dbt_project/profiles.yml).
@@ -143,8 +147,31 @@ class WarehouseResource(dg.ConfigurableResource):
             yield con
 
 
+class ConfigFiles(dg.ConfigurableResource):
+    """The configuration files (config/segments.yaml, thresholds.yaml, governance.yaml,
+    sources.yaml), each read once per run, on first use, and handed to every asset of the
+    run that asks: all steps of a run see the same file, even if it is edited mid-run, and
+    none reads it again. A run is one resource initialisation (the jobs run in process).
+
+    The loader is the plain module's own (`segment_dictionary.load`, `thresholds.load`, ...),
+    named by the asset, so this platform piece imports no domain room.
+    """
+
+    _loaded: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._loaded = {}
+
+    def once(self, name: str, load: Callable[[], T]) -> T:
+        """The file `name` as `load` reads it, read on the run's first call only."""
+        if name not in self._loaded:
+            self._loaded[name] = load()
+        return self._loaded[name]
+
+
 def default_resources() -> dict[str, object]:
     return {
+        "config_files": ConfigFiles(),
         "warehouse": WarehouseResource(path=str(paths.warehouse_path())),
         "dbt": DbtCliResource(project_dir=dbt_project),
     }

@@ -13,6 +13,7 @@ from datetime import date
 import dagster as dg
 
 from segment_cadence.platform.jobs import monthly_refresh_job, quarterly_strategic_job
+from segment_cadence.platform.months import previous_quarter
 
 monthly_refresh_schedule = dg.build_schedule_from_partitioned_job(
     monthly_refresh_job,
@@ -35,10 +36,5 @@ monthly_refresh_schedule = dg.build_schedule_from_partitioned_job(
 )
 def quarterly_strategic_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     when = context.scheduled_execution_time
-    this_quarter = date(when.year, (when.month - 1) // 3 * 3 + 1, 1)
-    quarter = (
-        date(this_quarter.year - 1, 10, 1)
-        if this_quarter.month == 1
-        else date(this_quarter.year, this_quarter.month - 3, 1)
-    )
+    quarter = previous_quarter(date(when.year, when.month, 1))
     return dg.RunRequest(partition_key=quarter.isoformat())

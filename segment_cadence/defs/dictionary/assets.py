@@ -10,7 +10,9 @@ from segment_cadence.defs.dictionary import changelog, versions
 # Aliased: the asset below is named segment_dictionary too.
 from segment_cadence.defs.dictionary import segment_dictionary as dictionary_module
 from segment_cadence.defs.health import thresholds
-from segment_cadence.platform.resources import WAREHOUSE_POOL, WarehouseResource
+from segment_cadence.platform import markdown
+from segment_cadence.platform.resources import WAREHOUSE_POOL, ConfigFiles, WarehouseResource
+from segment_cadence.platform.warehouse import transaction
 
 
 @dg.asset(
@@ -28,10 +30,10 @@ from segment_cadence.platform.resources import WAREHOUSE_POOL, WarehouseResource
     ),
 )
 def segment_dictionary(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, config_files: ConfigFiles
 ) -> dg.MaterializeResult:
     try:
-        dictionary = dictionary_module.load()
+        dictionary = config_files.once("segments", dictionary_module.load)
         approved = versions.check_approved()
         version = dictionary_module.definition_version(dictionary)
     except (
@@ -49,8 +51,7 @@ def segment_dictionary(
          s.pause_reason, s.min_size, s.status, s.fallback)
         for s in dictionary.all_segments
     ]  # fmt: skip
-    with warehouse.connect() as con:
-        con.execute("begin transaction")
+    with warehouse.connect() as con, transaction(con):
         con.execute(
             "delete from governance.segment_dictionary where definition_version = ?", [version]
         )
@@ -74,11 +75,12 @@ def segment_dictionary(
                 approved.approved_at,
             ],  # fmt: skip
         )
-        con.execute("commit")
-    table = "\n".join(
-        f"| {s.priority} | {s.id} | {s.name} | {'paused' if s.paused else ''} | "
-        f"`{s.rule or 'fallback'}` |"
-        for s in dictionary.segments
+    table = markdown.table(
+        ["priority", "id", "name", "paused", "rule"],
+        [
+            (s.priority, s.id, s.name, "paused" if s.paused else "", f"`{s.rule or 'fallback'}`")
+            for s in dictionary.segments
+        ],
     )
     return dg.MaterializeResult(
         metadata={
@@ -91,9 +93,7 @@ def segment_dictionary(
                 [s.id for s in dictionary.segments if s.paused]
             ),
             "language_warnings": dg.MetadataValue.json(list(dictionary.warnings)),
-            "dictionary": dg.MetadataValue.md(
-                "| priority | id | name | paused | rule |\n|---|---|---|---|---|\n" + table
-            ),
+            "dictionary": dg.MetadataValue.md(table),
         }
     )
 
@@ -114,9 +114,8 @@ def segment_dictionary(
 )
 def definition_changelog(warehouse: WarehouseResource) -> dg.MaterializeResult:
     with warehouse.connect() as con:
-        con.execute("begin transaction")
-        added = changelog.refresh_changelog(con)
-        con.execute("commit")
+        with transaction(con):
+            added = changelog.refresh_changelog(con)
         recent = con.execute(
             "select recorded_at, kind, coalesce(version_label, ''), summary "
             "from governance.changelog order by recorded_at desc, entry_id desc limit 15"
@@ -129,17 +128,15 @@ def definition_changelog(warehouse: WarehouseResource) -> dg.MaterializeResult:
     lines = [
         f"### {kind} {label} ({at:%Y-%m-%d})\n{summary}" for at, kind, label, summary in recent
     ]
-    archive = "\n".join(f"| {s} | {why} | {v} | {size} |" for s, why, v, size in retired)
+    archive = markdown.table(
+        ["segment", "rationale", "retired in", "last size"], retired, empty="No retired segments."
+    )
     return dg.MaterializeResult(
         metadata={
             "entries": total,
             "added_this_run": len(added),
             "recent_entries": dg.MetadataValue.md("\n\n".join(lines) or "No entries yet."),
-            "retired_segments": dg.MetadataValue.md(
-                "| segment | rationale | retired in | last size |\n|---|---|---|---|\n" + archive
-                if archive
-                else "No retired segments."
-            ),
+            "retired_segments": dg.MetadataValue.md(archive),
         }
     )
 
@@ -166,17 +163,17 @@ def segment_migration_rates(warehouse: WarehouseResource) -> dg.MaterializeResul
             "where month_end >= (select max(month_end) from published.segment_kpis) - interval 365 day "
             "order by segment_id, month_end"
         ).fetchall()
-    table = "\n".join(
-        f"| {m:%Y-%m} | {s} | {'' if o is None else f'{o:.1%}'} | {'' if i is None else f'{i:.1%}'} |"
-        for m, s, o, i in rows
+    table = markdown.table(
+        ["month", "segment", "out", "in"],
+        [
+            (f"{m:%Y-%m}", s, None if o is None else f"{o:.1%}", None if i is None else f"{i:.1%}")
+            for m, s, o, i in rows
+        ],
+        empty="No data.",
     )
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(rows),
-            "last_12_months": dg.MetadataValue.md(
-                "| month | segment | out | in |\n|---|---|---|---|\n" + table
-                if table
-                else "No data."
-            ),
+            "last_12_months": dg.MetadataValue.md(table),
         }
     )

@@ -8,12 +8,12 @@ import dagster as dg
 
 from segment_cadence.defs.dictionary import segment_dictionary
 from segment_cadence.defs.governance import audit, firewall, governance, red_flags
-from segment_cadence.platform import paths
+from segment_cadence.platform import markdown, paths
 from segment_cadence.platform.months import month_end as last_day
-from segment_cadence.platform.months import previous_month
+from segment_cadence.platform.months import previous_month_end
 from segment_cadence.platform.partitions import monthly_partitions, refresh_window
-from segment_cadence.platform.resources import WAREHOUSE_POOL, WarehouseResource
-from segment_cadence.platform.warehouse import table_exists
+from segment_cadence.platform.resources import WAREHOUSE_POOL, ConfigFiles, WarehouseResource
+from segment_cadence.platform.warehouse import table_exists, transaction
 
 PUBLISHED = dg.AssetKey(["published", "segment_membership"])
 SENDS = [dg.AssetKey(["raw", "campaign_sends"]), dg.AssetKey(["raw", "team_members"])]
@@ -29,11 +29,7 @@ RED_FLAG_DEPS = [PUBLISHED, FIREWALL, *SENDS]
 
 
 def _md_table(header: list[str], rows: list[tuple]) -> dg.MetadataValue:
-    if not rows:
-        return dg.MetadataValue.md("None this month.")
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in rows]
-    return dg.MetadataValue.md("\n".join(lines))
+    return dg.MetadataValue.md(markdown.table(header, rows, empty="None this month."))
 
 
 @dg.asset(
@@ -69,9 +65,8 @@ def planned_campaign_checks(context: dg.AssetExecutionContext, warehouse: Wareho
                 campaign = firewall.load_campaign(path)
                 if not (month_end < campaign.planned_at.date() <= next_month):
                     continue
-                con.execute("begin transaction")
-                decision = firewall.check_campaign(con, campaign, checked_at=datetime.now())
-                con.execute("commit")
+                with transaction(con):
+                    decision = firewall.check_campaign(con, campaign, checked_at=datetime.now())
             except firewall.CampaignError as error:
                 problems.append(str(error))
                 continue
@@ -188,14 +183,15 @@ def planned_campaign_checks(context: dg.AssetExecutionContext, warehouse: Wareho
         ),
     ],  # fmt: skip
 )
-def red_flag_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+def red_flag_metrics(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, config_files: ConfigFiles
+):
     month_end, _ = refresh_window(context.partition_key)
-    config = governance.load()
-    previous = last_day(previous_month(month_end.replace(day=1)))
+    config = config_files.once("governance", governance.load)
+    previous = previous_month_end(month_end)
     with warehouse.connect() as con:
-        con.execute("begin transaction")
-        flags = red_flags.measure(con, month_end, config)
-        con.execute("commit")
+        with transaction(con):
+            flags = red_flags.measure(con, month_end, config)
         violations = con.execute(
             "select campaign_id, any_value(campaign_name), sender_id, any_value(sender_name), "
             "string_agg(distinct segment_id, ', '), count(*) from governance.pause_violations "
@@ -321,9 +317,8 @@ AUDIT = dg.AssetKey(["governance", "segment_audit_trail"])
 def segment_audit_trail(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     month_end, _ = refresh_window(context.partition_key)
     with warehouse.connect() as con:
-        con.execute("begin transaction")
-        added = audit.record_segment_changes(con, month_end)
-        con.execute("commit")
+        with transaction(con):
+            added = audit.record_segment_changes(con, month_end)
         published, recorded, total = con.execute(
             """
             select
@@ -371,13 +366,14 @@ BIAS = dg.AssetKey(["governance", "bias_audit"])
         )
     ],  # fmt: skip
 )
-def bias_audit(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+def bias_audit(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, config_files: ConfigFiles
+):
     month_end, _ = refresh_window(context.partition_key)
-    config = governance.load()
+    config = config_files.once("governance", governance.load)
     with warehouse.connect() as con:
-        con.execute("begin transaction")
-        flagged = audit.measure_bias(con, month_end, config)
-        con.execute("commit")
+        with transaction(con):
+            flagged = audit.measure_bias(con, month_end, config)
         rows = audit.flagged_bias(con, month_end)
     table = _md_table(["attribute", "group", "segment", "members", "group share", "overall",
                        "ratio"], rows)  # fmt: skip
@@ -411,10 +407,14 @@ LANGUAGE = dg.AssetKey(["governance", "language_lint"])
         )
     ],  # fmt: skip
 )
-def language_lint(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+def language_lint(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, config_files: ConfigFiles
+):
     month_end, _ = refresh_window(context.partition_key)
-    config = governance.load()
-    findings = governance.lint_segments(list(segment_dictionary.load().segments), config)
+    config = config_files.once("governance", governance.load)
+    findings = governance.lint_segments(
+        list(config_files.once("segments", segment_dictionary.load).segments), config
+    )
     for path in sorted(paths.campaigns_dir().glob("*.y*ml")):
         try:
             campaign = firewall.load_campaign(path)
@@ -432,9 +432,8 @@ def language_lint(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         for campaign_id, name in names:
             findings += governance.lint_text(name or "", source="campaign", object_id=campaign_id,
                                              field="name", config=config)  # fmt: skip
-        con.execute("begin transaction")
-        governance.store_findings(con, month_end, findings)
-        con.execute("commit")
+        with transaction(con):
+            governance.store_findings(con, month_end, findings)
     rows = [(f.source, f.object_id, f.field, f.found, f.suggest) for f in findings]
     yield dg.MaterializeResult(metadata={
         "findings": len(findings),

@@ -23,6 +23,7 @@ from segment_cadence.platform.crash_points import crash_point
 from segment_cadence.platform.partitions import monthly_partitions, refresh_window
 from segment_cadence.platform.resources import (
     WAREHOUSE_POOL,
+    ConfigFiles,
     WarehouseResource,
     dbt_project,
     prepare_dbt_project,
@@ -87,10 +88,13 @@ translator = SegmentCadenceTranslator(
 )
 
 
-def dbt_vars(partition_key: str) -> dict[str, Any]:
-    """Everything a monthly dbt run needs: the window and the compiled dictionary."""
+def dbt_vars(
+    partition_key: str, dictionary: segment_dictionary.SegmentDictionary | None = None
+) -> dict[str, Any]:
+    """Everything a monthly dbt run needs: the window and the compiled dictionary (the one in
+    force unless given)."""
     month_end, previous_month_end = refresh_window(partition_key)
-    dictionary = segment_dictionary.load()
+    dictionary = dictionary or segment_dictionary.load()
     priority = {s.id: s.priority for s in dictionary.segments}
     return {
         "month_end": month_end.isoformat(),
@@ -116,12 +120,19 @@ def dbt_vars(partition_key: str) -> dict[str, Any]:
 FULL_REBUILD_TAG = "segment_cadence/full_rebuild"
 
 
-def run_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+def run_dbt(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: WarehouseResource,
+    config_files: ConfigFiles,
+):
     """`dbt build` for the selected models and the partition's month, streaming results."""
     prepare_dbt_project(warehouse.path)
     with warehouse.connect():
         pass  # schemas and Python-owned tables exist before dbt reads them
-    variables = dbt_vars(context.partition_key)
+    variables = dbt_vars(
+        context.partition_key, config_files.once("segments", segment_dictionary.load)
+    )
     context.log.info(
         f"Refreshing {variables['month_end']} with definition version "
         f"{variables['definition_version']}"
@@ -148,10 +159,13 @@ def run_dbt(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: W
     name="features_inputs",
 )
 def features_inputs(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: WarehouseResource,
+    config_files: ConfigFiles,
 ):
     """Staging views over the raw sources and per-customer history as of the month's end."""
-    yield from run_dbt(context, dbt, warehouse)
+    yield from run_dbt(context, dbt, warehouse, config_files)
 
 
 @dbt_assets(
@@ -164,7 +178,10 @@ def features_inputs(
     name="segment_marts",
 )
 def segment_marts(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: WarehouseResource,
+    config_files: ConfigFiles,
 ):
     """Features, membership, transitions and KPIs for the month, built in the build schema."""
-    yield from run_dbt(context, dbt, warehouse)
+    yield from run_dbt(context, dbt, warehouse, config_files)
