@@ -77,3 +77,12 @@ def test_the_paused_segments_are_those_of_the_version_that_produced_the_month() 
     assert stored.segments_of_month(con, month) == {"evaluation": "Evaluation", "loyal": "Loyal"}
     stored.create_paused_table(con, month)
     assert con.execute("select * from _paused").fetchall() == [("v1", "evaluation")]
+
+
+def test_dbt_metadata_is_opt_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    from segment_cadence.defs.segments.dbt_assets import dbt_metadata
+
+    monkeypatch.delenv("SEGMENT_CADENCE_DBT_METADATA", raising=False)
+    assert dbt_metadata() == set()
+    monkeypatch.setenv("SEGMENT_CADENCE_DBT_METADATA", "row_counts, columns,unknown")
+    assert dbt_metadata() == {"row_counts", "columns"}

@@ -120,6 +120,20 @@ def dbt_vars(
 FULL_REBUILD_TAG = "segment_cadence/full_rebuild"
 
 
+# Row counts and column types on the dbt assets (dagster-dbt's fetch_row_counts and
+# fetch_column_metadata) are opt-in: SEGMENT_CADENCE_DBT_METADATA=row_counts,columns. Each
+# costs about a third of a small monthly refresh (README, "Performance"): dagster-dbt reads
+# them through its adapter in this process once dbt has finished (DuckDB has one writer),
+# which closes the warehouse after each query (dbt_project/profiles.yml, keep_open).
+DBT_METADATA = ("row_counts", "columns")
+
+
+def dbt_metadata() -> set[str]:
+    """What SEGMENT_CADENCE_DBT_METADATA asks dagster-dbt to fetch after each dbt run."""
+    asked = {v.strip() for v in os.environ.get("SEGMENT_CADENCE_DBT_METADATA", "").split(",")}
+    return asked & set(DBT_METADATA)
+
+
 def run_dbt(
     context: dg.AssetExecutionContext,
     dbt: DbtCliResource,
@@ -144,7 +158,13 @@ def run_dbt(
     args = ["build", "--exclude-resource-type", "unit_test"]
     if context.run.tags.get(FULL_REBUILD_TAG) == "true":
         args.append("--full-refresh")
-    for event in dbt.cli(args, context=context).stream():
+    events = dbt.cli(args, context=context).stream()
+    fetch = dbt_metadata()
+    if "row_counts" in fetch:
+        events = events.fetch_row_counts()
+    if "columns" in fetch:
+        events = events.fetch_column_metadata()
+    for event in events:
         yield event
         crash_point("dbt")
 
