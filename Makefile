@@ -23,9 +23,11 @@ setup: $(STAMP)
 run: setup
 	$(BIN)/segment-cadence demo
 
-## Set up from nothing and run the whole test suite.
+## Set up from nothing and run the whole test suite, on two pytest-xdist workers (the modules
+## that run dbt stay on one of them: tests/conftest.py). TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 $(SPARK_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,spark]'

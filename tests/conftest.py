@@ -1,13 +1,48 @@
-"""Shared fixtures: a private state directory per test session, the dbt manifest, and a
-small generated jeweller data set."""
+"""Shared fixtures: a private state directory and state store per test session, a fresh state
+store per test that asks for one, the dbt manifest, and a small generated jeweller data set;
+and how the suite splits across pytest-xdist workers.
+
+`make test` runs the suite on two workers (`-n 2 --dist loadgroup`). Each worker is its own
+session, so each has its own state directory (the fixtures below) and its own temporary
+folders. What the workers share is the repository, and in it one thing the tests write:
+dbt_project/target, whose manifest and partial-parse file are re-parsed for whichever
+warehouse ran dbt last (segment_cadence/platform/resources.py, prepare_partial_parse). Two
+workers running dbt side by side on two warehouses would re-parse the whole project at every
+dbt step and read each other's half-written files. So every test module that runs dbt on the
+project is in one xdist group (DBT_PROJECT_GROUP: one worker, one module after another), and
+every other module is a group of its own, so that its module-scoped fixtures are built once.
+"""
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_state_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """No test touches var/state.sqlite (or a store named in the environment): the session's
+    operational state store is a SQLite file of its own, inherited by CLI subprocesses."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('state_store') / 'state.sqlite'}"
+    os.environ["SEGMENT_CADENCE_STATE_URL"] = url
+    return url
+
+
+@pytest.fixture()
+def state_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh, empty state store for one test (SEGMENT_CADENCE_STATE_URL points at it)."""
+    url = f"sqlite:///{tmp_path / 'state.sqlite'}"
+    monkeypatch.setenv("SEGMENT_CADENCE_STATE_URL", url)
+    return url
 
 
 @pytest.fixture(scope="session")
@@ -30,6 +65,77 @@ def generated_data(state_home: Path) -> Path:
     generate(raw, GeneratorConfig(customers=1_500, end_month="2025-12", history_months=36, seed=7),
              progress=False)  # fmt: skip
     return raw
+
+
+@pytest.fixture(scope="session")
+def published_november(tmp_path_factory: pytest.TempPathFactory) -> Callable[[], Path]:
+    """A small jeweller refreshed by the real command, built once per session: 300 generated
+    customers over six months, November published by `segment-cadence refresh`, the Dagster
+    home beside it. Each call hands out a fresh copy of that state for a module's tests.
+
+    The warehouse records absolute paths (each publication's export, each review pack) and
+    ingest remembers the files it loaded, so the copy always goes back to the one place the
+    state was built in, as it was just after the refresh: the modules that use it (the
+    process tests, which run one after another in the dbt worker) take turns there, each
+    finding November published and nothing else done.
+    """
+    from segment_cadence.example.generator import GeneratorConfig, generate
+
+    home = tmp_path_factory.getbasetemp() / "published_november"
+    kept = tmp_path_factory.mktemp("published_november_as_built")
+    config = GeneratorConfig(customers=300, end_month="2025-12", history_months=6, seed=3)
+    generate(home / "raw", config, progress=False)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("SEGMENT_CADENCE_") and k not in ("DAGSTER_HOME", "SLACK_BOT_TOKEN")
+    }
+    env.update(
+        PYTHONPATH=str(REPO),
+        SEGMENT_CADENCE_HOME=str(home),
+        SEGMENT_CADENCE_WAREHOUSE=str(home / "warehouse.duckdb"),
+        DAGSTER_HOME=str(home / "dagster_home"),
+        # The modules' own commands use the same (dbt's partial parse is kept for one profile).
+        SEGMENT_CADENCE_DUCKDB_MEMORY_LIMIT="1GB",
+    )
+    first = subprocess.run(
+        [sys.executable, "-m", "segment_cadence.cli", "refresh", "--month", "2025-11"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert first.returncode == 0, first.stdout + first.stderr
+    shutil.copytree(home, kept, dirs_exist_ok=True)
+
+    def fresh_copy() -> Path:
+        shutil.rmtree(home)
+        shutil.copytree(kept, home)
+        return home
+
+    return fresh_copy
+
+
+# The test modules that run dbt on dbt_project/ (a refresh, in process or through the CLI).
+# A new module that refreshes a month belongs here.
+DBT_PROJECT_GROUP = "dbt_project"
+RUNS_DBT_ON_THE_PROJECT = {
+    "test_concurrency.py",
+    "test_killed_refresh.py",
+    "test_pipeline.py",
+    "test_publish_gate.py",
+    "test_spark.py",
+}
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """As each test is collected, before pytest-xdist reads the groups (in
+    pytest_collection_modifyitems, where it suffixes node ids with them): the modules that run
+    dbt on the project share one group, every other module is a group of its own."""
+    module = item.path.name
+    group = DBT_PROJECT_GROUP if module in RUNS_DBT_ON_THE_PROJECT else module
+    item.add_marker(pytest.mark.xdist_group(group))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -6,11 +6,12 @@ import json
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-import duckdb
 import pytest
+from sqlalchemy import text
 
 from segment_cadence.defs.alerting import alerts, slack
 from segment_cadence.defs.health import thresholds
+from segment_cadence.platform import state_store
 from tests.slack_server import SlackServer
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -45,11 +46,14 @@ def breach(rule_id: str, segment: str, metric: str, value: float, month: date,
 
 
 @pytest.fixture()
-def con():
-    connection = duckdb.connect()
-    alerts.ensure_tables(connection)
-    yield connection
-    connection.close()
+def con(state_url):
+    """The alert state in a fresh state store, one transaction for the test."""
+    with state_store.transaction(state_url) as connection:
+        yield connection
+
+
+def sql(con, query: str):
+    return con.execute(text(query))
 
 
 @pytest.fixture()
@@ -135,7 +139,7 @@ def test_with_slack_down_the_alert_waits_in_the_outbox_and_goes_out_once_back(co
     server.stop()
     refresh(con, OCT, [breach("size_change", "vip_collectors", "size", 140, OCT)], T0)
     assert slack.deliver_pending(con, client, T0)["failed"] == 1
-    status, attempts = con.execute("select status, attempts from alerts.outbox").fetchone()
+    status, attempts = sql(con, "select status, attempts from outbox").fetchone()
     assert (status, attempts) == ("pending", 1)
     server.port = port
     server.start()
@@ -158,7 +162,7 @@ def test_a_silence_suppresses_until_it_expires(con, server):
                    expires_at=T0 + timedelta(days=10), now=T0)  # fmt: skip
     counts = refresh(con, OCT, [breach("size_change", "vip_collectors", "size", 140, OCT)], T0)
     assert counts["suppressed"] == 1 and counts["messages"] == 0
-    reason = con.execute("select reason from alerts.suppressed").fetchone()[0]
+    reason = sql(con, "select reason from suppressed").fetchone()[0]
     assert "silenced by asha" in reason and "Festive window" in reason
     counts = refresh(
         con,
@@ -177,7 +181,7 @@ def test_inhibition_by_data_quality_and_by_definition_change(con):
         con, OCT, [stale, breach("churn_rising", "dormant", "churn_likelihood", 0.7, OCT)], T0
     )
     assert counts["suppressed"] == 1  # the churn alert depends on the inputs
-    reasons = [r[0] for r in con.execute("select reason from alerts.suppressed").fetchall()]
+    reasons = [r[0] for r in sql(con, "select reason from suppressed").fetchall()]
     assert any("data-quality" in r for r in reasons)
     counts = refresh(con, NOV, [breach("size_change", "dormant", "size", 140, NOV)], T0 + timedelta(days=30),
                      changed={"dormant"})  # fmt: skip
@@ -227,10 +231,7 @@ def test_a_critical_breach_goes_straight_to_level_two(con):
         [breach("size_change", "vip_collectors", "size", 300, OCT, severity="critical")],
         T0,
     )
-    kinds = [
-        r[0]
-        for r in con.execute("select kind from alerts.outbox order by created_at, kind").fetchall()
-    ]
+    kinds = [r[0] for r in sql(con, "select kind from outbox order by created_at, kind").fetchall()]
     assert sorted(kinds) == ["escalation", "firing"] and counts["messages"] == 2
 
 
@@ -241,7 +242,7 @@ def test_acknowledgement_and_silence_from_slack_reactions_and_replies(con, serve
     ts = next(iter(server.messages))
     server.reactions[ts] = [{"name": "white_check_mark", "users": ["U0ASHA"], "count": 1}]
     assert slack.read_acknowledgements(con, client, T0 + timedelta(hours=1)) == 1
-    state, by = con.execute("select state, acknowledged_by from alerts.alerts").fetchone()
+    state, by = sql(con, "select state, acknowledged_by from alerts").fetchone()
     assert (state, by) == ("acknowledged", "U0ASHA")
     assert (
         alerts.escalate_due(con, CONFIG, slack.Renderer(), T0 + timedelta(hours=30))["level_2"] == 0

@@ -137,19 +137,11 @@ def all_run_ids(home: Path) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A small jeweller with November published, so reads have something to read."""
-    from segment_cadence.example.generator import GeneratorConfig, generate
-
-    home = tmp_path_factory.mktemp("concurrency")
-    generate(
-        home / "raw",
-        GeneratorConfig(customers=300, end_month=MONTH, history_months=6, seed=3),
-        progress=False,
-    )
+def home(published_november) -> Iterator[Path]:
+    """A small jeweller with November published, so reads have something to read (built
+    once per session by the real command, tests/conftest.py)."""
+    home = published_november()
     (home / "campaign.yaml").write_text(CAMPAIGN)
-    first = cli(home, "refresh", "--month", "2025-11")
-    assert first.returncode == 0, first.stdout + first.stderr
     yield home
 
 

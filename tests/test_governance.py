@@ -16,7 +16,7 @@ import pytest
 
 from segment_cadence.defs.governance import audit, firewall, governance, red_flags
 from segment_cadence.defs.governance.firewall import Campaign, CampaignError
-from segment_cadence.platform import warehouse
+from segment_cadence.platform import state_store, warehouse
 
 SEPTEMBER, OCTOBER, NOVEMBER = date(2026, 9, 30), date(2026, 10, 31), date(2026, 11, 30)
 SEGMENTS = [  # id, name, paused
@@ -37,11 +37,22 @@ TEAM = [  # sender, name, team, joined
 
 
 @pytest.fixture()
-def con(tmp_path: Path):
+def con(tmp_path: Path, state_url: str):
+    """A small warehouse, and a fresh state store for the firewall's records."""
     connection = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
     warehouse.ensure_schema(connection)
     yield connection
     connection.close()
+
+
+def copied(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """The firewall records, as the monthly job copies them from the state store (ops.*)."""
+    state_store.copy_firewall_records(con)
+    return con
+
+
+def measure(con: duckdb.DuckDBPyConnection, month: date) -> red_flags.RedFlags:
+    return red_flags.measure(copied(con), month)
 
 
 def build(con: duckdb.DuckDBPyConnection, customers: int = 400, seed: int = 11) -> dict:
@@ -141,14 +152,16 @@ def test_a_campaign_targeting_a_paused_segment_is_blocked_and_recorded(con):
     assert blocked_paused == evaluation
     assert all(october[c] == "loyal_repeat" for c in decision.allowed)
     assert decision.blocked_segments() == {"evaluation": len(evaluation)}
-    row = con.execute(
-        "select decision, blocked, blocked_segments from governance.firewall_checks"
-    ).fetchall()
+    row = (
+        copied(con)
+        .execute("select decision, blocked, blocked_segments from ops.firewall_checks")
+        .fetchall()
+    )
     assert row == [("partially_blocked", len(decision.blocked), "evaluation")]
     # Checking the same campaign again records nothing new.
     again = firewall.check_campaign(con, campaign(target_segments=("evaluation", "loyal_repeat")))
     assert not again.recorded
-    assert con.execute("select count(*) from governance.firewall_checks").fetchone()[0] == 1
+    assert copied(con).execute("select count(*) from ops.firewall_checks").fetchone()[0] == 1
 
 
 def test_customers_without_consent_or_outside_the_targets_are_blocked_with_reasons(con):
@@ -222,19 +235,23 @@ def test_an_override_is_refused_and_recorded_with_who_when_why(con):
     assert "They're currently in Evaluation." in answer.message
     assert "increases hesitation" in answer.message  # the risk, from governance.yaml
     assert "review the logic, not bypass it" in answer.message  # the protocol
-    rows = con.execute(
-        "select kind, requested_by, requested_at, reason, segment_ids, decision, team "
-        "from governance.exception_requests"
-    ).fetchall()
+    rows = (
+        copied(con)
+        .execute(
+            "select kind, requested_by, requested_at, reason, segment_ids, decision, team "
+            "from ops.exception_requests"
+        )
+        .fetchall()
+    )
     assert rows == [("override", "marketing-lead", at, "Festive target is behind; send this once",
                      "evaluation", "refused", "crm")]  # fmt: skip
-    flags = red_flags.measure(con, NOVEMBER)
+    flags = measure(con, NOVEMBER)
     assert flags.values["manual_override_attempts"] == 1
 
 
 def test_planted_violations_in_a_generated_send_log_give_the_exact_counts(con):
     truth = build(con)
-    flags = red_flags.measure(con, OCTOBER)
+    flags = measure(con, OCTOBER)
     assert flags.values["pause_violation_count"] == truth["pause"] == 4
     assert flags.values["onboarding_violations"] == truth["onboarding"] == 30
     names = con.execute(
@@ -247,10 +264,10 @@ def test_planted_violations_in_a_generated_send_log_give_the_exact_counts(con):
     ).fetchall()
     assert unsafe == [("CMP004", "sender_in_onboarding")]
     # Re-running the month gives the same rows, not more.
-    red_flags.measure(con, OCTOBER)
+    measure(con, OCTOBER)
     assert con.execute("select count(*) from governance.pause_violations").fetchone()[0] == 4
     # September has no published month before it: not evaluated, never a silent zero.
-    assert red_flags.measure(con, SEPTEMBER).values["pause_violation_count"] is None
+    assert measure(con, SEPTEMBER).values["pause_violation_count"] is None
     metrics = {m.segment_id: m.value for m in red_flags.health_metrics(con, OCTOBER)}
     assert set(metrics) == PAUSED and sum(metrics.values()) == 4
 
@@ -262,7 +279,7 @@ def test_pressure_patterns_group_attempts_by_team_channel_segment_and_week(con):
             con, campaign(sender_id=sender, name=f"Push {i}", target_segments=("evaluation",)),
             requested_by=by, reason="quarter end", requested_at=datetime(2026, 11, 3 + 7 * i),
         )  # fmt: skip
-    red_flags.measure(con, NOVEMBER)
+    measure(con, NOVEMBER)
     rows = dict(
         con.execute(
             "select dimension || ':' || key, attempts from governance.pressure_patterns "

@@ -27,16 +27,10 @@ DECEMBER = date(2025, 12, 31)
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """300 generated customers over a year; November published by a first refresh."""
-    from segment_cadence.example.generator import GeneratorConfig, generate
-
-    home = tmp_path_factory.mktemp("killed_refresh_home")
-    config = GeneratorConfig(customers=300, end_month="2025-12", history_months=12, seed=5)
-    generate(home / "raw", config, progress=False)
-    completed = refresh(home, "2025-11")
-    assert completed.returncode == 0, completed.stderr
-    return home
+def home(published_november) -> Path:
+    """300 generated customers over six months; November published by a first refresh
+    (built once per session, tests/conftest.py)."""
+    return published_november()
 
 
 def refresh(home: Path, month: str, crash_at: str | None = None) -> subprocess.CompletedProcess:
@@ -46,6 +40,7 @@ def refresh(home: Path, month: str, crash_at: str | None = None) -> subprocess.C
         "SEGMENT_CADENCE_HOME": str(home),
         "SEGMENT_CADENCE_WAREHOUSE": str(home / "warehouse.duckdb"),
         "DAGSTER_HOME": str(home / "dagster_home"),
+        "SEGMENT_CADENCE_DUCKDB_MEMORY_LIMIT": "1GB",  # as the refresh that built the home
     }
     env.pop("SEGMENT_CADENCE_CRASH_AT", None)
     env.pop("SLACK_BOT_TOKEN", None)

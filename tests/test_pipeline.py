@@ -5,15 +5,17 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sqlite3
 from datetime import date, datetime
 from pathlib import Path
 
 import dagster as dg
 import pytest
 import yaml
+from sqlalchemy import text
 
 from segment_cadence.defs.dictionary import versions
-from segment_cadence.platform import paths, warehouse
+from segment_cadence.platform import paths, state_store, warehouse
 
 MONTHS = ["2025-10-01", "2025-11-01", "2025-12-01"]
 DECEMBER = date(2025, 12, 31)
@@ -50,6 +52,12 @@ def pipeline(state_home: Path, generated_data: Path):
 def query(path: Path, sql: str, params: list | None = None) -> list[tuple]:
     with warehouse.connect(path, read_only=True) as con:
         return con.execute(sql, params or []).fetchall()
+
+
+def stored(sql: str, params: dict | None = None, url: str | None = None) -> list[tuple]:
+    """Rows from the operational state store (alerts, outbox, review packs)."""
+    with state_store.transaction(url) as state:
+        return [tuple(r) for r in state.execute(text(sql), params or {})]
 
 
 @pytest.fixture()
@@ -319,7 +327,6 @@ def test_the_quarterly_schedule_targets_the_quarter_that_just_ended(pipeline):
 def test_health_checks_and_the_alert_sensor_on_published_months(pipeline, state_home):
     """Health runs in the monthly job; the sensor turns its breaches into outbox messages once."""
     from segment_cadence.defs.alerting.sensors import segment_health_alerts
-    from segment_cadence.platform.resources import WarehouseResource
 
     defs, _, instance, db = pipeline
     metrics = query(db, "select count(distinct month_end), count(*) from health.metrics")[0]
@@ -327,26 +334,21 @@ def test_health_checks_and_the_alert_sensor_on_published_months(pipeline, state_
     graph = defs.resolve_asset_graph()
     assert any(key.name == "segment_size_change" for key in graph.asset_check_keys)
 
-    warehouse_resource = WarehouseResource(path=str(db))
-    # WarehouseResource has a lifecycle (the writer's turn for runs), so the context is opened
-    # as the daemon opens it.
-    with dg.build_sensor_context(
-        instance=instance, resources={"warehouse": warehouse_resource}
-    ) as context:
+    # The sensor needs no warehouse: it reads what the runs handed over in the state store.
+    with dg.build_sensor_context(instance=instance) as context:
         first = segment_health_alerts(context)
-    processed = query(db, "select count(*) from alerts.processed_months")[0][0]
+    processed = stored("select count(*) from processed_months")[0][0]
     assert processed == 3
-    outbox = query(
-        db, "select count(*), count(*) filter (where status = 'local') from alerts.outbox"
+    outbox = stored(
+        "select count(*), sum(case when status = 'local' then 1 else 0 end) from outbox"
     )[0]
-    assert outbox[0] == outbox[1]  # no token: everything written to the local file
+    assert outbox[0] == (outbox[1] or 0)  # no token: everything written to the local file
     with dg.build_sensor_context(
         instance=instance,
-        resources={"warehouse": warehouse_resource},
         cursor=first.cursor if hasattr(first, "cursor") else None,
     ) as again:
         segment_health_alerts(again)
-    assert query(db, "select count(*) from alerts.outbox")[0][0] == outbox[0]  # idempotent
+    assert stored("select count(*) from outbox")[0][0] == outbox[0]  # idempotent
     breaches = query(db, "select count(*) from health.breaches")[0][0]
     if breaches:
         assert (state_home / "outbox" / "notices.jsonl").exists()
@@ -376,7 +378,7 @@ def test_governance_metrics_and_checks_appear_for_each_month(pipeline):
     assert evaluation.passed == (flags["2025-12-31:pause_violation_count"] == 0)
     # The planned January campaign was checked against December and its paused members blocked.
     checked = query(db, "select membership_month, decision, blocked_segments "
-                        "from governance.firewall_checks")  # fmt: skip
+                        "from ops.firewall_checks")  # fmt: skip
     assert checked == [(DECEMBER, "partially_blocked", "evaluation")]
     lint = query(db, "select phrase from governance.language_findings where month_end = ?",
                  [DECEMBER])  # fmt: skip
@@ -411,7 +413,7 @@ def test_the_review_pack_figures_match_the_tables(pipeline):
         == flags["pause_violation_count"]
     )
     assert pack.section("suppressed_volume").figures["suppressed_campaign_volume"] == query(
-        db, "select coalesce(sum(blocked), 0) from governance.firewall_checks "
+        db, "select coalesce(sum(blocked), 0) from ops.firewall_checks "
         "where last_day(planned_at) = ?", [DECEMBER])[0][0]  # fmt: skip
     sizes = dict(query(db, "select segment_id, customers from published.segment_kpis "
                            "where month_end = ?", [DECEMBER]))  # fmt: skip
@@ -451,11 +453,13 @@ def test_the_review_pack_is_written_recorded_once_and_opens_in_chromium(pipeline
     entries = query(db, "select entry_id from governance.changelog where kind = 'review_pack'")
     assert sorted(e[0] for e in entries) == [f"review_pack:{m[:7]}" for m in
                                              ("2025-10-31", "2025-11-30", "2025-12-31")] or len(entries) == 3  # fmt: skip
-    with warehouse.connect(db) as con:  # re-rendering December adds nothing to the changelog
-        summary = con.execute(
-            "select summary from governance.review_packs where month_end = ?", [DECEMBER]
-        ).fetchone()[0]
-        review_pack.record(con, DECEMBER, html, summary)
+    # Re-rendering December adds nothing to the changelog.
+    with state_store.transaction() as state:
+        summary = state.execute(
+            text("select summary from review_packs where month_end = :month"), {"month": DECEMBER}
+        ).scalar()
+        review_pack.record(state, DECEMBER, html, summary)
+    with warehouse.connect(db) as con:
         changelog_module.refresh_changelog(con)
     assert len(query(db, "select * from governance.changelog where kind = 'review_pack'")) == 3
 
@@ -487,26 +491,30 @@ def test_the_review_pack_goes_to_slack_once_with_the_file_attached(pipeline, tmp
     from segment_cadence.defs.review import review_pack
     from tests.slack_server import SlackServer
 
-    *_, db = pipeline
-    copy = tmp_path / "warehouse.duckdb"
-    shutil.copy(db, copy)
+    # A copy of the state store, where the posting state is kept (SQLite's backup, WAL and all).
+    source = state_store.engine().url.database
+    copy = f"sqlite:///{tmp_path / 'state.sqlite'}"
+    with sqlite3.connect(source) as original, sqlite3.connect(tmp_path / "state.sqlite") as target:
+        original.backup(target)
     server = SlackServer().start()
     try:
         client = slack.slack_client(base_url=server.base_url, token="xoxb-test")
         server.stop()  # Slack is down: the pack is kept and posted later
         down = slack.slack_client(base_url=server.base_url, token="xoxb-test")
         down.retry_handlers = []
-        with warehouse.connect(copy) as con:
-            assert review_pack.post_pending(con, down, "C0REVIEW") == {"posted": 0, "failed": 3}
-            assert con.execute("select count(*) from governance.review_packs "
-                               "where last_error is not null").fetchone()[0] == 3  # fmt: skip
+        with state_store.transaction(copy) as state:
+            assert review_pack.post_pending(state, down, "C0REVIEW") == {"posted": 0, "failed": 3}
+        failed = stored("select count(*) from review_packs where last_error is not null", url=copy)
+        assert failed[0][0] == 3
         server.start()
         client = slack.slack_client(base_url=server.base_url, token="xoxb-test")
-        with warehouse.connect(copy) as con:
-            assert review_pack.post_pending(con, client, "C0REVIEW") == {"posted": 3, "failed": 0}
-            assert review_pack.post_pending(con, client, "C0REVIEW") == {"posted": 0, "failed": 0}
-            path = con.execute("select path from governance.review_packs where month_end = ?",
-                               [DECEMBER]).fetchone()[0]  # fmt: skip
+        with state_store.transaction(copy) as state:
+            assert review_pack.post_pending(state, client, "C0REVIEW") == {"posted": 3, "failed": 0}
+            assert review_pack.post_pending(state, client, "C0REVIEW") == {"posted": 0, "failed": 0}
+        month = {"month": DECEMBER}
+        path = stored("select path from review_packs where month_end = :month", month, url=copy)[0][
+            0
+        ]
     finally:
         server.stop()
     december = [f for f in server.shared_files if "2025-12" in (f.get("title") or "")]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from segment_cadence.defs.dictionary import segment_dictionary
 from segment_cadence.defs.governance import audit, firewall, governance
-from segment_cadence.platform import warehouse
+from segment_cadence.platform import state_store
 from segment_cadence.platform.warehouse_lock import command_connection
 
 EXIT_BLOCKED = 3
@@ -25,14 +25,13 @@ EXIT_REFUSED = 4
 
 
 def cmd_campaign(args: argparse.Namespace) -> int:
-    """A check reads in a reader's turn and, if it blocks anyone, records the attempt in a
-    short writer's turn of its own: a refresh waits for the moment of the write, not for the
-    whole check. An override request is a write throughout."""
+    """A check, and an override request, read the published membership in a reader's turn at
+    the warehouse; what they record goes to the state store, so nothing here writes the
+    warehouse."""
     try:
         campaign = firewall.load_campaign(args.file)
         if args.action == "override":
-            with command_connection("campaign override", read_only=False) as con:
-                warehouse.ensure_schema(con)
+            with command_connection("campaign override", read_only=True) as con:
                 answer = firewall.request_override(
                     con, campaign, requested_by=args.by, reason=args.reason,
                     requested_at=datetime.now(),
@@ -44,8 +43,8 @@ def cmd_campaign(args: argparse.Namespace) -> int:
         with command_connection("campaign check", read_only=True) as con:
             decision = firewall.check_campaign(con, campaign, record=False)
         if decision.blocked:
-            with command_connection("campaign check", read_only=False) as con:
-                decision.recorded = firewall.record_check(con, decision, checked_at)
+            with state_store.transaction() as state:
+                decision.recorded = firewall.record_check(state, decision, checked_at)
     except firewall.CampaignError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -66,8 +65,7 @@ def cmd_campaign(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     if args.action == "dispute":
-        with command_connection("audit dispute", read_only=False) as con:
-            warehouse.ensure_schema(con)
+        with command_connection("audit dispute", read_only=True) as con:
             try:
                 request_id = audit.record_dispute(
                     con, args.customer, raised_by=args.by, reason=args.reason,

@@ -8,7 +8,8 @@
     segment-cadence sizes [--month M]    published segment sizes
     segment-cadence release --month M --by APPROVER --reason TEXT   publish a held month
     segment-cadence definitions status|history|approve|rollback
-    segment-cadence alerts list|run|ack|silence
+    segment-cadence alerts list|run|ack|silence   on the state store, never the warehouse
+    segment-cadence state migrate        move an older warehouse's alerts and firewall records
     segment-cadence campaign check|override FILE   the campaign firewall
     segment-cadence audit customer|dispute ID      the audit trail
     segment-cadence lint [FILE ...]                retired language
@@ -22,7 +23,9 @@ instance (var/dagster_home) with the code location's origin, so they show in the
 job's page like runs launched there (segment_cadence/platform/run_origin.py). Commands take
 turns at the warehouse (segment_cadence/platform/warehouse_lock.py): a refresh waits for the
 one before it; a command that finds a refresh writing waits briefly, then says so in one line
-and exits 2.
+and exits 2. The alert commands and the records of campaign checks, overrides and disputes
+use the state store (segment_cadence/platform/state_store.py), so they do not wait for a
+refresh.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from segment_cadence.defs.dictionary import segment_dictionary, versions
 from segment_cadence.defs.health import thresholds
 from segment_cadence.defs.segments import gate, publish
 from segment_cadence.example import generator as example_generator
-from segment_cadence.platform import paths, warehouse, warehouse_lock
+from segment_cadence.platform import paths, state_store, warehouse, warehouse_lock
 from segment_cadence.platform.months import (
     last_complete_month,
     month_end,
@@ -459,11 +462,11 @@ def cmd_release(args: argparse.Namespace) -> int:
 
 
 def run_alerts_once() -> str:
-    """One pass of the alerting loop (what the sensor does every minute)."""
+    """One pass of the alerting loop (what the sensor does every minute), on the state store:
+    it runs while a refresh writes the warehouse."""
 
     client = slack.slack_client()
-    with warehouse_lock.command_connection("alerts run", read_only=False) as con:
-        result = run_tick(con, datetime.now(UTC).replace(tzinfo=None), client=client)
+    result = run_tick(datetime.now(UTC).replace(tzinfo=None), client=client)
     where = (
         "Slack"
         if client
@@ -473,35 +476,29 @@ def run_alerts_once() -> str:
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
-
+    """The alert commands use the state store only, never the warehouse."""
     now = datetime.now(UTC).replace(tzinfo=None)
     if args.action == "run":
         print(run_alerts_once())
         return 0
     if args.action == "list":
-        with warehouse_lock.command_connection("alerts list", read_only=True) as con:
-            rows = (
-                con.execute(
-                    "select state, severity, level, alert_key, last_value, last_bound "
-                    "from alerts.alerts where state <> 'resolved' order by severity, alert_key"
-                ).fetchall()
-                if warehouse.table_exists(con, "alerts", "alerts")
-                else []
+        with state_store.transaction() as state:
+            rows = alerts.unresolved(state)
+        for state_name, severity, level, key, value, bound in rows:
+            print(
+                f"{state_name:<12} {severity:<8} L{level} {key}  value {value:.4g} bound {bound:.4g}"
             )
-        for state, severity, level, key, value, bound in rows:
-            print(f"{state:<12} {severity:<8} L{level} {key}  value {value:.4g} bound {bound:.4g}")
         if not rows:
             print("no open alerts")
         return 0
-    with warehouse_lock.command_connection(f"alerts {args.action}", read_only=False) as con:
-        alerts.ensure_tables(con)
+    with state_store.transaction() as state:
         if args.action == "ack":
-            count = alerts.acknowledge(con, args.target, args.by, now)
+            count = alerts.acknowledge(state, args.target, args.by, now)
             print(f"acknowledged {count} alert(s)")
             return 0 if count else 1
         if args.action == "silence":
             silence_id = alerts.silence(
-                con, segment_id=args.segment, rule_id=args.rule, created_by=args.by,
+                state, segment_id=args.segment, rule_id=args.rule, created_by=args.by,
                 reason=args.reason, expires_at=now + timedelta(hours=args.hours), now=now,
             )  # fmt: skip
             print(
@@ -509,6 +506,26 @@ def cmd_alerts(args: argparse.Namespace) -> int:
             )
             return 0
     raise ValueError(f"unknown alerts action {args.action}")
+
+
+def cmd_state(args: argparse.Namespace) -> int:
+    """Bring the state store to the newest schema and, once, move an older warehouse's
+    operational tables (alerts.*, governance.firewall_*, governance.exception_requests,
+    governance.review_packs) into it. The refresh does the same on its first run."""
+    print(f"state store: {state_store.engine().url.render_as_string(hide_password=True)}")
+    if not paths.warehouse_path().exists():
+        print("no warehouse yet: nothing to move")
+        return 0
+    with warehouse_lock.command_connection("state migrate", read_only=True) as con:
+        moved = state_store.migrate_from_warehouse(con)
+    if not moved:
+        print(
+            "nothing to move: the state store already holds operational state, or the "
+            "warehouse has none"
+        )
+    for table, count in moved.items():
+        print(f"moved {table}: {count} row(s)")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -585,6 +602,11 @@ def build_parser() -> argparse.ArgumentParser:
     silence_.add_argument("--by", required=True)
     silence_.add_argument("--reason", required=True)
     alerts_.set_defaults(func=cmd_alerts)
+    state_ = sub.add_parser("state", help="the operational state store (alerts, firewall records)")
+    state_.add_argument(
+        "action", choices=["migrate"], help="apply migrations; move an older warehouse's state"
+    )
+    state_.set_defaults(func=cmd_state)
     release = sub.add_parser(
         "release", help="publish a month the publish gate held (an approver, with a reason)"
     )

@@ -2,7 +2,8 @@
 
 Everything the pipeline writes goes under one state directory (default `var/` in the
 repository, override with SEGMENT_CADENCE_HOME): the DuckDB warehouse, Dagster's local
-storage, raw input files, exports and the local alert outbox.
+storage, raw input files, exports, the local alert outbox and the operational state store
+(`state.sqlite`, override with SEGMENT_CADENCE_STATE_URL).
 """
 
 from __future__ import annotations
@@ -71,3 +72,11 @@ def dagster_home() -> Path:
 
 def review_packs_dir() -> Path:
     return state_dir() / "review_packs"
+
+
+def state_store_url() -> str:
+    """The operational state store (alerts, outbox, silences, firewall records): a SQLAlchemy
+    URL. SEGMENT_CADENCE_STATE_URL when set (a PostgreSQL URL for several machines), else a
+    SQLite file next to the warehouse under the state directory."""
+    configured = os.environ.get("SEGMENT_CADENCE_STATE_URL")
+    return configured or f"sqlite:///{state_dir() / 'state.sqlite'}"

@@ -15,9 +15,11 @@ Alerts learn from Prometheus Alertmanager, for a monthly batch cadence:
   on-call when critical or not acknowledged in time; level 3, when it persists, requests the
   quarterly strategic refresh for review.
 
-Every notification goes to the durable outbox (alerts.outbox) in the same transaction as
-the state change; delivery (segment_cadence/defs/alerting/slack.py) happens afterwards and is retried,
-so nothing is lost when Slack is down.
+Every notification goes to the durable outbox (the state store's outbox table,
+segment_cadence/platform/state_store.py) in the same transaction as the state change;
+delivery (segment_cadence/defs/alerting/slack.py) happens afterwards and is retried, so nothing
+is lost when Slack is down. The state lives in the state store, not the warehouse, so the
+lifecycle runs while a refresh writes.
 """
 
 from __future__ import annotations
@@ -27,43 +29,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-import duckdb
+from sqlalchemy import Connection, func, insert, or_, select, update
 
 from segment_cadence.defs.health.thresholds import Breach, ThresholdConfig
+from segment_cadence.platform.state_store import alerts as alerts_table
+from segment_cadence.platform.state_store import outbox, processed_months, silences, suppressed
 
-DDL = (
-    "create schema if not exists alerts",
-    """
-    create table if not exists alerts.alerts (
-        alert_key varchar, rule_id varchar, segment_id varchar, metric varchar,
-        definition_version varchar, state varchar, severity varchar, consecutive integer,
-        clean_streak integer, first_breach_month date, last_breach_month date,
-        last_value double, last_baseline double, last_bound double, fired_at timestamp,
-        acknowledged_by varchar, acknowledged_at timestamp, resolved_at timestamp,
-        level integer, last_notified_at timestamp, strategic_requested_at timestamp
-    )
-    """,
-    """
-    create table if not exists alerts.silences (
-        silence_id varchar, segment_id varchar, rule_id varchar, created_by varchar,
-        reason varchar, created_at timestamp, expires_at timestamp
-    )
-    """,
-    """
-    create table if not exists alerts.outbox (
-        message_id varchar, created_at timestamp, kind varchar, segment_id varchar,
-        month_end date, channel varchar, alert_keys varchar, payload varchar,
-        reply_to varchar, status varchar, attempts integer, last_error varchar,
-        sent_at timestamp, slack_ts varchar, slack_channel_id varchar
-    )
-    """,
-    """
-    create table if not exists alerts.suppressed (
-        month_end date, alert_key varchar, reason varchar, recorded_at timestamp
-    )
-    """,
-    "create table if not exists alerts.processed_months (month_end date, processed_at timestamp)",
-)
+OPEN_STATES = ("pending", "firing", "acknowledged")
 
 
 @dataclass(frozen=True)
@@ -96,78 +68,109 @@ class Routing:
         return self.owner_channels.get(owner or "", self.default_channel)
 
 
-def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
-    for statement in DDL:
-        con.execute(statement)
-
-
 def alert_key(rule_id: str, segment_id: str, metric: str, definition_version: str) -> str:
     return f"{rule_id}|{segment_id}|{metric}|{definition_version}"
 
 
-def _active_silence(con, segment_id: str, rule_id: str, now: datetime) -> tuple | None:
+def _active_silence(con: Connection, segment_id: str, rule_id: str, now: datetime) -> tuple | None:
     return con.execute(
-        "select silence_id, created_by, reason, expires_at from alerts.silences "
-        "where expires_at > ? and (segment_id = ? or segment_id = '*') "
-        "and (rule_id = ? or rule_id = '*') order by expires_at desc limit 1",
-        [now, segment_id, rule_id],
-    ).fetchone()
+        select(
+            silences.c.silence_id, silences.c.created_by, silences.c.reason, silences.c.expires_at
+        )
+        .where(
+            silences.c.expires_at > now,
+            or_(silences.c.segment_id == segment_id, silences.c.segment_id == "*"),
+            or_(silences.c.rule_id == rule_id, silences.c.rule_id == "*"),
+        )
+        .order_by(silences.c.expires_at.desc())
+        .limit(1)
+    ).first()
 
 
-def silence(con: duckdb.DuckDBPyConnection, *, segment_id: str = "*", rule_id: str = "*",
-            created_by: str, reason: str, expires_at: datetime, now: datetime) -> str:  # fmt: skip
+def silence(
+    con: Connection,
+    *,
+    segment_id: str = "*",
+    rule_id: str = "*",
+    created_by: str,
+    reason: str,
+    expires_at: datetime,
+    now: datetime,
+) -> str:
     """A monitoring window: matching alerts are not sent until it expires."""
-    ensure_tables(con)
     if not created_by.strip() or not reason.strip():
         raise ValueError("a silence needs who and why")
     if expires_at <= now:
         raise ValueError("a silence must expire in the future")
     silence_id = f"s-{int(now.timestamp())}-{segment_id}-{rule_id}"
     con.execute(
-        "insert into alerts.silences values (?, ?, ?, ?, ?, ?, ?)",
-        [silence_id, segment_id, rule_id, created_by, reason, now, expires_at],
+        insert(silences).values(
+            silence_id=silence_id,
+            segment_id=segment_id,
+            rule_id=rule_id,
+            created_by=created_by,
+            reason=reason,
+            created_at=now,
+            expires_at=expires_at,
+        )
     )
     return silence_id
 
 
-def acknowledge(con: duckdb.DuckDBPyConnection, key_or_segment: str, by: str, now: datetime) -> int:
+def acknowledge(con: Connection, key_or_segment: str, by: str, now: datetime) -> int:
     """Acknowledge open alerts by key, or all open alerts of a segment (the huddle)."""
-    ensure_tables(con)
-    return (
-        con.execute(
-            "update alerts.alerts set state = 'acknowledged', acknowledged_by = ?, acknowledged_at = ? "
-            "where state = 'firing' and (alert_key = ? or segment_id = ?) returning alert_key",
-            [by, now, key_or_segment, key_or_segment],
+    return con.execute(
+        update(alerts_table)
+        .where(
+            alerts_table.c.state == "firing",
+            or_(
+                alerts_table.c.alert_key == key_or_segment,
+                alerts_table.c.segment_id == key_or_segment,
+            ),
         )
-        .fetchall()
-        .__len__()
-    )
+        .values(state="acknowledged", acknowledged_by=by, acknowledged_at=now)
+    ).rowcount
 
 
-def _enqueue(con, *, kind: str, segment_id: str, month_end: date | None, channel: str,
-             keys: list[str], payload: dict[str, Any], reply_to: str | None, now: datetime) -> str:  # fmt: skip
+def _enqueue(
+    con: Connection,
+    *,
+    kind: str,
+    segment_id: str,
+    month_end: date | None,
+    channel: str,
+    keys: list[str],
+    payload: dict[str, Any],
+    reply_to: str | None,
+    now: datetime,
+) -> str:
     message_id = (
         f"{kind}:{segment_id}:{month_end}:{channel}:{len(keys)}:{int(now.timestamp() * 1e6)}"
     )
     con.execute(
-        "insert into alerts.outbox values (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, null, null, null, null)",
-        [
-            message_id,
-            now,
-            kind,
-            segment_id,
-            month_end,
-            channel,
-            json.dumps(keys),
-            json.dumps(payload),
-            reply_to,
-        ],  # fmt: skip
+        insert(outbox).values(
+            message_id=message_id,
+            created_at=now,
+            kind=kind,
+            segment_id=segment_id,
+            month_end=month_end,
+            channel=channel,
+            alert_keys=json.dumps(keys),
+            payload=json.dumps(payload),
+            reply_to=reply_to,
+            status="pending",
+            attempts=0,
+        )
     )
     return message_id
 
 
+def _set(con: Connection, key: str, **values: Any) -> None:
+    con.execute(update(alerts_table).where(alerts_table.c.alert_key == key).values(**values))
+
+
 def process_refresh(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     *,
     month_end: date,
     breaches: list[Breach],
@@ -178,12 +181,12 @@ def process_refresh(
     now: datetime,
     render: Any,
 ) -> dict[str, int]:
-    """Apply one refresh's breaches to the alert states and queue the messages. Idempotent:
-    a month already processed is skipped (the sensor's cursor can be replayed safely)."""
-    ensure_tables(con)
+    """Apply one refresh's breaches to the alert states and queue the messages, in the
+    caller's state-store transaction. Idempotent: a month already processed is skipped (the
+    sensor's cursor can be replayed safely)."""
     if con.execute(
-        "select 1 from alerts.processed_months where month_end = ?", [month_end]
-    ).fetchone():
+        select(processed_months.c.month_end).where(processed_months.c.month_end == month_end)
+    ).first():
         return {"skipped": 1}
     routing = Routing.from_settings(config.settings)
     rules = {r.id: r for r in config.rules}
@@ -208,62 +211,61 @@ def process_refresh(
                 reason = f"silenced by {found[1]} until {found[3]:%Y-%m-%d %H:%M}: {found[2]}"
         if reason:
             con.execute(
-                "insert into alerts.suppressed values (?, ?, ?, ?)", [month_end, key, reason, now]
+                insert(suppressed).values(
+                    month_end=month_end, alert_key=key, reason=reason, recorded_at=now
+                )
             )
             counts["suppressed"] += 1
             continue
         breached_keys.add(key)
         row = con.execute(
-            "select state, consecutive, last_notified_at from alerts.alerts where alert_key = ?",
-            [key],
-        ).fetchone()
+            select(
+                alerts_table.c.state, alerts_table.c.consecutive, alerts_table.c.last_notified_at
+            ).where(alerts_table.c.alert_key == key)
+        ).first()
         if row is None:
             con.execute(
-                "insert into alerts.alerts values (?, ?, ?, ?, ?, 'pending', ?, 0, 0, ?, ?, ?, ?, ?, "
-                "null, null, null, null, 0, null, null)",
-                [
-                    key,
-                    breach.rule_id,
-                    breach.segment_id,
-                    breach.metric,
-                    definition_version,
-                    breach.severity,
-                    month_end,
-                    month_end,
-                    breach.value,
-                    breach.baseline,
-                    breach.bound,
-                ],  # fmt: skip
+                insert(alerts_table).values(
+                    alert_key=key,
+                    rule_id=breach.rule_id,
+                    segment_id=breach.segment_id,
+                    metric=breach.metric,
+                    definition_version=definition_version,
+                    state="pending",
+                    severity=breach.severity,
+                    consecutive=0,
+                    clean_streak=0,
+                    first_breach_month=month_end,
+                    last_breach_month=month_end,
+                    last_value=breach.value,
+                    last_baseline=breach.baseline,
+                    last_bound=breach.bound,
+                    level=0,
+                )
             )
             row = ("pending", 0, None)
         state, consecutive, last_notified = row
         if state == "resolved":
             state, consecutive = "pending", 0
         consecutive += 1
-        con.execute(
-            "update alerts.alerts set consecutive = ?, clean_streak = 0, last_breach_month = ?, "
-            "severity = ?, last_value = ?, last_baseline = ?, last_bound = ?, state = ? "
-            "where alert_key = ?",
-            [
-                consecutive,
-                month_end,
-                breach.severity,
-                breach.value,
-                breach.baseline,
-                breach.bound,
-                state,
-                key,
-            ],  # fmt: skip
+        _set(
+            con,
+            key,
+            consecutive=consecutive,
+            clean_streak=0,
+            last_breach_month=month_end,
+            severity=breach.severity,
+            last_value=breach.value,
+            last_baseline=breach.baseline,
+            last_bound=breach.bound,
+            state=state,
         )
         should_fire = state == "pending" and consecutive >= rule.consecutive
         repeat_due = state in ("firing", "acknowledged") and (
             last_notified is None or now - last_notified >= routing.repeat_interval
         )
         if should_fire:
-            con.execute(
-                "update alerts.alerts set state = 'firing', fired_at = ?, level = 1 where alert_key = ?",
-                [now, key],
-            )
+            _set(con, key, state="firing", fired_at=now, level=1)
             counts["fired"] += 1
         if should_fire or (repeat_due and state == "firing"):
             to_notify.setdefault(breach.segment_id, []).append(
@@ -271,114 +273,159 @@ def process_refresh(
             )
     # Clean refreshes move open alerts towards resolution.
     open_alerts = con.execute(
-        "select alert_key, rule_id, segment_id, clean_streak from alerts.alerts "
-        "where state in ('pending', 'firing', 'acknowledged')"
-    ).fetchall()
+        select(
+            alerts_table.c.alert_key,
+            alerts_table.c.rule_id,
+            alerts_table.c.segment_id,
+            alerts_table.c.clean_streak,
+        ).where(alerts_table.c.state.in_(OPEN_STATES))
+    ).all()
     for key, rule_id, segment_id, clean in open_alerts:
         if key in breached_keys:
             continue
         clean += 1
         rule = rules.get(rule_id)
         if rule is None or clean >= rule.clear_after:
-            con.execute(
-                "update alerts.alerts set state = 'resolved', resolved_at = ?, clean_streak = ?, "
-                "consecutive = 0 where alert_key = ?",
-                [now, clean, key],
-            )
+            _set(con, key, state="resolved", resolved_at=now, clean_streak=clean, consecutive=0)
             first = con.execute(
-                "select message_id from alerts.outbox where kind = 'firing' and alert_keys like ? "
-                "order by created_at limit 1",
-                [f'%"{key}"%'],
-            ).fetchone()
+                select(outbox.c.message_id)
+                .where(outbox.c.kind == "firing", outbox.c.alert_keys.like(f'%"{key}"%'))
+                .order_by(outbox.c.created_at)
+                .limit(1)
+            ).first()
             if first:
                 payload = render.resolved(key, month_end, routing)
-                _enqueue(con, kind="resolved", segment_id=segment_id, month_end=month_end,
-                         channel=routing.channel_for(owners.get(segment_id)), keys=[key],
-                         payload=payload, reply_to=first[0], now=now)  # fmt: skip
+                _enqueue(
+                    con,
+                    kind="resolved",
+                    segment_id=segment_id,
+                    month_end=month_end,
+                    channel=routing.channel_for(owners.get(segment_id)),
+                    keys=[key],
+                    payload=payload,
+                    reply_to=first[0],
+                    now=now,
+                )
                 counts["messages"] += 1
             counts["resolved"] += 1
         else:
-            con.execute(
-                "update alerts.alerts set clean_streak = ? where alert_key = ?", [clean, key]
-            )
+            _set(con, key, clean_streak=clean)
     for segment_id, items in sorted(to_notify.items()):
         owner = owners.get(segment_id)
         payload = render.firing(segment_id, owner, month_end, definition_version, items, routing)
-        _enqueue(con, kind="firing", segment_id=segment_id, month_end=month_end,
-                 channel=routing.channel_for(owner), keys=[i["key"] for i in items],
-                 payload=payload, reply_to=None, now=now)  # fmt: skip
-        con.executemany(
-            "update alerts.alerts set last_notified_at = ? where alert_key = ?",
-            [(now, i["key"]) for i in items],
+        _enqueue(
+            con,
+            kind="firing",
+            segment_id=segment_id,
+            month_end=month_end,
+            channel=routing.channel_for(owner),
+            keys=[i["key"] for i in items],
+            payload=payload,
+            reply_to=None,
+            now=now,
         )
+        for item in items:
+            _set(con, item["key"], last_notified_at=now)
         counts["messages"] += 1
         if any(i["breach"].severity == "critical" for i in items):
-            counts["messages"] += escalate_keys(con, [i["key"] for i in items], 2, "critical",
-                                                routing, render, now)  # fmt: skip
-    con.execute("insert into alerts.processed_months values (?, ?)", [month_end, now])
+            counts["messages"] += escalate_keys(
+                con, [i["key"] for i in items], 2, "critical", routing, render, now
+            )
+    con.execute(insert(processed_months).values(month_end=month_end, processed_at=now))
     return counts
 
 
-def escalate_keys(con, keys: list[str], level: int, why: str, routing: Routing, render: Any,
-                  now: datetime) -> int:  # fmt: skip
+def escalate_keys(
+    con: Connection,
+    keys: list[str],
+    level: int,
+    why: str,
+    routing: Routing,
+    render: Any,
+    now: datetime,
+) -> int:
     """Raise open alerts to a level and queue the escalation message once per level."""
+    a = alerts_table.c
     rows = con.execute(
-        f"select alert_key, segment_id, rule_id, metric, last_value, severity from alerts.alerts "
-        f"where alert_key in ({', '.join('?' for _ in keys)}) and level < ?",
-        [*keys, level],
-    ).fetchall()
+        select(a.alert_key, a.segment_id, a.rule_id, a.metric, a.last_value, a.severity).where(
+            a.alert_key.in_(keys), a.level < level
+        )
+    ).all()
     if not rows:
         return 0
-    con.executemany(
-        "update alerts.alerts set level = ? where alert_key = ?", [(level, r[0]) for r in rows]
-    )
+    for row in rows:
+        _set(con, row[0], level=level)
     by_segment: dict[str, list[tuple]] = {}
     for row in rows:
-        by_segment.setdefault(row[1], []).append(row)
+        by_segment.setdefault(row[1], []).append(tuple(row))
     for segment_id, items in by_segment.items():
         kind = "strategic_request" if level >= 3 else "escalation"
         payload = render.escalation(segment_id, level, why, items, routing)
-        _enqueue(con, kind=kind, segment_id=segment_id, month_end=None,
-                 channel=routing.escalation_channel, keys=[r[0] for r in items],
-                 payload=payload, reply_to=None, now=now)  # fmt: skip
+        _enqueue(
+            con,
+            kind=kind,
+            segment_id=segment_id,
+            month_end=None,
+            channel=routing.escalation_channel,
+            keys=[r[0] for r in items],
+            payload=payload,
+            reply_to=None,
+            now=now,
+        )
     return len(by_segment)
 
 
-def escalate_due(con: duckdb.DuckDBPyConnection, config: ThresholdConfig, render: Any,
-                 now: datetime) -> dict[str, Any]:  # fmt: skip
+def escalate_due(
+    con: Connection, config: ThresholdConfig, render: Any, now: datetime
+) -> dict[str, Any]:
     """Time-based steps of the ladder, evaluated by the sensor on each tick.
 
     Level 2: firing and not acknowledged within the ack timeout. Level 3: still open after
     `persist_refreshes` breaching refreshes: request the strategic refresh (once).
     """
-    ensure_tables(con)
     routing = Routing.from_settings(config.settings)
-    overdue = [
-        r[0]
-        for r in con.execute(
-            "select alert_key from alerts.alerts where state = 'firing' and level < 2 "
-            "and fired_at <= ?",
-            [now - routing.ack_timeout],
-        ).fetchall()
-    ]
+    a = alerts_table.c
+    overdue = list(
+        con.execute(
+            select(a.alert_key).where(
+                a.state == "firing", a.level < 2, a.fired_at <= now - routing.ack_timeout
+            )
+        ).scalars()
+    )
     level_two = (
         escalate_keys(con, overdue, 2, "not acknowledged in time", routing, render, now)
         if overdue
         else 0
-    )  # noqa: E501
-    persistent = [
-        r[0]
-        for r in con.execute(
-            "select alert_key from alerts.alerts where state in ('firing', 'acknowledged') "
-            "and consecutive >= ? and strategic_requested_at is null",
-            [routing.persist_refreshes],
-        ).fetchall()
-    ]
+    )
+    persistent = list(
+        con.execute(
+            select(a.alert_key).where(
+                a.state.in_(("firing", "acknowledged")),
+                a.consecutive >= routing.persist_refreshes,
+                a.strategic_requested_at.is_(None),
+            )
+        ).scalars()
+    )
     level_three = 0
     if persistent:
         level_three = escalate_keys(con, persistent, 3, "persists", routing, render, now)
-        con.executemany(
-            "update alerts.alerts set strategic_requested_at = ? where alert_key = ?",
-            [(now, k) for k in persistent],
-        )
+        for key in persistent:
+            _set(con, key, strategic_requested_at=now)
     return {"level_2": level_two, "level_3": level_three, "strategic_refresh": bool(persistent)}
+
+
+def unresolved(con: Connection) -> list[tuple]:
+    """Open alerts for `segment-cadence alerts list`: state, severity, level, key, value, bound."""
+    a = alerts_table.c
+    return [
+        tuple(r)
+        for r in con.execute(
+            select(a.state, a.severity, a.level, a.alert_key, a.last_value, a.last_bound)
+            .where(a.state != "resolved")
+            .order_by(a.severity, a.alert_key)
+        )
+    ]
+
+
+def latest_processed_month(con: Connection) -> date | None:
+    return con.execute(select(func.max(processed_months.c.month_end))).scalar()

@@ -2,11 +2,11 @@
 runs failed.
 
 The alerting sensor sends breaches to Slack, on the escalation ladder, nothing lost. Each tick
-takes the writer's turn if it is free, opens the warehouse, runs one pass of
-segment_cadence.defs.alerting.alert_tick and closes it: no connection is held between ticks
-(DuckDB has one writer), and a tick during a refresh is skipped; the next one catches up. State
-lives in the warehouse (alerts.*), so the tick is idempotent and survives restarts; the cursor
-records what the last tick did, for the UI.
+runs one pass of segment_cadence.defs.alerting.alert_tick on the state store
+(segment_cadence/platform/state_store.py) and never opens the warehouse: the monthly run hands
+it the breaches through the store, so a tick runs while a refresh writes. State lives in the
+store, so the tick is idempotent and survives restarts; the cursor records what the last tick
+did, for the UI.
 
 The refresh-failure sensor tells on-call when a refresh fails, and the reaper fails the runs
 whose process died. The last published month stays in place; the notice says which month
@@ -23,13 +23,8 @@ import dagster as dg
 from segment_cadence.defs.alerting import slack
 from segment_cadence.defs.alerting.alert_tick import run_tick
 from segment_cadence.defs.alerting.outbox import record_refresh_failure
-from segment_cadence.platform import warehouse_lock
 from segment_cadence.platform.jobs import monthly_refresh_job, quarterly_strategic_job
 from segment_cadence.platform.reaper import reap_dead_runs
-from segment_cadence.platform.resources import WarehouseResource
-from segment_cadence.platform.warehouse import WarehouseBusy
-
-TICK_LOCK_WAIT_SECONDS = 5.0
 
 
 @dg.sensor(
@@ -43,16 +38,9 @@ TICK_LOCK_WAIT_SECONDS = 5.0
         "acknowledgements, and requests the quarterly strategic refresh at level 3."
     ),
 )
-def segment_health_alerts(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
+def segment_health_alerts(context: dg.SensorEvaluationContext):
     now = datetime.now(UTC).replace(tzinfo=None)
-    try:
-        with (
-            warehouse_lock.writer("the alerting sensor", warehouse_path=warehouse.path, wait=0),
-            warehouse.connect(wait=TICK_LOCK_WAIT_SECONDS) as con,
-        ):
-            result = run_tick(con, now, client=slack.slack_client())
-    except WarehouseBusy as error:
-        return dg.SkipReason(f"warehouse busy: {error}")
+    result = run_tick(now, client=slack.slack_client())
     summary = result.summary()
     context.log.info(summary)
     previous = json.loads(context.cursor) if context.cursor else {}

@@ -8,7 +8,7 @@ fallback, within Slack's limits (header 150 characters, section text 3,000, 50 b
 Delivery goes through slack-sdk's WebClient with a bot token from the environment
 (SLACK_BOT_TOKEN, never logged), with the SDK's retry handlers for rate limits (429 with
 Retry-After), server errors and connection errors. A message that still cannot be sent
-stays pending in alerts.outbox and is retried on the next sensor tick; a sent message keeps
+stays pending in the state store's outbox and is retried on the next sensor tick; a sent message keeps
 its Slack timestamp so resolution can edit it and reply in its thread. With no token,
 messages are written to the local outbox file instead, and marked as such.
 """
@@ -21,10 +21,11 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import duckdb
+from sqlalchemy import Connection, select, update
 
 from segment_cadence.defs.alerting.alerts import silence
 from segment_cadence.defs.alerting.outbox import append_notice
+from segment_cadence.platform.state_store import alerts, outbox, silences
 
 HEADER_LIMIT = 150
 TEXT_LIMIT = 3000
@@ -165,61 +166,81 @@ def slack_client(base_url: str | None = None, token: str | None = None):
     return client
 
 
-def deliver_pending(con: duckdb.DuckDBPyConnection, client: Any, now: datetime,
-                    local_file: Path | None = None) -> dict[str, int]:  # fmt: skip
+def _mark(con: Connection, message_id: str, **values: Any) -> None:
+    con.execute(update(outbox).where(outbox.c.message_id == message_id).values(**values))
+
+
+def deliver_pending(
+    con: Connection, client: Any, now: datetime, local_file: Path | None = None
+) -> dict[str, int]:
     """Send what is pending in the outbox, oldest first; keep what fails for the next tick."""
+    o = outbox.c
     rows = con.execute(
-        "select message_id, kind, channel, payload, reply_to from alerts.outbox "
-        "where status = 'pending' order by created_at, message_id"
-    ).fetchall()
+        select(o.message_id, o.kind, o.channel, o.payload, o.reply_to)
+        .where(o.status == "pending")
+        .order_by(o.created_at, o.message_id)
+    ).all()
     counts = {"sent": 0, "failed": 0, "local": 0}
     for message_id, kind, channel, payload_json, reply_to in rows:
         payload = json.loads(payload_json)
         if client is None:
-            append_notice(kind=f"alert_{kind}", summary=payload["text"],
-                          details={"channel": channel, "blocks": payload["blocks"]}, path=local_file)  # fmt: skip
-            con.execute(
-                "update alerts.outbox set status = 'local', sent_at = ? where message_id = ?",
-                [now, message_id],
+            append_notice(
+                kind=f"alert_{kind}",
+                summary=payload["text"],
+                details={"channel": channel, "blocks": payload["blocks"]},
+                path=local_file,
             )
+            _mark(con, message_id, status="local", sent_at=now)
             counts["local"] += 1
             continue
         try:
             ts, channel_id = _send(con, client, channel, payload, reply_to)
         except Exception as error:  # noqa: BLE001 - any failure keeps the message for later
-            con.execute(
-                "update alerts.outbox set attempts = attempts + 1, last_error = ? where message_id = ?",
-                [f"{type(error).__name__}: {str(error)[:300]}", message_id],
+            _mark(
+                con,
+                message_id,
+                attempts=o.attempts + 1,
+                last_error=f"{type(error).__name__}: {str(error)[:300]}",
             )
             counts["failed"] += 1
             continue
-        con.execute(
-            "update alerts.outbox set status = 'sent', sent_at = ?, slack_ts = ?, "
-            "slack_channel_id = ?, attempts = attempts + 1 where message_id = ?",
-            [now, ts, channel_id, message_id],
+        _mark(
+            con,
+            message_id,
+            status="sent",
+            sent_at=now,
+            slack_ts=ts,
+            slack_channel_id=channel_id,
+            attempts=o.attempts + 1,
         )
         counts["sent"] += 1
     return counts
 
 
 def _send(
-    con, client, channel: str, payload: dict[str, Any], reply_to: str | None
+    con: Connection, client: Any, channel: str, payload: dict[str, Any], reply_to: str | None
 ) -> tuple[str, str]:
     if reply_to:
         original = con.execute(
-            "select slack_ts, slack_channel_id, payload from alerts.outbox where message_id = ?",
-            [reply_to],
-        ).fetchone()
+            select(outbox.c.slack_ts, outbox.c.slack_channel_id, outbox.c.payload).where(
+                outbox.c.message_id == reply_to
+            )
+        ).first()
         if original and original[0]:
             ts, channel_id, first_payload = original
             first = json.loads(first_payload)
             edited = [
                 {"type": "context", "elements": [{"type": "mrkdwn", "text": payload["text"]}]}
             ]
-            client.chat_update(channel=channel_id, ts=ts, text=":white_check_mark: RESOLVED. " + first["text"],
-                               blocks=(edited + first["blocks"])[:BLOCK_LIMIT])  # fmt: skip
-            reply = client.chat_postMessage(channel=channel_id, thread_ts=ts, text=payload["text"],
-                                            blocks=payload["blocks"])  # fmt: skip
+            client.chat_update(
+                channel=channel_id,
+                ts=ts,
+                text=":white_check_mark: RESOLVED. " + first["text"],
+                blocks=(edited + first["blocks"])[:BLOCK_LIMIT],
+            )
+            reply = client.chat_postMessage(
+                channel=channel_id, thread_ts=ts, text=payload["text"], blocks=payload["blocks"]
+            )
             return reply["ts"], channel_id
     response = client.chat_postMessage(
         channel=channel, text=payload["text"], blocks=payload["blocks"]
@@ -227,17 +248,22 @@ def _send(
     return response["ts"], response["channel"]
 
 
-def read_acknowledgements(con: duckdb.DuckDBPyConnection, client: Any, now: datetime) -> int:
+def read_acknowledgements(con: Connection, client: Any, now: datetime) -> int:
     """Acknowledge and silence from Slack without a public endpoint: read reactions and thread
     replies on the firing messages of open alerts."""
     if client is None:
         return 0
+    o, a = outbox.c, alerts.c
+    firing_alert = (
+        select(a.alert_key)
+        .where(a.state == "firing", o.alert_keys.contains(a.alert_key, autoescape=False))
+        .exists()
+    )
     rows = con.execute(
-        "select o.message_id, o.slack_channel_id, o.slack_ts, o.alert_keys, o.segment_id "
-        "from alerts.outbox o where o.kind = 'firing' and o.status = 'sent' and exists ("
-        "select 1 from alerts.alerts a where a.state = 'firing' and o.alert_keys like "
-        "'%' || a.alert_key || '%')"
-    ).fetchall()
+        select(o.message_id, o.slack_channel_id, o.slack_ts, o.alert_keys, o.segment_id).where(
+            o.kind == "firing", o.status == "sent", firing_alert
+        )
+    ).all()
     acknowledged = 0
     for _, channel_id, ts, keys_json, segment_id in rows:
         keys = json.loads(keys_json)
@@ -261,23 +287,29 @@ def read_acknowledgements(con: duckdb.DuckDBPyConnection, client: Any, now: date
                 parts = text.split(maxsplit=2)
                 hours = float(parts[1].rstrip("h")) if len(parts) > 1 else 72.0
                 reason = parts[2] if len(parts) > 2 else "silenced from Slack"
+                user = reply.get("user", "slack-user")
                 already = con.execute(
-                    "select 1 from alerts.silences where segment_id = ? and reason = ? and created_by = ?",
-                    [segment_id, reason, reply.get("user", "slack-user")],
-                ).fetchone()
+                    select(silences.c.silence_id).where(
+                        silences.c.segment_id == segment_id,
+                        silences.c.reason == reason,
+                        silences.c.created_by == user,
+                    )
+                ).first()
                 if not already:
-                    silence(con, segment_id=segment_id, created_by=reply.get("user", "slack-user"),
-                            reason=reason, expires_at=now + timedelta(hours=hours), now=now)  # fmt: skip
-                ackers.append(reply.get("user", "slack-user"))
+                    silence(
+                        con,
+                        segment_id=segment_id,
+                        created_by=user,
+                        reason=reason,
+                        expires_at=now + timedelta(hours=hours),
+                        now=now,
+                    )
+                ackers.append(user)
         if ackers:
             for key in keys:
-                acknowledged += (
-                    con.execute(
-                        "update alerts.alerts set state = 'acknowledged', acknowledged_by = ?, "
-                        "acknowledged_at = ? where alert_key = ? and state = 'firing' returning 1",
-                        [ackers[0], now, key],
-                    )
-                    .fetchall()
-                    .__len__()
-                )
+                acknowledged += con.execute(
+                    update(alerts)
+                    .where(a.alert_key == key, a.state == "firing")
+                    .values(state="acknowledged", acknowledged_by=ackers[0], acknowledged_at=now)
+                ).rowcount
     return acknowledged

@@ -10,7 +10,7 @@ from segment_cadence.defs.dictionary import changelog, versions
 # Aliased: the asset below is named segment_dictionary too.
 from segment_cadence.defs.dictionary import segment_dictionary as dictionary_module
 from segment_cadence.defs.health import thresholds
-from segment_cadence.platform import markdown
+from segment_cadence.platform import markdown, state_store
 from segment_cadence.platform.resources import WAREHOUSE_POOL, ConfigFiles, WarehouseResource
 from segment_cadence.platform.warehouse import transaction
 
@@ -26,7 +26,9 @@ from segment_cadence.platform.warehouse import transaction
         "(unapproved changes stop the run before any data is written), validated before "
         "anything runs (unknown columns, unsafe SQL, "
         "sensitive attributes, duplicate ids or priorities, missing fallback) and recorded "
-        "under its definition version."
+        "under its definition version. Copies the firewall records from the state store to "
+        "ops.firewall_checks, ops.firewall_blocked and ops.exception_requests for the "
+        "governance metrics."
     ),
 )
 def segment_dictionary(
@@ -51,30 +53,38 @@ def segment_dictionary(
          s.pause_reason, s.min_size, s.status, s.fallback)
         for s in dictionary.all_segments
     ]  # fmt: skip
-    with warehouse.connect() as con, transaction(con):
-        con.execute(
-            "delete from governance.segment_dictionary where definition_version = ?", [version]
-        )
-        con.executemany(
-            "insert into governance.segment_dictionary values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-        con.execute(
-            "delete from governance.definition_versions where definition_version = ?", [version]
-        )
-        con.execute(
-            "insert into governance.definition_versions "
-            "values (?, ?, ?, ?, ?, ?, ?, current_timestamp)",
-            [
-                version,
-                approved.number,
-                approved.digest,
-                approved.author,
-                approved.reason,
-                approved.approved_by,
-                approved.approved_at,
-            ],  # fmt: skip
-        )
+    with warehouse.connect() as con:
+        with transaction(con):
+            con.execute(
+                "delete from governance.segment_dictionary where definition_version = ?", [version]
+            )
+            con.executemany(
+                "insert into governance.segment_dictionary values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            con.execute(
+                "delete from governance.definition_versions where definition_version = ?", [version]
+            )
+            con.execute(
+                "insert into governance.definition_versions "
+                "values (?, ?, ?, ?, ?, ?, ?, current_timestamp)",
+                [
+                    version,
+                    approved.number,
+                    approved.digest,
+                    approved.author,
+                    approved.reason,
+                    approved.approved_by,
+                    approved.approved_at,
+                ],
+            )
+        # Operational state lives in the state store: an older warehouse's alerts and firewall
+        # records move there once, and the governance analytics downstream get this month's
+        # copy of the firewall records (ops.*) before dbt and the red flags run.
+        moved = state_store.migrate_from_warehouse(con)
+        copied = state_store.copy_firewall_records(con)
+    if moved:
+        context.log.info(f"moved operational state from the warehouse to the state store: {moved}")
     table = markdown.table(
         ["priority", "id", "name", "paused", "rule"],
         [
@@ -93,6 +103,7 @@ def segment_dictionary(
                 [s.id for s in dictionary.segments if s.paused]
             ),
             "language_warnings": dg.MetadataValue.json(list(dictionary.warnings)),
+            "firewall_records_copied": dg.MetadataValue.json(copied),
             "dictionary": dg.MetadataValue.md(table),
         }
     )

@@ -11,9 +11,10 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
+from sqlalchemy import select
 
 from segment_cadence.defs.dictionary import segment_dictionary, versions
-from segment_cadence.platform import paths
+from segment_cadence.platform import paths, state_store
 from segment_cadence.platform.warehouse import table_exists
 
 
@@ -101,11 +102,11 @@ def publication_entries(con: duckdb.DuckDBPyConnection) -> list[Entry]:
     ]
 
 
-def review_pack_entries(con: duckdb.DuckDBPyConnection) -> list[Entry]:
-    """Monthly review packs, once the review pack asset records them."""
-    if not table_exists(con, "governance", "review_packs"):
-        return []
-    rows = con.execute("select month_end, path from governance.review_packs order by 1").fetchall()
+def review_pack_entries() -> list[Entry]:
+    """Monthly review packs, once the review pack asset records them (in the state store)."""
+    packs = state_store.review_packs.c
+    with state_store.transaction() as state:
+        rows = state.execute(select(packs.month_end, packs.path).order_by(packs.month_end)).all()
     return [
         Entry(
             f"review_pack:{month}",
@@ -169,9 +170,7 @@ def archive_retired(con: duckdb.DuckDBPyConnection, ledger: Path | None = None) 
 
 def refresh_changelog(con: duckdb.DuckDBPyConnection) -> list[Entry]:
     """Bring the changelog up to date from the ledger, the dictionary and the warehouse."""
-    entries = (
-        version_entries() + edit_entries() + publication_entries(con) + review_pack_entries(con)
-    )
+    entries = version_entries() + edit_entries() + publication_entries(con) + review_pack_entries()
     added = record(con, entries)
     archive_retired(con)
     return added

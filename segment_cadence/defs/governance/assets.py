@@ -8,7 +8,7 @@ import dagster as dg
 
 from segment_cadence.defs.dictionary import segment_dictionary
 from segment_cadence.defs.governance import audit, firewall, governance, red_flags
-from segment_cadence.platform import markdown, paths
+from segment_cadence.platform import markdown, paths, state_store
 from segment_cadence.platform.months import month_end as last_day
 from segment_cadence.platform.months import previous_month_end
 from segment_cadence.platform.partitions import monthly_partitions, refresh_window
@@ -44,7 +44,9 @@ def _md_table(header: list[str], rows: list[tuple]) -> dg.MetadataValue:
         "The campaign firewall applied to the campaigns planned for the month after this one "
         "(config/campaigns/*.yaml) against the membership just published: who may be sent to "
         "(exported per campaign) and who is blocked, with the reason per customer. A campaign "
-        "that needs anyone blocked is recorded as a segment-unsafe attempt."
+        "that needs anyone blocked is recorded as a segment-unsafe attempt (in the state "
+        "store; copied to ops.firewall_checks, ops.firewall_blocked and ops.exception_requests "
+        "for the governance metrics)."
     ),
     check_specs=[
         dg.AssetCheckSpec(
@@ -65,8 +67,8 @@ def planned_campaign_checks(context: dg.AssetExecutionContext, warehouse: Wareho
                 campaign = firewall.load_campaign(path)
                 if not (month_end < campaign.planned_at.date() <= next_month):
                     continue
-                with transaction(con):
-                    decision = firewall.check_campaign(con, campaign, checked_at=datetime.now())
+                # Recorded in the state store (its own transaction); the warehouse is only read.
+                decision = firewall.check_campaign(con, campaign, checked_at=datetime.now())
             except firewall.CampaignError as error:
                 problems.append(str(error))
                 continue
@@ -77,6 +79,9 @@ def planned_campaign_checks(context: dg.AssetExecutionContext, warehouse: Wareho
                          f"{campaign.planned_at:%Y-%m-%d}", len(decision.allowed),
                          len(decision.blocked), decision.decision,
                          json.dumps(decision.reason_counts())))  # fmt: skip
+        # The red flags downstream count these checks: refresh the warehouse's copy of the
+        # firewall records (the state store is where they are written).
+        copied = state_store.copy_firewall_records(con)
     yield dg.MaterializeResult(
         metadata={
             "campaigns_checked": len(rows),
@@ -95,6 +100,7 @@ def planned_campaign_checks(context: dg.AssetExecutionContext, warehouse: Wareho
                 rows,
             ),  # fmt: skip
             "allowed_lists": dg.MetadataValue.path(str(export_dir)),
+            "firewall_records_copied": dg.MetadataValue.json(copied),
         }
     )
     yield dg.AssetCheckResult(
@@ -210,7 +216,7 @@ def red_flag_metrics(
         ).fetchone()
         overrides = con.execute(
             "select strftime(requested_at, '%Y-%m-%d %H:%M'), requested_by, team, campaign_name, "
-            "segment_ids, reason from governance.exception_requests where kind = 'override' "
+            "segment_ids, reason from ops.exception_requests where kind = 'override' "
             "and last_day(requested_at) = ? order by requested_at",
             [month_end],
         ).fetchall()

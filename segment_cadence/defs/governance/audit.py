@@ -21,9 +21,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 import duckdb
+from sqlalchemy import select, union_all
 
 from segment_cadence.defs.governance import firewall, governance
 from segment_cadence.defs.governance.governance import GovernanceConfig
+from segment_cadence.platform import state_store
 from segment_cadence.platform.warehouse import table_exists
 
 TABLES = (
@@ -45,7 +47,6 @@ DISPUTE_DECISIONS = ("upheld", "rejected", "referred_to_review")
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
-    firewall.ensure_tables(con)
     for ddl in TABLES:
         con.execute(ddl)
 
@@ -83,8 +84,9 @@ def record_dispute(
     decided_by: str,
     raised_at: datetime | None = None,
 ) -> str:
-    """A dispute about a customer's segment, with its decision. Disputes never move a
-    customer by hand: an upheld dispute is a case for reviewing the logic."""
+    """A dispute about a customer's segment, with its decision, recorded in the state store
+    (`con`, the warehouse, is only read). Disputes never move a customer by hand: an upheld
+    dispute is a case for reviewing the logic."""
     if decision not in DISPUTE_DECISIONS:
         raise ValueError(
             f"decision must be one of {', '.join(DISPUTE_DECISIONS)}, got {decision!r}"
@@ -92,26 +94,40 @@ def record_dispute(
     if not raised_by.strip() or not reason.strip() or not decided_by.strip():
         raise ValueError("a dispute needs who raised it, why, and who decided")
     raised_at = raised_at or datetime.now()
-    ensure_tables(con)
-    segment = con.execute(
-        "select segment_id from published.segment_membership where customer_id = ? "
-        "order by month_end desc limit 1",
-        [customer_id],
-    ).fetchone()
+    segment = (
+        con.execute(
+            "select segment_id from published.segment_membership where customer_id = ? "
+            "order by month_end desc limit 1",
+            [customer_id],
+        ).fetchone()
+        if table_exists(con, "published", "segment_membership")
+        else None
+    )
     if segment is None:
         raise ValueError(f"customer {customer_id} is not in any published membership")
     request_id = hashlib.sha256(
         f"dispute|{customer_id}|{raised_by}|{raised_at.isoformat()}|{reason}".encode()
     ).hexdigest()[:16]
-    firewall.record_exception(
-        con, request_id=request_id, requested_at=raised_at, kind="dispute", requested_by=raised_by,
-        team=None, campaign_name=None, channel=None, segment_ids=segment[0],
-        customer_id=customer_id, reason=reason, decision=decision, decided_by=decided_by,
-        response=(
-            "Recorded. Membership is not changed by hand; an upheld dispute goes to the "
-            "segmentation owner as a case for reviewing the logic."
-        ),
-    )  # fmt: skip
+    with state_store.transaction() as state:
+        firewall.record_exception(
+            state,
+            request_id=request_id,
+            requested_at=raised_at,
+            kind="dispute",
+            requested_by=raised_by,
+            team=None,
+            campaign_name=None,
+            channel=None,
+            segment_ids=segment[0],
+            customer_id=customer_id,
+            reason=reason,
+            decision=decision,
+            decided_by=decided_by,
+            response=(
+                "Recorded. Membership is not changed by hand; an upheld dispute goes to the "
+                "segmentation owner as a case for reviewing the logic."
+            ),
+        )
     return request_id
 
 
@@ -144,6 +160,43 @@ class CustomerRecord:
         return out
 
 
+def _customer_requests_and_blocks(customer_id: str) -> tuple[list[tuple], list[tuple]]:
+    """From the state store: the customer's disputes and the override requests for campaigns
+    that blocked them; and the campaigns the firewall blocked for them."""
+    r = state_store.exception_requests.c
+    c = state_store.firewall_checks.c
+    b = state_store.firewall_blocked.c
+    columns = (r.requested_at, r.kind, r.requested_by, r.reason, r.decision, r.decided_by)
+    own = select(*columns).where(r.customer_id == customer_id)
+    overrides = (
+        select(*columns)
+        .join_from(
+            state_store.exception_requests,
+            state_store.firewall_checks,
+            c.campaign_name == r.campaign_name,
+        )
+        .join(state_store.firewall_blocked, b.check_id == c.check_id)
+        .where(r.kind == "override", b.customer_id == customer_id)
+    )
+    with state_store.transaction() as state:
+        both = union_all(own, overrides).subquery()
+        requests = [tuple(row) for row in state.execute(select(both).order_by(both.c.requested_at))]
+        blocked = [
+            tuple(row)
+            for row in state.execute(
+                select(c.planned_at, c.campaign_name, b.all_reasons)
+                .join_from(
+                    state_store.firewall_blocked,
+                    state_store.firewall_checks,
+                    b.check_id == c.check_id,
+                )
+                .where(b.customer_id == customer_id)
+                .order_by(c.planned_at)
+            )
+        ]
+    return requests, blocked
+
+
 def customer_record(con: duckdb.DuckDBPyConnection, customer_id: str) -> CustomerRecord:
     """Everything recorded about one customer, oldest first."""
     months = (
@@ -164,34 +217,7 @@ def customer_record(con: duckdb.DuckDBPyConnection, customer_id: str) -> Custome
         if table_exists(con, "governance", "segment_audit_log")
         else []
     )
-    requests = (
-        con.execute(
-            """
-            select requested_at, kind, requested_by, reason, decision, decided_by
-            from governance.exception_requests where customer_id = ?
-            union all
-            select r.requested_at, r.kind, r.requested_by, r.reason, r.decision, r.decided_by
-            from governance.exception_requests r
-            join governance.firewall_checks c on c.campaign_name = r.campaign_name
-            join governance.firewall_blocked b on b.check_id = c.check_id
-            where r.kind = 'override' and b.customer_id = ?
-            order by 1
-            """,
-            [customer_id, customer_id],
-        ).fetchall()
-        if table_exists(con, "governance", "exception_requests")
-        else []
-    )
-    blocked = (
-        con.execute(
-            "select c.planned_at, c.campaign_name, b.all_reasons from governance.firewall_blocked b "
-            "join governance.firewall_checks c using (check_id) where b.customer_id = ? "
-            "order by c.planned_at",
-            [customer_id],
-        ).fetchall()
-        if table_exists(con, "governance", "firewall_blocked")
-        else []
-    )
+    requests, blocked = _customer_requests_and_blocks(customer_id)
     return CustomerRecord(customer_id, months, changes, requests, blocked)
 
 

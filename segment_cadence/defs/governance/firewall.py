@@ -14,7 +14,10 @@ that produced it. Each customer is allowed or blocked with reasons:
 
 There is no flag that skips the firewall. A campaign that needs any customer blocked is a
 segment-unsafe attempt and is recorded as one (once per campaign content and membership, so
-re-checking the same campaign adds nothing). A request to override ("send this once") is
+re-checking the same campaign adds nothing). The records (checks, blocked customers,
+exception requests) live in the state store (segment_cadence/platform/state_store.py), so a
+check or an override request is recorded while a refresh writes; the check itself reads the
+published membership from the warehouse, which may be opened read-only. A request to override ("send this once") is
 always refused, recorded with who, when, why and the segments involved, and answered the
 charter's way: name the segment, name the risk, offer the protocol.
 """
@@ -30,9 +33,13 @@ from typing import Any
 
 import duckdb
 import yaml
+from sqlalchemy import Connection, insert, select
 
 from segment_cadence.defs.governance import governance
 from segment_cadence.defs.governance.governance import GovernanceConfig, LanguageFinding
+from segment_cadence.platform import state_store
+from segment_cadence.platform.state_store import exception_requests, firewall_blocked
+from segment_cadence.platform.state_store import firewall_checks as checks
 from segment_cadence.platform.warehouse import table_exists
 
 REASONS = (
@@ -46,31 +53,6 @@ CAMPAIGN_FIELDS = {
     "name", "sender", "channel", "planned_at", "target_segments", "customers", "copy",
     "requested_by", "team",
 }  # fmt: skip
-
-TABLES = (
-    """
-    create table if not exists governance.firewall_checks (
-        check_id varchar, checked_at timestamp, campaign_name varchar, sender_id varchar,
-        team varchar, channel varchar, target_segments varchar, planned_at timestamp,
-        membership_month date, requested_by varchar, recipients bigint, allowed bigint,
-        blocked bigint, decision varchar, reason_counts varchar, blocked_segments varchar
-    )
-    """,
-    """
-    create table if not exists governance.firewall_blocked (
-        check_id varchar, customer_id varchar, segment_id varchar, reason varchar,
-        all_reasons varchar
-    )
-    """,
-    """
-    create table if not exists governance.exception_requests (
-        request_id varchar, requested_at timestamp, kind varchar, requested_by varchar,
-        team varchar, campaign_name varchar, channel varchar, segment_ids varchar,
-        customer_id varchar, reason varchar, decision varchar, decided_by varchar,
-        response varchar
-    )
-    """,
-)
 
 
 class CampaignError(ValueError):
@@ -222,12 +204,6 @@ def load_campaign(path: Path | str) -> Campaign:
     return parse_campaign(document, str(path))
 
 
-def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("create schema if not exists governance")
-    for ddl in TABLES:
-        con.execute(ddl)
-
-
 def membership_month_for(con: duckdb.DuckDBPyConnection, when: date) -> date | None:
     """The month whose published membership is in force on a date: the latest before it."""
     if not table_exists(con, "published", "segment_membership"):
@@ -269,7 +245,8 @@ def check_campaign(
     record: bool = True,
     checked_at: datetime | None = None,
 ) -> FirewallDecision:
-    """Who the campaign may reach and who is blocked, with reasons; recorded when blocking."""
+    """Who the campaign may reach and who is blocked, with reasons; recorded (in the state
+    store) when blocking. `con` is the warehouse, read-only is enough."""
     config = config or governance.default_config()
     if campaign.channel not in config.channels:
         raise CampaignError(
@@ -377,36 +354,49 @@ def check_campaign(
         warnings=warnings, onboarding_until=onboarding_until if in_onboarding else None,
     )  # fmt: skip
     if record:
-        decision.recorded = record_check(con, decision, checked_at or datetime.now())
+        with state_store.transaction() as state:
+            decision.recorded = record_check(state, decision, checked_at or datetime.now())
     return decision
 
 
-def record_check(
-    con: duckdb.DuckDBPyConnection, decision: FirewallDecision, checked_at: datetime
-) -> bool:
+def record_check(state: Connection, decision: FirewallDecision, checked_at: datetime) -> bool:
     """Record a check once (by campaign content and membership month); False if already there."""
-    ensure_tables(con)
-    exists = con.execute(
-        "select count(*) from governance.firewall_checks where check_id = ?", [decision.check_id]
-    ).fetchone()[0]
-    if exists:
+    if state.execute(
+        select(checks.c.check_id).where(checks.c.check_id == decision.check_id)
+    ).first():
         return False
     c = decision.campaign
-    con.execute(
-        "insert into governance.firewall_checks values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            decision.check_id, checked_at, c.name, c.sender_id, decision.team, c.channel,
-            ",".join(c.target_segments), c.planned_at, decision.membership_month,
-            c.requested_by or c.sender_id, len(decision.allowed) + len(decision.blocked),
-            len(decision.allowed), len(decision.blocked), decision.decision,
-            json.dumps(decision.reason_counts()), ",".join(decision.blocked_segments()),
-        ],
-    )  # fmt: skip
+    state.execute(
+        insert(checks).values(
+            check_id=decision.check_id,
+            checked_at=checked_at,
+            campaign_name=c.name,
+            sender_id=c.sender_id,
+            team=decision.team,
+            channel=c.channel,
+            target_segments=",".join(c.target_segments),
+            planned_at=c.planned_at,
+            membership_month=decision.membership_month,
+            requested_by=c.requested_by or c.sender_id,
+            recipients=len(decision.allowed) + len(decision.blocked),
+            allowed=len(decision.allowed),
+            blocked=len(decision.blocked),
+            decision=decision.decision,
+            reason_counts=json.dumps(decision.reason_counts()),
+            blocked_segments=",".join(decision.blocked_segments()),
+        )
+    )
     if decision.blocked:
-        con.executemany(
-            "insert into governance.firewall_blocked values (?, ?, ?, ?, ?)",
+        state.execute(
+            insert(firewall_blocked),
             [
-                (decision.check_id, b.customer_id, b.segment_id, b.reasons[0], ",".join(b.reasons))
+                {
+                    "check_id": decision.check_id,
+                    "customer_id": b.customer_id,
+                    "segment_id": b.segment_id,
+                    "reason": b.reasons[0],
+                    "all_reasons": ",".join(b.reasons),
+                }
                 for b in decision.blocked
             ],
         )
@@ -463,30 +453,31 @@ def request_override(
     request_id = hashlib.sha256(
         f"{campaign.fingerprint()}|{requested_by}|{requested_at.isoformat()}|{reason}".encode()
     ).hexdigest()[:16]
-    record_exception(
-        con, request_id=request_id, requested_at=requested_at, kind="override",
-        requested_by=requested_by, team=decision.team, campaign_name=campaign.name,
-        channel=campaign.channel, segment_ids=",".join(segments), customer_id=None, reason=reason,
-        decision="refused", decided_by="campaign firewall", response=message,
-    )  # fmt: skip
+    with state_store.transaction() as state:
+        record_exception(
+            state,
+            request_id=request_id,
+            requested_at=requested_at,
+            kind="override",
+            requested_by=requested_by,
+            team=decision.team,
+            campaign_name=campaign.name,
+            channel=campaign.channel,
+            segment_ids=",".join(segments),
+            customer_id=None,
+            reason=reason,
+            decision="refused",
+            decided_by="campaign firewall",
+            response=message,
+        )
     return OverrideAnswer(request_id, True, segments, message)
 
 
-def record_exception(con: duckdb.DuckDBPyConnection, **row: Any) -> bool:
-    """Append one exception request (override, dispute, logic review); never twice."""
-    ensure_tables(con)
-    exists = con.execute(
-        "select count(*) from governance.exception_requests where request_id = ?",
-        [row["request_id"]],
-    ).fetchone()[0]
-    if exists:
+def record_exception(state: Connection, **row: Any) -> bool:
+    """Append one exception request (override, dispute, logic review) to the state store;
+    never twice."""
+    r = exception_requests.c
+    if state.execute(select(r.request_id).where(r.request_id == row["request_id"])).first():
         return False
-    columns = ("request_id", "requested_at", "kind", "requested_by", "team", "campaign_name",
-               "channel", "segment_ids", "customer_id", "reason", "decision", "decided_by",
-               "response")  # fmt: skip
-    con.execute(
-        f"insert into governance.exception_requests ({', '.join(columns)}) "
-        f"values ({', '.join('?' for _ in columns)})",
-        [row.get(c) for c in columns],
-    )
+    state.execute(insert(exception_requests).values({c.name: row.get(c.name) for c in r}))
     return True

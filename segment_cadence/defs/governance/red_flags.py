@@ -1,7 +1,10 @@
 """The charter's three red-flag metrics, and what the monthly review needs beside them.
 
 Everything is measured from what actually happened in the month: the send log
-(raw.campaign_sends), the team list, the firewall's records and the exception requests.
+(raw.campaign_sends), the team list, the firewall's records and the exception requests. The
+last two live in the state store; the monthly job copies them into the warehouse as
+ops.firewall_checks, ops.firewall_blocked and ops.exception_requests before these run
+(state_store.copy_firewall_records), and that copy is what is read here.
 
 - pause violations: sends that reached a customer whose segment was paused at send time.
   "At send time" means the membership in force then: the latest month published before the
@@ -26,8 +29,9 @@ from datetime import date
 
 import duckdb
 
-from segment_cadence.defs.governance import firewall, governance
+from segment_cadence.defs.governance import governance
 from segment_cadence.defs.governance.governance import GovernanceConfig
+from segment_cadence.platform import state_store
 from segment_cadence.platform.metrics import Metric
 from segment_cadence.platform.months import month_end as last_day
 from segment_cadence.platform.months import previous_month
@@ -91,7 +95,7 @@ class RedFlags:
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
-    firewall.ensure_tables(con)
+    state_store.ensure_firewall_copies(con)
     for ddl in TABLES:
         con.execute(ddl)
 
@@ -222,7 +226,7 @@ def measure_unsafe_attempts(con: duckdb.DuckDBPyConnection, month_end: date,
             cast(date_trunc('week', planned_at) as date),
             array_to_string(json_keys(reason_counts), ','),
             blocked
-        from governance.firewall_checks
+        from ops.firewall_checks
         where decision <> 'clear' and cast(planned_at as date) between ? and ?
         """,
         [month_end, start, end],
@@ -245,7 +249,7 @@ def _pressure(con: duckdb.DuckDBPyConnection, month_end: date) -> None:
             union all
             select last_day(requested_at), team, channel, segment_ids,
                 cast(date_trunc('week', requested_at) as date)
-            from governance.exception_requests
+            from ops.exception_requests
             where kind = 'override' and last_day(requested_at) in (?, ?)
         ),
         keyed as (
@@ -288,18 +292,18 @@ def measure(con: duckdb.DuckDBPyConnection, month_end: date,
     values["onboarding_violations"] = measure_onboarding(con, month_end, config)
     values["segment_unsafe_attempts"] = measure_unsafe_attempts(con, month_end, config)
     values["manual_override_attempts"] = con.execute(
-        "select count(*) from governance.exception_requests where kind = 'override' "
+        "select count(*) from ops.exception_requests where kind = 'override' "
         "and cast(requested_at as date) between ? and ?",
         [start, end],
     ).fetchone()[0]
     values["exception_requests"] = con.execute(
-        "select count(*) from governance.exception_requests "
+        "select count(*) from ops.exception_requests "
         "where cast(requested_at as date) between ? and ?",
         [start, end],
     ).fetchone()[0]
     volume, campaigns = con.execute(
         "select coalesce(sum(blocked), 0), count(*) filter (where decision = 'blocked') "
-        "from governance.firewall_checks where cast(planned_at as date) between ? and ?",
+        "from ops.firewall_checks where cast(planned_at as date) between ? and ?",
         [start, end],
     ).fetchone()
     values["suppressed_campaign_volume"], values["suppressed_campaigns"] = volume, campaigns

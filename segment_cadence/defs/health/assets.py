@@ -1,12 +1,14 @@
 """Segment health after each refresh: metrics, threshold checks, and the breaches table."""
 
 import os
+from datetime import UTC, datetime
 
 import dagster as dg
 
+from segment_cadence.defs.alerting import alert_inputs
 from segment_cadence.defs.dictionary import segment_dictionary
 from segment_cadence.defs.health import health, thresholds
-from segment_cadence.platform import markdown, paths
+from segment_cadence.platform import markdown, paths, state_store
 from segment_cadence.platform.partitions import monthly_partitions, refresh_window
 from segment_cadence.platform.resources import WAREHOUSE_POOL, ConfigFiles, WarehouseResource
 from segment_cadence.platform.warehouse import transaction
@@ -30,7 +32,8 @@ THRESHOLDS = thresholds.load()
         "shift, migration in and out, dwell, churn likelihood, engagement depth, repeat-purchase "
         "velocity, campaign response; freshness, volume, quarantine and null rates, feature "
         "drift (PSI, Wasserstein) against last month. Evaluated against config/thresholds.yaml; "
-        "one row per breach in health.breaches, one check per threshold rule."
+        "one row per breach in health.breaches, one check per threshold rule; the breaches, "
+        "owners and changed segments are handed to the alerting sensor through the state store."
     ),
     check_specs=[
         dg.AssetCheckSpec(
@@ -57,6 +60,15 @@ def segment_health(
             values = {(m.segment_id, m.metric): m.value for m in metrics}
             breaches = thresholds.evaluate(config, month_end, values, history)
             health.store_breaches(con, month_end, breaches, version)
+        owners, changed = alert_inputs.owners_and_changes(con, month_end, version)
+    # The alerting tick reads only the state store: hand it the month's breaches, version,
+    # owners and changed segments, so it never needs the warehouse.
+    with state_store.transaction() as state:
+        alert_inputs.hand_over(
+            state,
+            alert_inputs.AlertInputs(month_end, version, breaches, owners, changed),
+            datetime.now(UTC).replace(tzinfo=None),
+        )
     by_rule: dict[str, list[thresholds.Breach]] = {}
     for breach in breaches:
         by_rule.setdefault(breach.rule_id, []).append(breach)

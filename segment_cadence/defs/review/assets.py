@@ -8,7 +8,7 @@ from segment_cadence.defs.alerting import alert_tick, slack
 from segment_cadence.defs.dictionary import changelog
 from segment_cadence.defs.health import thresholds
 from segment_cadence.defs.review import review_pack
-from segment_cadence.platform import markdown, paths
+from segment_cadence.platform import markdown, paths, state_store
 from segment_cadence.platform.partitions import monthly_partitions, refresh_window
 from segment_cadence.platform.resources import WAREHOUSE_POOL, ConfigFiles, WarehouseResource
 from segment_cadence.platform.warehouse import transaction
@@ -44,20 +44,24 @@ def monthly_review_pack(
 ) -> dg.MaterializeResult:
     month_end, _ = refresh_window(context.partition_key)
     client = slack.slack_client()
+    # Process the month's breaches first (the alerting sensor's own pass on the state store,
+    # idempotent), so the pack's alert section includes the alerts this month raised.
+    tick = alert_tick.run_tick(datetime.now(UTC).replace(tzinfo=None), client)
     with warehouse.connect() as con:
-        # Process the month's breaches first (the alerting sensor's own pass, idempotent), so
-        # the pack's alert section includes the alerts this month raised.
-        tick = alert_tick.run_tick(con, datetime.now(UTC).replace(tzinfo=None), client)
+        # The firewall records as of now (override requests made since the run began count).
+        state_store.copy_firewall_records(con)
         pack = review_pack.gather(con, month_end)
         written = review_pack.write(pack, paths.review_packs_dir())
         summary = review_pack.slack_summary(pack)
+        with state_store.transaction() as state:
+            review_pack.record(state, month_end, written.html, summary)
         with transaction(con):
-            review_pack.record(con, month_end, written.html, summary)
             changelog.refresh_changelog(con)
-        channel = config_files.once("thresholds", thresholds.load).settings.get(
-            "review_channel", "#segmentation-review"
-        )
-        posted = review_pack.post_pending(con, client, channel)
+    channel = config_files.once("thresholds", thresholds.load).settings.get(
+        "review_channel", "#segmentation-review"
+    )
+    with state_store.transaction() as state:
+        posted = review_pack.post_pending(state, client, channel)
     empty = [s.title for s in pack.sections if s.no_data]
     headline = markdown.table(
         ["headline", "value"],

@@ -8,7 +8,9 @@ bias audit and data-quality notes. It is system health, not campaign performance
 
 Gathering is separate from rendering. `gather` reads the tables and returns sections whose
 `figures` are the numbers the pack shows, each section naming its source tables, so a test
-can check every figure against the tables. A section whose source has not run, or that has
+can check every figure against the tables. Firewall checks and exception requests are read
+from their warehouse copies (ops.*, refreshed from the state store before the pack is
+gathered); alerts and silences from the state store itself. A section whose source has not run, or that has
 nothing this month, says so in a line instead of showing an empty chart.
 """
 
@@ -23,10 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from segment_cadence.defs.governance import audit
-from segment_cadence.platform import markdown
+from segment_cadence.platform import markdown, state_store
 from segment_cadence.platform.months import previous_month_end
+from segment_cadence.platform.state_store import review_packs
 from segment_cadence.platform.warehouse import table_exists
 
 AGENDA = (
@@ -188,7 +192,7 @@ def _dwell(con: duckdb.DuckDBPyConnection, month: date) -> Section:
 
 def _suppressed(con: duckdb.DuckDBPyConnection, month: date) -> Section:
     s = Section("suppressed_volume", "3. Suppressed campaign volume",
-                ["governance.red_flags", "governance.firewall_checks"])  # fmt: skip
+                ["governance.red_flags", "ops.firewall_checks"])  # fmt: skip
     s.no_data = _missing(con, s.sources)
     if s.no_data:
         return s
@@ -200,7 +204,7 @@ def _suppressed(con: duckdb.DuckDBPyConnection, month: date) -> Section:
     s.figures["suppressed_campaigns"] = _red_flag(con, month, "suppressed_campaigns")
     checks = con.execute(
         "select campaign_name, sender_id, channel, strftime(planned_at, '%Y-%m-%d'), allowed, "
-        "blocked, decision, reason_counts from governance.firewall_checks "
+        "blocked, decision, reason_counts from ops.firewall_checks "
         "where last_day(planned_at) = ? order by planned_at",
         [month],
     ).fetchall()
@@ -218,14 +222,14 @@ def _suppressed(con: duckdb.DuckDBPyConnection, month: date) -> Section:
 
 def _exceptions(con: duckdb.DuckDBPyConnection, month: date) -> Section:
     s = Section("exception_requests", "4. Exception requests and override attempts",
-                ["governance.exception_requests"])  # fmt: skip
+                ["ops.exception_requests"])  # fmt: skip
     s.no_data = _missing(con, s.sources)
     if s.no_data:
         return s
     rows = con.execute(
         "select strftime(requested_at, '%Y-%m-%d %H:%M'), kind, requested_by, coalesce(team, ''), "
         "coalesce(campaign_name, customer_id, ''), coalesce(segment_ids, ''), reason, decision "
-        "from governance.exception_requests where last_day(requested_at) = ? order by requested_at",
+        "from ops.exception_requests where last_day(requested_at) = ? order by requested_at",
         [month],
     ).fetchall()
     s.figures["exception_requests"] = len(rows)
@@ -372,17 +376,59 @@ def _hours(start: datetime | None, end: datetime | None) -> float | None:
     return None if start is None or end is None else (end - start).total_seconds() / 3600
 
 
+def _year_before(day: date) -> date:
+    """The same day a year earlier (28 February for 29 February), as DuckDB's interval does."""
+    try:
+        return day.replace(year=day.year - 1)
+    except ValueError:
+        return day.replace(year=day.year - 1, day=28)
+
+
 def _alerts(con: duckdb.DuckDBPyConnection, month: date, now: datetime) -> Section:
+    """From the state store, where the alert lifecycle keeps them (the warehouse is not used)."""
     s = Section("alerts", "Alerts raised and how they were handled",
-                ["alerts.alerts", "alerts.silences"])  # fmt: skip
-    s.no_data = _missing(con, s.sources)
-    if s.no_data:
-        return s
-    raised = con.execute(
-        "select alert_key, rule_id, segment_id, severity, state, level, fired_at, acknowledged_at, "
-        "resolved_at from alerts.alerts where first_breach_month = ? order by alert_key",
-        [month],
-    ).fetchall()
+                ["state store: alerts", "state store: silences"])  # fmt: skip
+    a, q = state_store.alerts.c, state_store.silences.c
+    processed = state_store.processed_months.c
+    with state_store.transaction() as state:
+        if not state.execute(
+            select(processed.month_end).where(processed.month_end == month)
+        ).first():
+            s.no_data = "No data: the alert lifecycle has not processed this month."
+            return s
+        raised = state.execute(
+            select(
+                a.alert_key,
+                a.rule_id,
+                a.segment_id,
+                a.severity,
+                a.state,
+                a.level,
+                a.fired_at,
+                a.acknowledged_at,
+                a.resolved_at,
+            )
+            .where(a.first_breach_month == month)
+            .order_by(a.alert_key)
+        ).all()
+        silences = [
+            (*r[:4], f"{r[4]:%Y-%m-%d %H:%M}")
+            for r in state.execute(
+                select(q.segment_id, q.rule_id, q.created_by, q.reason, q.expires_at)
+                .where(q.created_at <= now, q.expires_at > now)
+                .order_by(q.expires_at)
+            )
+        ]
+        noisy = [
+            tuple(r)
+            for r in state.execute(
+                select(a.rule_id, func.count().label("alerts"))
+                .where(a.first_breach_month <= month, a.first_breach_month > _year_before(month))
+                .group_by(a.rule_id)
+                .order_by(func.count().desc(), a.rule_id)
+                .limit(5)
+            )
+        ]
     to_ack = [h for h in (_hours(r[6], r[7]) for r in raised) if h is not None]
     to_resolve = [h for h in (_hours(r[6], r[8]) for r in raised) if h is not None]
     s.figures["alerts_raised"] = len(raised)
@@ -394,26 +440,21 @@ def _alerts(con: duckdb.DuckDBPyConnection, month: date, now: datetime) -> Secti
     s.figures["median_hours_to_resolve"] = (
         round(statistics.median(to_resolve), 1) if to_resolve else None
     )
-    silences = con.execute(
-        "select segment_id, rule_id, created_by, reason, strftime(expires_at, '%Y-%m-%d %H:%M') "
-        "from alerts.silences where created_at <= ? and expires_at > ? order by expires_at",
-        [now, now],
-    ).fetchall()
     s.figures["silences_in_force"] = len(silences)
-    noisy = con.execute(
-        "select rule_id, count(*) from alerts.alerts where first_breach_month <= ? "
-        "and first_breach_month > ? - interval 12 month group by rule_id order by 2 desc, 1 limit 5",
-        [month, month],
-    ).fetchall()
     s.figures["noisiest_rules"] = dict(noisy)
     fmt = lambda v: "n/a" if v is None else f"{v} h"  # noqa: E731
-    s.notes.append(f"{len(raised)} alerts raised; {len(to_ack)} acknowledged (median "
-                   f"{fmt(s.figures['median_hours_to_acknowledge'])}), {len(to_resolve)} resolved "
-                   f"(median {fmt(s.figures['median_hours_to_resolve'])}); {len(silences)} "
-                   "silences in force.")  # fmt: skip
+    s.notes.append(
+        f"{len(raised)} alerts raised; {len(to_ack)} acknowledged (median "
+        f"{fmt(s.figures['median_hours_to_acknowledge'])}), {len(to_resolve)} resolved "
+        f"(median {fmt(s.figures['median_hours_to_resolve'])}); {len(silences)} "
+        "silences in force."
+    )
     if raised:
-        s.tables.append(Table(["alert", "severity", "state", "level"],
-                              [(r[0], r[3], r[4], r[5]) for r in raised]))  # fmt: skip
+        s.tables.append(
+            Table(
+                ["alert", "severity", "state", "level"], [(r[0], r[3], r[4], r[5]) for r in raised]
+            )
+        )
     if silences:
         s.tables.append(Table(["segment", "rule", "by", "why", "expires"], silences))
     if noisy:
@@ -698,41 +739,40 @@ def slack_summary(pack: Pack) -> str:
     return f"Monthly segmentation review pack for {pack.month_end:%B %Y}. {figures}."
 
 
-def ensure_table(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("create schema if not exists governance")
-    con.execute(
-        "create table if not exists governance.review_packs (month_end date, path varchar, "
-        "rendered_at timestamp, summary varchar, posted_at timestamp, slack_file_id varchar, "
-        "last_error varchar)"
+def record(state: Connection, month_end: date, path: Path, summary: str) -> None:
+    """Note the pack in the state store's review_packs (the changelog reads it; one row per
+    month). A re-render keeps whether it was already posted, so Slack gets each month once."""
+    existing = state.execute(
+        select(review_packs.c.posted_at, review_packs.c.slack_file_id).where(
+            review_packs.c.month_end == month_end
+        )
+    ).first()
+    state.execute(delete(review_packs).where(review_packs.c.month_end == month_end))
+    posted_at, slack_file_id = existing or (None, None)
+    state.execute(
+        insert(review_packs).values(
+            month_end=month_end,
+            path=str(path),
+            rendered_at=datetime.now(),
+            summary=summary,
+            posted_at=posted_at,
+            slack_file_id=slack_file_id,
+        )
     )
 
 
-def record(con: duckdb.DuckDBPyConnection, month_end: date, path: Path, summary: str) -> None:
-    """Note the pack in governance.review_packs (the changelog reads it; one row per month).
-    A re-render keeps whether it was already posted, so Slack gets each month once."""
-    ensure_table(con)
-    existing = con.execute(
-        "select posted_at, slack_file_id from governance.review_packs where month_end = ?",
-        [month_end],
-    ).fetchone()
-    con.execute("delete from governance.review_packs where month_end = ?", [month_end])
-    con.execute(
-        "insert into governance.review_packs values (?, ?, now(), ?, ?, ?, null)",
-        [month_end, str(path), summary, *(existing or (None, None))],
-    )
-
-
-def post_pending(con: duckdb.DuckDBPyConnection, client: Any, channel: str) -> dict[str, int]:
+def post_pending(state: Connection, client: Any, channel: str) -> dict[str, int]:
     """Post every pack not yet in Slack: the summary with the HTML file attached. A failure is
     kept (last_error) and retried on the next call; with no client nothing is attempted."""
-    if client is None or not table_exists(con, "governance", "review_packs"):
+    if client is None:
         return {"posted": 0, "failed": 0}
-    pending = con.execute(
-        "select month_end, path, summary from governance.review_packs where posted_at is null "
-        "order by month_end"
-    ).fetchall()
+    r = review_packs.c
+    pending = state.execute(
+        select(r.month_end, r.path, r.summary).where(r.posted_at.is_(None)).order_by(r.month_end)
+    ).all()
     posted = failed = 0
     for month_end, path, summary in pending:
+        this_month = update(review_packs).where(r.month_end == month_end)
         try:
             response = client.files_upload_v2(
                 channel=channel, file=path, filename=Path(path).name,
@@ -741,16 +781,11 @@ def post_pending(con: duckdb.DuckDBPyConnection, client: Any, channel: str) -> d
             file_id = (response.get("files") or [{}])[0].get("id") or response.get("file", {}).get(
                 "id"
             )
-            con.execute(
-                "update governance.review_packs set posted_at = now(), slack_file_id = ?, "
-                "last_error = null where month_end = ?",
-                [file_id, month_end],
+            state.execute(
+                this_month.values(posted_at=datetime.now(), slack_file_id=file_id, last_error=None)
             )
             posted += 1
         except Exception as error:  # noqa: BLE001 - Slack unreachable or refusing: retry later
-            con.execute(
-                "update governance.review_packs set last_error = ? where month_end = ?",
-                [f"{type(error).__name__}: {error}"[:500], month_end],
-            )
+            state.execute(this_month.values(last_error=f"{type(error).__name__}: {error}"[:500]))
             failed += 1
     return {"posted": posted, "failed": failed}

@@ -1,0 +1,1 @@
+"""One module per schema change of the state store, oldest first."""

@@ -1,0 +1,406 @@
+"""The operational state store: alerts, the outbox, silences, firewall records, override
+requests and disputes, review-pack posting state, and the alert inputs a run hands over.
+
+This state needs transactions and several writers (the alerting sensor, the CLI, a monthly
+run), which the single-writer DuckDB warehouse cannot give while a refresh writes. It lives
+in a database of its own, reached through SQLAlchemy: by default a SQLite file under the
+state directory (WAL mode, a busy timeout and `BEGIN IMMEDIATE`, so writers take turns
+rather than fail), or PostgreSQL when SEGMENT_CADENCE_STATE_URL names one (an advisory lock
+per transaction gives the same one-writer-at-a-time order).
+
+The tables are created by the Alembic migrations shipped with the package
+(segment_cadence/platform/state_migrations), applied on first use; the `Table` objects here
+describe them for queries and must match (tests/test_state_store.py compares the two).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Date,
+    DateTime,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.pool import NullPool
+
+from segment_cadence.platform import paths
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "state_migrations"
+# How long a writer waits for its turn on SQLite. Generous, like the warehouse's lock timeout:
+# the tick keeps its turn while it delivers to Slack, so a message is never sent twice.
+BUSY_TIMEOUT_MS = 300_000
+# Any constant: the PostgreSQL advisory lock that makes writers take turns.
+PG_WRITER_LOCK = 7_261_612
+
+metadata = MetaData()
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("alert_key", String, primary_key=True),
+    Column("rule_id", String),
+    Column("segment_id", String),
+    Column("metric", String),
+    Column("definition_version", String),
+    Column("state", String),
+    Column("severity", String),
+    Column("consecutive", Integer),
+    Column("clean_streak", Integer),
+    Column("first_breach_month", Date),
+    Column("last_breach_month", Date),
+    Column("last_value", Float),
+    Column("last_baseline", Float),
+    Column("last_bound", Float),
+    Column("fired_at", DateTime),
+    Column("acknowledged_by", String),
+    Column("acknowledged_at", DateTime),
+    Column("resolved_at", DateTime),
+    Column("level", Integer),
+    Column("last_notified_at", DateTime),
+    Column("strategic_requested_at", DateTime),
+)
+silences = Table(
+    "silences",
+    metadata,
+    Column("silence_id", String),
+    Column("segment_id", String),
+    Column("rule_id", String),
+    Column("created_by", String),
+    Column("reason", String),
+    Column("created_at", DateTime),
+    Column("expires_at", DateTime),
+)
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("message_id", String),
+    Column("created_at", DateTime),
+    Column("kind", String),
+    Column("segment_id", String),
+    Column("month_end", Date),
+    Column("channel", String),
+    Column("alert_keys", String),
+    Column("payload", String),
+    Column("reply_to", String),
+    Column("status", String),
+    Column("attempts", Integer),
+    Column("last_error", String),
+    Column("sent_at", DateTime),
+    Column("slack_ts", String),
+    Column("slack_channel_id", String),
+)
+suppressed = Table(
+    "suppressed",
+    metadata,
+    Column("month_end", Date),
+    Column("alert_key", String),
+    Column("reason", String),
+    Column("recorded_at", DateTime),
+)
+processed_months = Table(
+    "processed_months",
+    metadata,
+    Column("month_end", Date, primary_key=True),
+    Column("processed_at", DateTime),
+)
+firewall_checks = Table(
+    "firewall_checks",
+    metadata,
+    Column("check_id", String, primary_key=True),
+    Column("checked_at", DateTime),
+    Column("campaign_name", String),
+    Column("sender_id", String),
+    Column("team", String),
+    Column("channel", String),
+    Column("target_segments", String),
+    Column("planned_at", DateTime),
+    Column("membership_month", Date),
+    Column("requested_by", String),
+    Column("recipients", BigInteger),
+    Column("allowed", BigInteger),
+    Column("blocked", BigInteger),
+    Column("decision", String),
+    Column("reason_counts", String),
+    Column("blocked_segments", String),
+)
+firewall_blocked = Table(
+    "firewall_blocked",
+    metadata,
+    Column("check_id", String),
+    Column("customer_id", String),
+    Column("segment_id", String),
+    Column("reason", String),
+    Column("all_reasons", String),
+)
+exception_requests = Table(
+    "exception_requests",
+    metadata,
+    Column("request_id", String, primary_key=True),
+    Column("requested_at", DateTime),
+    Column("kind", String),
+    Column("requested_by", String),
+    Column("team", String),
+    Column("campaign_name", String),
+    Column("channel", String),
+    Column("segment_ids", String),
+    Column("customer_id", String),
+    Column("reason", String),
+    Column("decision", String),
+    Column("decided_by", String),
+    Column("response", String),
+)
+review_packs = Table(
+    "review_packs",
+    metadata,
+    Column("month_end", Date, primary_key=True),
+    Column("path", String),
+    Column("rendered_at", DateTime),
+    Column("summary", String),
+    Column("posted_at", DateTime),
+    Column("slack_file_id", String),
+    Column("last_error", String),
+)
+# What the monthly run hands the alerting tick: per refreshed month, the evaluated breaches,
+# the definition version, the segment owners and the segments whose definition changed.
+alert_input_months = Table(
+    "alert_input_months",
+    metadata,
+    Column("month_end", Date, primary_key=True),
+    Column("definition_version", String),
+    Column("recorded_at", DateTime),
+)
+alert_input_breaches = Table(
+    "alert_input_breaches",
+    metadata,
+    Column("month_end", Date),
+    Column("rule_id", String),
+    Column("segment_id", String),
+    Column("metric", String),
+    Column("value", Float),
+    Column("baseline", Float),
+    Column("bound", Float),
+    Column("kind", String),
+    Column("severity", String),
+    Column("runbook", String),
+    Column("definition_version", String),
+)
+alert_input_owners = Table(
+    "alert_input_owners",
+    metadata,
+    Column("month_end", Date),
+    Column("segment_id", String),
+    Column("owner", String),
+)
+alert_input_changed_segments = Table(
+    "alert_input_changed_segments",
+    metadata,
+    Column("month_end", Date),
+    Column("segment_id", String),
+)
+
+# Indexes for the tick's lookups (the migration creates them; the comparison test checks).
+Index("alerts_by_state", alerts.c.state)
+Index("outbox_by_status", outbox.c.status)
+Index("outbox_by_message", outbox.c.message_id)
+Index("firewall_blocked_by_check", firewall_blocked.c.check_id)
+Index("alert_input_breaches_by_month", alert_input_breaches.c.month_end)
+
+# The firewall records the monthly job's governance analytics count, copied into the
+# warehouse (ops.*) under the names and columns they had as governance.* tables.
+FIREWALL_RECORDS = (firewall_checks, firewall_blocked, exception_requests)
+# The tables an existing warehouse kept, and where they go (`segment-cadence state migrate`).
+WAREHOUSE_TABLES = {
+    "alerts.alerts": alerts,
+    "alerts.silences": silences,
+    "alerts.outbox": outbox,
+    "alerts.suppressed": suppressed,
+    "alerts.processed_months": processed_months,
+    "governance.firewall_checks": firewall_checks,
+    "governance.firewall_blocked": firewall_blocked,
+    "governance.exception_requests": exception_requests,
+    "governance.review_packs": review_packs,
+}
+
+_engines: dict[str, Engine] = {}
+_migrated: set[str] = set()
+_guard = threading.Lock()
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # The driver's own transaction handling off: `begin` below issues BEGIN IMMEDIATE, so a
+    # writer takes the lock when it starts rather than failing when it first writes.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"pragma busy_timeout = {BUSY_TIMEOUT_MS}")
+    cursor.execute("pragma journal_mode = wal")
+    cursor.close()
+
+
+def _on_sqlite_begin(connection: Connection) -> None:
+    connection.exec_driver_sql("begin immediate")
+
+
+def _new_engine(url: str) -> Engine:
+    is_sqlite = url.startswith("sqlite")
+    if is_sqlite and url.startswith("sqlite:///") and url != "sqlite://":
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url,
+        poolclass=NullPool,  # short-lived connections, safe across fork and threads
+        connect_args={"timeout": BUSY_TIMEOUT_MS / 1000} if is_sqlite else {},
+    )
+    if is_sqlite:
+        event.listen(engine, "connect", _on_sqlite_connect)
+        event.listen(engine, "begin", _on_sqlite_begin)
+    return engine
+
+
+def _lock_writers(connection: Connection) -> None:
+    """One writer at a time on PostgreSQL too (SQLite's BEGIN IMMEDIATE does it there)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("select pg_advisory_xact_lock(:key)"), {"key": PG_WRITER_LOCK})
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest migration (`alembic upgrade head`). Idempotent, and safe
+    when several processes start at once: the upgrade runs inside the writer's turn."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as connection:
+        _lock_writers(connection)
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def engine(url: str | None = None) -> Engine:
+    """The engine for the store at `url` (default paths.state_store_url()), migrated once
+    per process."""
+    url = url or paths.state_store_url()
+    with _guard:
+        if url not in _engines:
+            _engines[url] = _new_engine(url)
+        if url not in _migrated:
+            migrate(_engines[url])
+            _migrated.add(url)
+        return _engines[url]
+
+
+@contextmanager
+def transaction(url: str | None = None) -> Iterator[Connection]:
+    """One unit of work on the store: committed when the block ends, rolled back on error.
+    Writers take turns (BEGIN IMMEDIATE on SQLite, an advisory lock on PostgreSQL)."""
+    with engine(url).begin() as connection:
+        _lock_writers(connection)
+        yield connection
+
+
+def rows(connection: Connection, table: Table) -> list[dict[str, Any]]:
+    return [dict(r._mapping) for r in connection.execute(select(table))]
+
+
+def is_empty(connection: Connection) -> bool:
+    """No operational state recorded yet (the store is new)."""
+    return not any(
+        connection.execute(select(func.count()).select_from(t)).scalar_one()
+        for t in WAREHOUSE_TABLES.values()
+    )
+
+
+_ARROW_TYPES = {
+    String: pa.string(),
+    Integer: pa.int32(),
+    BigInteger: pa.int64(),
+    Float: pa.float64(),
+    Date: pa.date32(),
+    DateTime: pa.timestamp("us"),
+}
+
+
+def arrow_table(table: Table, records: Sequence[dict[str, Any]]) -> pa.Table:
+    """Records as an Arrow table with the store's column types (typed even when empty)."""
+    return pa.table(
+        {
+            c.name: pa.array([r[c.name] for r in records], type=_ARROW_TYPES[type(c.type)])
+            for c in table.columns
+        }
+    )
+
+
+def _replace_in_warehouse(
+    warehouse: duckdb.DuckDBPyConnection, table: Table, records: Sequence[dict[str, Any]]
+) -> None:
+    data = arrow_table(table, records)  # noqa: F841 - DuckDB reads it by its name
+    warehouse.execute("create schema if not exists ops")
+    warehouse.execute(f"create or replace table ops.{table.name} as select * from data")
+
+
+def ensure_firewall_copies(warehouse: duckdb.DuckDBPyConnection) -> None:
+    """The ops.* copies exist (empty when never copied), so the analytics can always read them."""
+    for table in FIREWALL_RECORDS:
+        if not _warehouse_has(warehouse, f"ops.{table.name}"):
+            _replace_in_warehouse(warehouse, table, [])
+
+
+def copy_firewall_records(warehouse: duckdb.DuckDBPyConnection, url: str | None = None) -> dict:
+    """Replace ops.firewall_checks, ops.firewall_blocked and ops.exception_requests in the
+    warehouse with the store's records, so the monthly job's governance analytics (red flags,
+    pressure patterns, the review pack) count them. Always present, possibly empty."""
+    with transaction(url) as connection:
+        copied = {t.name: rows(connection, t) for t in FIREWALL_RECORDS}
+    for table in FIREWALL_RECORDS:
+        _replace_in_warehouse(warehouse, table, copied[table.name])
+    return {name: len(found) for name, found in copied.items()}
+
+
+def _warehouse_has(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
+    schema, name = qualified.split(".")
+    found = con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [schema, name],
+    ).fetchone()
+    return bool(found and found[0])
+
+
+def migrate_from_warehouse(warehouse: duckdb.DuckDBPyConnection, url: str | None = None) -> dict:
+    """Copy the operational tables an older warehouse kept (alerts.*, governance.firewall_*,
+    governance.exception_requests, governance.review_packs) into the store, once: only when
+    the store is still empty. Returns the rows copied per table ({} when nothing was done).
+    The warehouse tables are left in place, untouched."""
+    copied: dict[str, int] = {}
+    with transaction(url) as connection:
+        if not is_empty(connection):
+            return copied
+        for qualified, table in WAREHOUSE_TABLES.items():
+            if not _warehouse_has(warehouse, qualified):
+                continue
+            present = {r[0] for r in warehouse.execute(f"describe {qualified}").fetchall()}
+            names = [c.name for c in table.columns if c.name in present]
+            found = warehouse.execute(f"select {', '.join(names)} from {qualified}").fetchall()
+            if found:
+                connection.execute(insert(table), [dict(zip(names, r, strict=True)) for r in found])
+            copied[qualified] = len(found)
+    return copied
