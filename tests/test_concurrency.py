@@ -23,6 +23,7 @@ import dagster as dg
 import duckdb
 import pytest
 import yaml
+from dagster._core.storage.tags import REPOSITORY_LABEL_TAG
 
 REPO = Path(__file__).resolve().parent.parent
 MONTH = "2025-12"
@@ -464,3 +465,25 @@ def test_an_asset_materialized_during_a_refresh_waits_its_turn_and_succeeds(home
         e.timestamp for e in events if e.dagster_event and e.dagster_event.is_step_start
     )
     assert step_started >= first.end_time  # it waited for the refresh, then ran
+
+
+def test_a_cli_refresh_shows_on_its_jobs_page(home):
+    """A refresh started from the CLI is a run of the code location's job, as one launched
+    from the webserver: found by the query behind the job's page (the job's name and the
+    repository label of `segment_cadence`), with the remote origin of that code location."""
+    with instance(home) as dagster:
+        on_the_jobs_page = dagster.get_runs(
+            dg.RunsFilter(
+                job_name="monthly_refresh",
+                tags={REPOSITORY_LABEL_TAG: "__repository__@segment_cadence"},
+            )
+        )
+        first = [r for r in on_the_jobs_page if r.tags.get("dagster/partition") == "2025-11-01"]
+        assert first, "the CLI refresh of the home fixture is not on the job's page"
+        origin = first[-1].remote_job_origin
+        assert origin is not None
+        assert origin.job_name == "monthly_refresh"
+        assert origin.repository_origin.repository_name == "__repository__"
+        location = origin.repository_origin.code_location_origin
+        assert location.location_name == "segment_cadence"
+        assert location.loadable_target_origin.module_name == "segment_cadence.definitions"

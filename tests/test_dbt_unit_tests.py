@@ -1,41 +1,75 @@
-"""dbt's unit tests of the analysis models (the `unit_tests:` in dbt_project/models/governance
-and models/health): the onboarding rule's day 30, pressure patterns against last month, the
-bias audit's ratios and bounds. Fixed fixtures, so an empty warehouse will do; the monthly
-refresh leaves them out (they check the logic, not the month)."""
+"""dbt's unit tests of the tricky SQL pass: the 365-day window around 29 February, the monthly
+slices, the segment CASE (priority order, a paused segment, the fallback) and the business
+rule; and in the analysis models, the onboarding rule's day 30, pressure patterns against
+last month, the bias audit's ratios and bounds (dbt_project/models/**/*.yml, `unit_tests:`).
+
+They run as a developer would run them, through the project's profile against a private
+warehouse: the sources loaded from the session's generated jeweller, every model built
+empty (`dbt run --empty`: dbt reads the column types of a unit test's inputs from the
+warehouse), then `dbt test --select test_type:unit`. The monthly refresh leaves them out
+(segment_cadence/defs/segments/dbt_assets.py).
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-from segment_cadence.platform import paths
+import pytest
+
+from segment_cadence.defs.ingest import ingest
+from segment_cadence.platform import paths, state_store, warehouse
+
+UNIT_TESTS = {
+    "window_365d_ending_on_29_february",
+    "window_365d_spanning_29_february",
+    "window_365d_of_whole_months",
+    "monthly_slices_first_build",
+    "monthly_slices_incremental_rebuilds_only_what_changed",
+    "segment_case_priority_pause_and_fallback",
+    "business_rule_high_value_never_below_priority_2",
+    "onboarding_rule_counts_sends_before_day_30_only",
+    "pressure_counts_this_month_against_last_and_weeks_of_this_month_only",
+    "bias_ratios_are_group_share_over_overall_share_flagged_beyond_the_bound",
+}
 
 
-def test_the_analysis_models_pass_their_dbt_unit_tests(tmp_path: Path) -> None:
-    dbt = Path(sys.executable).parent / "dbt"
-    env = os.environ | {"SEGMENT_CADENCE_WAREHOUSE": str(tmp_path / "unit.duckdb")}
-    env.pop("SEGMENT_CADENCE_DBT_VARS", None)
-    project = str(paths.DBT_PROJECT_DIR)
-    result = subprocess.run(
-        [
-            str(dbt),
-            "test",
-            "--select",
-            "test_type:unit",
-            "--project-dir",
-            project,
-            "--profiles-dir",
-            project,
-            "--target-path",
-            str(tmp_path / "target"),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stdout[-3000:]
-    passed = [line for line in result.stdout.splitlines() if " PASS " in line]
-    assert len(passed) >= 3, result.stdout[-3000:]
+def dbt(warehouse_path: Path, target: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "SEGMENT_CADENCE_DBT_VARS"}
+    env["SEGMENT_CADENCE_WAREHOUSE"] = str(warehouse_path)
+    project = [
+        "--project-dir",
+        str(paths.DBT_PROJECT_DIR),
+        "--profiles-dir",
+        str(paths.DBT_PROJECT_DIR),
+    ]
+    command = [str(Path(sys.executable).parent / "dbt"), *args, *project]
+    command += ["--target-path", str(target), "--log-path", str(target)]
+    return subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+
+
+@pytest.fixture(scope="module")
+def empty_models(state_home: Path, generated_data: Path, tmp_path_factory) -> tuple[Path, Path]:
+    """A private warehouse with the sources loaded and every model built with no rows."""
+    root = tmp_path_factory.mktemp("dbt_unit")
+    warehouse_path, target = root / "warehouse.duckdb", root / "target"
+    config = ingest.load_config(paths.sources_file(), base=state_home)
+    with warehouse.connect(warehouse_path) as con:
+        warehouse.ensure_schema(con)
+        ingest.load_all(con, config)
+        state_store.ensure_firewall_copies(con)
+    built = dbt(warehouse_path, target, "run", "--empty", "--quiet")
+    assert built.returncode == 0, built.stdout + built.stderr
+    return warehouse_path, target
+
+
+def test_dbt_unit_tests_pass(empty_models: tuple[Path, Path]) -> None:
+    warehouse_path, target = empty_models
+    result = dbt(warehouse_path, target, "test", "--select", "test_type:unit")
+    assert result.returncode == 0, result.stdout + result.stderr
+    run_results = json.loads((target / "run_results.json").read_text())["results"]
+    outcomes = {r["unique_id"].rsplit(".", 1)[-1]: r["status"] for r in run_results}
+    assert outcomes == dict.fromkeys(UNIT_TESTS, "pass")

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import dagster as dg
+
 GOLDEN = Path(__file__).parent / "golden" / "definitions.json"
 
 
@@ -39,6 +41,28 @@ def load_defs():
 
 def test_definitions_match_the_golden_snapshot() -> None:
     assert snapshot(load_defs()) == json.loads(GOLDEN.read_text())
+
+
+def test_each_schedule_is_named_after_its_job() -> None:
+    """One name for each thing: a schedule is `<job>_schedule`, never its job's own name."""
+    repository = load_defs().get_repository_def()
+    assert {s.name: s.job_name for s in repository.schedule_defs} == {
+        f"{job}_schedule": job for job in ("monthly_refresh", "quarterly_strategic_refresh")
+    }
+
+
+def test_build_and_published_membership_are_told_apart() -> None:
+    """In the UI the build and the published tables differ by key prefix, group and the
+    first words of their description."""
+    graph = load_defs().resolve_asset_graph()
+    for table in ("segment_membership", "segment_transitions", "segment_kpis", "customer_features"):
+        build = graph.get(dg.AssetKey(["build", table]))
+        assert build.group_name == "segments"
+        assert build.description.startswith("Build (not yet published): "), table
+    for table in ("segment_membership", "segment_migration_rates"):
+        published = graph.get(dg.AssetKey(["published", table]))
+        assert published.group_name == "published"
+        assert published.description.startswith("Published: "), table
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ DAGSTER_ALLOWED = {
     "segment_cadence.definitions",
     *(
         f"segment_cadence.platform.{m}"
-        for m in ("resources", "partitions", "jobs", "schedules", "reaper")
+        for m in ("resources", "partitions", "jobs", "schedules", "reaper", "run_origin")
     ),
 }
 

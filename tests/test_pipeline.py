@@ -266,7 +266,7 @@ def test_every_asset_has_a_group_owner_kind_and_description(pipeline):
 
 def test_the_schedule_refreshes_the_month_that_just_ended(pipeline):
     defs, *_ = pipeline
-    schedule = defs.get_schedule_def("monthly_tactical_refresh")
+    schedule = defs.get_schedule_def("monthly_refresh_schedule")
     context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 12, 2, 6, 0))
     requests = list(schedule.evaluate_tick(context).run_requests or [])
     assert [r.partition_key for r in requests] == ["2026-11-01"]
@@ -378,7 +378,7 @@ def test_quarterly_refresh_proposes_a_candidate_without_publishing_it(pipeline):
 
 def test_the_quarterly_schedule_targets_the_quarter_that_just_ended(pipeline):
     defs, *_ = pipeline
-    schedule = defs.get_schedule_def("quarterly_strategic_refresh")
+    schedule = defs.get_schedule_def("quarterly_strategic_refresh_schedule")
     context = dg.build_schedule_context(
         scheduled_execution_time=datetime(2026, 1, 5, 6, 0),
         repository_def=defs.get_repository_def(),

@@ -4,7 +4,7 @@
     segment-cadence refresh --month 2026-10 [--months 3]
     segment-cadence generate --customers 1000000
     segment-cadence validate [FILE]      check a segment dictionary
-    segment-cadence parse                build dbt's manifest
+    segment-cadence parse                prepare dbt's manifest (if missing or stale)
     segment-cadence sizes [--month M]    published segment sizes
     segment-cadence release --month M --by APPROVER --reason TEXT   publish a held month
     segment-cadence definitions status|history|approve|rollback
@@ -19,11 +19,13 @@ imported only by the commands that run a job, so `parse`, `validate` and the rea
 start fast and work before a manifest exists; every other import is at the top.
 
 Refreshes run the same Dagster job the schedule runs, recorded in the local Dagster
-instance (var/dagster_home), so they show in the UI afterwards. Commands take turns at the
-warehouse (segment_cadence/platform/warehouse_lock.py): a refresh waits for the one before it; a
-command that finds a refresh writing waits briefly, then says so in one line and exits 2. The
-alert commands and the records of campaign checks, overrides and disputes use the state store
-(segment_cadence/platform/state_store.py), so they do not wait for a refresh.
+instance (var/dagster_home) with the code location's origin, so they show in the UI on the
+job's page like runs launched there (segment_cadence/platform/run_origin.py). Commands take
+turns at the warehouse (segment_cadence/platform/warehouse_lock.py): a refresh waits for the
+one before it; a command that finds a refresh writing waits briefly, then says so in one line
+and exits 2. The alert commands and the records of campaign checks, overrides and disputes
+use the state store (segment_cadence/platform/state_store.py), so they do not wait for a
+refresh.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from segment_cadence.platform.months import (
     months_between,
     parse_month,
     previous_month,
+    quarter_start,
 )
 
 if TYPE_CHECKING:
@@ -74,9 +77,9 @@ def prepare_dagster_home() -> Path:
 
 
 def cmd_parse(_: argparse.Namespace) -> int:
-    from segment_cadence.platform.resources import build_manifest
+    from segment_cadence.platform.resources import prepare_dbt_project
 
-    print(f"dbt manifest: {build_manifest()}")
+    print(f"dbt manifest: {prepare_dbt_project()}")
     return 0
 
 
@@ -124,8 +127,7 @@ def cmd_strategic(args: argparse.Namespace) -> int:
         year, quarter = text.split("-Q")
         start = date(int(year), (int(quarter) - 1) * 3 + 1, 1)
     else:
-        start = parse_month(text)
-        start = date(start.year, (start.month - 1) // 3 * 3 + 1, 1)
+        start = quarter_start(parse_month(text))
     job = defs.resolve_job_def("quarterly_strategic_refresh")
     with (
         dg.DagsterInstance.get() as instance,
@@ -157,18 +159,24 @@ def execute_in_this_process(
     tags: dict[str, str] | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Run a job here, in the local instance, tagged with this process so that the dead-run
-    reaper can fail the run if the process is killed (the daemon cannot see it)."""
+    reaper can fail the run if the process is killed (the daemon cannot see it), and with
+    the code location's origin, so that the run shows on its job's page in the UI
+    (segment_cadence/platform/run_origin.py)."""
+    from segment_cadence.platform import run_origin
     from segment_cadence.platform.reaper import process_tags
 
-    return job.execute_in_process(
+    origin = run_origin.remote_job_origin(job.name)
+    result = job.execute_in_process(
         partition_key=partition_key,
         instance=instance,
         raise_on_error=False,
-        tags={**process_tags(), **(tags or {})},
+        tags={**process_tags(), **run_origin.origin_tags(origin), **(tags or {})},
         # The run's events stay in the instance (and the UI); the terminal shows
         # warnings and errors only.
         run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
     )
+    run_origin.record_origin(instance, result.run_id, origin)
+    return result
 
 
 def months_label(months: list[date]) -> str:
@@ -523,7 +531,9 @@ def cmd_state(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="segment-cadence", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("parse", help="build dbt's manifest").set_defaults(func=cmd_parse)
+    sub.add_parser("parse", help="prepare dbt's manifest (if missing or stale)").set_defaults(
+        func=cmd_parse
+    )
     validate = sub.add_parser("validate", help="validate a segment dictionary")
     validate.add_argument("file", nargs="?", default=str(paths.segments_file()))
     validate.set_defaults(func=cmd_validate)

@@ -35,6 +35,12 @@ def previous_month(month_start: date) -> date:
     )
 
 
+def previous_month_end(day: date) -> date:
+    """The last day of the month before the one `day` falls in: what a refresh of that
+    month compares with (last month's published membership, its metrics)."""
+    return month_end(previous_month(day.replace(day=1)))
+
+
 def next_month(month_start: date) -> date:
     return (
         date(month_start.year + 1, 1, 1)
@@ -60,3 +66,34 @@ def add_months(month_start: date, count: int) -> date:
     """The first day of the month `count` months after (or before, if negative) this one."""
     index = month_start.year * 12 + month_start.month - 1 + count
     return date(index // 12, index % 12 + 1, 1)
+
+
+# Quarters, named by their first day (2025-10-01 is 2025-Q4), as the quarterly partitions.
+
+
+def quarter_start(day: date) -> date:
+    """The first day of the quarter `day` falls in."""
+    return date(day.year, (day.month - 1) // 3 * 3 + 1, 1)
+
+
+def quarter_label(day: date) -> str:
+    """'2025-Q4' for any day of that quarter."""
+    return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
+
+
+def quarter_end(day: date) -> date:
+    """The last day of the quarter `day` falls in (the as-of day of its last month)."""
+    return month_end(add_months(quarter_start(day), 2))
+
+
+def previous_quarter(day: date) -> date:
+    """The first day of the quarter before the one `day` falls in."""
+    return add_months(quarter_start(day), -3)
+
+
+def latest_complete_quarter(latest_month: date) -> date:
+    """The first day of the latest quarter whose last month is `latest_month` or earlier:
+    the quarter a strategic re-fit can run for once that month is published."""
+    if latest_month.month % 3 == 0:
+        return quarter_start(latest_month)
+    return previous_quarter(latest_month)

@@ -6,7 +6,13 @@ from datetime import date
 
 import dagster as dg
 
-from segment_cadence.platform.months import month_end, next_month, parse_month, previous_month
+from segment_cadence.platform.months import (
+    month_end,
+    parse_month,
+    previous_month_end,
+    quarter_end,
+    quarter_label,
+)
 
 # History the pipeline can backfill. Months before the data starts still build (every
 # customer then lands in the fallback), so an early start costs nothing but clutter.
@@ -18,7 +24,7 @@ monthly_partitions = dg.MonthlyPartitionsDefinition(start_date=FIRST_MONTH)
 def refresh_window(partition_key: str) -> tuple[date, date]:
     """(month_end, previous_month_end) for a monthly partition key."""
     start = parse_month(partition_key)
-    return month_end(start), month_end(previous_month(start))
+    return month_end(start), previous_month_end(start)
 
 
 # Quarters, keyed by their first day (2025-10-01 is 2025-Q4).
@@ -30,7 +36,4 @@ quarterly_partitions = dg.TimeWindowPartitionsDefinition(
 def quarter_window(partition_key: str) -> tuple[str, date]:
     """('2025-Q4', the quarter's last month end) for a quarterly partition key."""
     start = parse_month(partition_key)
-    last = start
-    for _ in range(2):
-        last = next_month(last)
-    return f"{start.year}-Q{(start.month - 1) // 3 + 1}", month_end(last)
+    return quarter_label(start), quarter_end(start)

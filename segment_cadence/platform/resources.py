@@ -1,90 +1,90 @@
 """Resources: the warehouse and the dbt project, and the manifest they need at import.
 
-`@dbt_assets` reads dbt's manifest when the code location is imported. Set-up, CI and
-the tests build it (`segment-cadence parse`); if it is still missing or older than the
-project files, it is built here, so importing the code location never fails for want of it.
+`@dbt_assets` reads dbt's manifest when the code location is imported. The manifest is
+prepared the dagster-dbt way: `DbtProject.prepare_if_dev()` re-parses on load under
+`dagster dev`, and everywhere else dagster-dbt's own preparer (`dbt parse`) runs when the
+manifest is missing or older than the project files. Set-up, CI and the tests prepare it
+ahead (`segment-cadence parse`, or `dagster-dbt project prepare-and-package --file
+segment_cadence/platform/resources.py`), so importing the code location never fails for
+want of it.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import cached_property
-from importlib import metadata
 from pathlib import Path
+from typing import Any, TypeVar
 
 import dagster as dg
 import duckdb
 from dagster_dbt import DbtCliResource, DbtProject
-from packaging import version
+from pydantic import PrivateAttr
 
 from segment_cadence.platform import paths, warehouse, warehouse_lock
 from segment_cadence.platform.jobs import monthly_refresh_job
 from segment_cadence.platform.reaper import PID_TAG, process_tags
+
+T = TypeVar("T")
 
 # dbt reads the warehouse path and DuckDB's memory limit from the environment
 # (dbt_project/profiles.yml).
 os.environ.setdefault("SEGMENT_CADENCE_WAREHOUSE", str(paths.warehouse_path()))
 os.environ.setdefault("SEGMENT_CADENCE_DUCKDB_MEMORY_LIMIT", warehouse.memory_limit())
 
+# dbt is the one installed beside this Python (the venv's bin), also when that bin is not on
+# PATH (`.venv/bin/python -m ...`, `.venv/bin/dagster dev`): dagster-dbt's preparer and
+# resource run the `dbt` they find on PATH.
+ENVIRONMENT_BIN = Path(sys.executable).parent
+if (ENVIRONMENT_BIN / "dbt").exists() and str(ENVIRONMENT_BIN) not in os.environ.get(
+    "PATH", ""
+).split(os.pathsep):
+    os.environ["PATH"] = os.pathsep.join([str(ENVIRONMENT_BIN), os.environ.get("PATH", "")])
 
-def manifest_is_stale(project_dir: Path = paths.DBT_PROJECT_DIR) -> bool:
-    manifest = project_dir / "target" / "manifest.json"
+dbt_project = DbtProject(project_dir=paths.DBT_PROJECT_DIR, profiles_dir=paths.DBT_PROJECT_DIR)
+
+# Which warehouse the prepared partial-parse file was parsed for (see prepare_dbt_project).
+PARSED_FOR_WAREHOUSE = dbt_project.project_dir / dbt_project.target_path / ".parsed_for_warehouse"
+
+
+def manifest_is_stale(project: DbtProject = dbt_project) -> bool:
+    """No manifest yet, or a model, macro or yml file changed since it was prepared."""
+    manifest = project.manifest_path
     if not manifest.exists():
         return True
     built = manifest.stat().st_mtime
     sources = [
-        project_dir / "dbt_project.yml",
-        *project_dir.rglob("*.sql"),
-        *project_dir.rglob("*.yml"),
+        project.project_dir / "dbt_project.yml",
+        *project.project_dir.rglob("*.sql"),
+        *project.project_dir.rglob("*.yml"),
     ]
     return any(f.stat().st_mtime > built for f in sources if "target" not in f.parts and f.exists())
 
 
-def build_manifest(project_dir: Path = paths.DBT_PROJECT_DIR) -> Path:
-    """Run `dbt parse` in-process and return the manifest path."""
-    from dbt.cli.main import dbtRunner
+def prepare_dbt_project(warehouse_path: str | None = None) -> Path:
+    """Prepare the manifest with dagster-dbt's preparer when it is missing or stale, or when
+    the warehouse differs from the one it was parsed for; return the manifest path.
 
-    os.environ.setdefault("SEGMENT_CADENCE_WAREHOUSE", str(paths.warehouse_path()))
-
-    result = dbtRunner().invoke(
-        ["parse", "--quiet", "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)]
-    )
-    if not result.success:
-        raise RuntimeError(f"dbt parse failed: {result.exception}")
-    return project_dir / "target" / "manifest.json"
-
-
-def ensure_manifest(project_dir: Path = paths.DBT_PROJECT_DIR) -> Path:
-    if manifest_is_stale(project_dir):
-        build_manifest(project_dir)
-    return project_dir / "target" / "manifest.json"
-
-
-def prepare_partial_parse(warehouse_path: str, project_dir: Path = paths.DBT_PROJECT_DIR) -> None:
-    """Re-parse once when the warehouse (part of dbt's profile) differs from the last parse.
-
-    dagster-dbt starts each invocation from target/partial_parse.msgpack. dbt discards it
-    when the rendered profile changed, and then re-parses the whole project on every run;
-    parsing once for this warehouse lets every later run parse only what changed.
+    The warehouse path is part of dbt's rendered profile, and dbt discards its partial-parse
+    file (target/partial_parse.msgpack, which dagster-dbt copies into each run's own target
+    directory) when the profile changed: every run would then parse the whole project again.
+    Preparing once for this warehouse lets every later run parse only what changed.
     """
-    marker = project_dir / "target" / ".parsed_for_warehouse"
+    warehouse_path = warehouse_path or os.environ["SEGMENT_CADENCE_WAREHOUSE"]
     os.environ["SEGMENT_CADENCE_WAREHOUSE"] = warehouse_path
-    if (
-        manifest_is_stale(project_dir)
-        or not marker.exists()
-        or marker.read_text() != warehouse_path
-    ):
-        build_manifest(project_dir)
-        marker.write_text(warehouse_path)
+    parsed_for = PARSED_FOR_WAREHOUSE.read_text() if PARSED_FOR_WAREHOUSE.exists() else None
+    if manifest_is_stale() or parsed_for != warehouse_path:
+        dbt_project.preparer.prepare(dbt_project)
+        PARSED_FOR_WAREHOUSE.write_text(warehouse_path)
+    return dbt_project.manifest_path
 
 
-ensure_manifest()
-
-dbt_project = DbtProject(project_dir=paths.DBT_PROJECT_DIR, profiles_dir=paths.DBT_PROJECT_DIR)
+# Under `dagster dev` dagster-dbt re-parses on every load; elsewhere only when needed.
+dbt_project.prepare_if_dev()
+if manifest_is_stale():
+    prepare_dbt_project()
 
 
 def run_activity(run: dg.DagsterRun) -> tuple[str, str | None]:
@@ -147,39 +147,31 @@ class WarehouseResource(dg.ConfigurableResource):
             yield con
 
 
-class CadenceDbtCliResource(DbtCliResource):
-    """dagster-dbt's dbt CLI resource, without two costs paid in this process per run.
+class ConfigFiles(dg.ConfigurableResource):
+    """The configuration files (config/segments.yaml, thresholds.yaml, governance.yaml,
+    sources.yaml), each read once per run, on first use, and handed to every asset of the
+    run that asks: all steps of a run see the same file, even if it is edited mid-run, and
+    none reads it again. A run is one resource initialisation (the jobs run in process).
 
-    - Before every dbt invocation dagster-dbt loads the dbt profile and project here and
-      parses every macro (2-4 s, twice a month) for an adapter that serves only column
-      metadata and row counts on request; these assets request neither.
-    - To learn dbt's version it starts `dbt --version`, a whole dbt process (2-4 s); the
-      dbt run here is the one installed beside this Python, whose version is known.
-    The dbt processes that build the models are unchanged.
+    The loader is the plain module's own (`segment_dictionary.load`, `thresholds.load`, ...),
+    named by the asset, so this platform piece imports no domain room.
     """
 
-    def _initialize_dbt_core_adapter(self, args):  # type: ignore[override]
-        return None
+    _loaded: dict[str, Any] = PrivateAttr(default_factory=dict)
 
-    @cached_property
-    def _cli_version(self) -> version.Version:  # type: ignore[override]
-        if Path(self.dbt_executable).parent == Path(sys.executable).parent:
-            return version.parse(metadata.version("dbt-core"))
-        return DbtCliResource._cli_version.func(self)
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._loaded = {}
 
-
-def dbt_executable() -> str:
-    """dbt from this environment (the venv's bin), else whatever is on PATH."""
-    beside = Path(sys.executable).parent / "dbt"
-    return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
+    def once(self, name: str, load: Callable[[], T]) -> T:
+        """The file `name` as `load` reads it, read on the run's first call only."""
+        if name not in self._loaded:
+            self._loaded[name] = load()
+        return self._loaded[name]
 
 
 def default_resources() -> dict[str, object]:
     return {
+        "config_files": ConfigFiles(),
         "warehouse": WarehouseResource(path=str(paths.warehouse_path())),
-        "dbt": CadenceDbtCliResource(
-            project_dir=dbt_project,
-            profiles_dir=str(paths.DBT_PROJECT_DIR),
-            dbt_executable=dbt_executable(),
-        ),
+        "dbt": DbtCliResource(project_dir=dbt_project),
     }

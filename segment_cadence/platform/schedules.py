@@ -1,6 +1,10 @@
 """Schedules: the cadence is the product. The monthly refresh runs on the 2nd at 06:00 for
 the month that just ended (the schedule is built from the partitions, so it carries the
-partition key)."""
+partition key).
+
+Each schedule is named after its job, `<job>_schedule`: Dagster keeps jobs and schedules in
+separate namespaces, so a schedule may share its job's name, but one name for two things
+(a job and what starts it) reads as one thing in the UI, the CLI and the logs."""
 
 from __future__ import annotations
 
@@ -9,10 +13,11 @@ from datetime import date
 import dagster as dg
 
 from segment_cadence.platform.jobs import monthly_refresh_job, quarterly_strategic_job
+from segment_cadence.platform.months import previous_quarter
 
 monthly_refresh_schedule = dg.build_schedule_from_partitioned_job(
     monthly_refresh_job,
-    name="monthly_tactical_refresh",
+    name=f"{monthly_refresh_job.name}_schedule",
     description="Monthly tactical refresh of the month that just ended.",
     day_of_month=2,
     hour_of_day=6,
@@ -25,16 +30,11 @@ monthly_refresh_schedule = dg.build_schedule_from_partitioned_job(
 @dg.schedule(
     cron_schedule="0 6 5 1,4,7,10 *",
     job=quarterly_strategic_job,
-    name="quarterly_strategic_refresh",
+    name=f"{quarterly_strategic_job.name}_schedule",
     description="Quarterly strategic re-fit of the quarter that just ended (a candidate only).",
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 def quarterly_strategic_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     when = context.scheduled_execution_time
-    this_quarter = date(when.year, (when.month - 1) // 3 * 3 + 1, 1)
-    quarter = (
-        date(this_quarter.year - 1, 10, 1)
-        if this_quarter.month == 1
-        else date(this_quarter.year, this_quarter.month - 3, 1)
-    )
+    quarter = previous_quarter(date(when.year, when.month, 1))
     return dg.RunRequest(partition_key=quarter.isoformat())

@@ -16,8 +16,7 @@ import duckdb
 from sqlalchemy import Connection, delete, insert, select
 
 from segment_cadence.defs.health.thresholds import Breach
-from segment_cadence.platform.months import month_end as last_day
-from segment_cadence.platform.months import previous_month
+from segment_cadence.platform.months import previous_month_end
 from segment_cadence.platform.state_store import (
     alert_input_breaches,
     alert_input_changed_segments,
@@ -64,7 +63,7 @@ def owners_and_changes(
     )
     previous = con.execute(
         "select definition_version from published.publications where month_end = ?",
-        [last_day(previous_month(month.replace(day=1)))],
+        [previous_month_end(month)],
     ).fetchone()
     changed: set[str] = set()
     if previous and previous[0] != version:

@@ -17,6 +17,7 @@ from segment_cadence.defs.alerting import alert_inputs, alerts, slack
 from segment_cadence.defs.health import thresholds
 from segment_cadence.defs.review import review_pack
 from segment_cadence.platform import state_store
+from segment_cadence.platform.months import latest_complete_quarter
 
 
 @dataclass
@@ -41,18 +42,6 @@ class TickResult:
             f"written locally {self.local}; acknowledged {self.acknowledged}; "
             f"escalated to level 2: {self.level_2}, level 3: {self.level_3}"
         )
-
-
-def strategic_quarter_for(latest: date) -> str:
-    """The latest complete quarter whose last month is published (a partition key)."""
-    start = date(latest.year, (latest.month - 1) // 3 * 3 + 1, 1)
-    if latest.month % 3 != 0:
-        start = (
-            date(start.year - 1, 10, 1)
-            if start.month == 1
-            else date(start.year, start.month - 3, 1)
-        )
-    return start.isoformat()
 
 
 def run_tick(
@@ -91,7 +80,7 @@ def run_tick(
         latest = alerts.latest_processed_month(state)
     result.level_2, result.level_3 = due["level_2"], due["level_3"]
     if due["strategic_refresh"]:
-        result.strategic_quarter = strategic_quarter_for(latest) if latest else None
+        result.strategic_quarter = latest_complete_quarter(latest).isoformat() if latest else None
     # Delivery holds the writer's turn while it sends, so two passes at once (the sensor and
     # `segment-cadence alerts run`) never send the same message twice.
     with state_store.transaction(url) as state:

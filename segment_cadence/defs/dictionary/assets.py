@@ -10,8 +10,9 @@ from segment_cadence.defs.dictionary import changelog, versions
 # Aliased: the asset below is named segment_dictionary too.
 from segment_cadence.defs.dictionary import segment_dictionary as dictionary_module
 from segment_cadence.defs.health import thresholds
-from segment_cadence.platform import state_store
-from segment_cadence.platform.resources import WAREHOUSE_POOL, WarehouseResource
+from segment_cadence.platform import markdown, state_store
+from segment_cadence.platform.resources import WAREHOUSE_POOL, ConfigFiles, WarehouseResource
+from segment_cadence.platform.warehouse import transaction
 
 
 @dg.asset(
@@ -31,10 +32,10 @@ from segment_cadence.platform.resources import WAREHOUSE_POOL, WarehouseResource
     ),
 )
 def segment_dictionary(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, config_files: ConfigFiles
 ) -> dg.MaterializeResult:
     try:
-        dictionary = dictionary_module.load()
+        dictionary = config_files.once("segments", dictionary_module.load)
         approved = versions.check_approved()
         version = dictionary_module.definition_version(dictionary)
     except (
@@ -53,31 +54,30 @@ def segment_dictionary(
         for s in dictionary.all_segments
     ]  # fmt: skip
     with warehouse.connect() as con:
-        con.execute("begin transaction")
-        con.execute(
-            "delete from governance.segment_dictionary where definition_version = ?", [version]
-        )
-        con.executemany(
-            "insert into governance.segment_dictionary values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-        con.execute(
-            "delete from governance.definition_versions where definition_version = ?", [version]
-        )
-        con.execute(
-            "insert into governance.definition_versions "
-            "values (?, ?, ?, ?, ?, ?, ?, current_timestamp)",
-            [
-                version,
-                approved.number,
-                approved.digest,
-                approved.author,
-                approved.reason,
-                approved.approved_by,
-                approved.approved_at,
-            ],  # fmt: skip
-        )
-        con.execute("commit")
+        with transaction(con):
+            con.execute(
+                "delete from governance.segment_dictionary where definition_version = ?", [version]
+            )
+            con.executemany(
+                "insert into governance.segment_dictionary values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            con.execute(
+                "delete from governance.definition_versions where definition_version = ?", [version]
+            )
+            con.execute(
+                "insert into governance.definition_versions "
+                "values (?, ?, ?, ?, ?, ?, ?, current_timestamp)",
+                [
+                    version,
+                    approved.number,
+                    approved.digest,
+                    approved.author,
+                    approved.reason,
+                    approved.approved_by,
+                    approved.approved_at,
+                ],
+            )
         # Operational state lives in the state store: an older warehouse's alerts and firewall
         # records move there once, and the governance analytics downstream get this month's
         # copy of the firewall records (ops.*) before dbt and the red flags run.
@@ -85,10 +85,12 @@ def segment_dictionary(
         copied = state_store.copy_firewall_records(con)
     if moved:
         context.log.info(f"moved operational state from the warehouse to the state store: {moved}")
-    table = "\n".join(
-        f"| {s.priority} | {s.id} | {s.name} | {'paused' if s.paused else ''} | "
-        f"`{s.rule or 'fallback'}` |"
-        for s in dictionary.segments
+    table = markdown.table(
+        ["priority", "id", "name", "paused", "rule"],
+        [
+            (s.priority, s.id, s.name, "paused" if s.paused else "", f"`{s.rule or 'fallback'}`")
+            for s in dictionary.segments
+        ],
     )
     return dg.MaterializeResult(
         metadata={
@@ -102,9 +104,7 @@ def segment_dictionary(
             ),
             "language_warnings": dg.MetadataValue.json(list(dictionary.warnings)),
             "firewall_records_copied": dg.MetadataValue.json(copied),
-            "dictionary": dg.MetadataValue.md(
-                "| priority | id | name | paused | rule |\n|---|---|---|---|---|\n" + table
-            ),
+            "dictionary": dg.MetadataValue.md(table),
         }
     )
 
@@ -125,9 +125,8 @@ def segment_dictionary(
 )
 def definition_changelog(warehouse: WarehouseResource) -> dg.MaterializeResult:
     with warehouse.connect() as con:
-        con.execute("begin transaction")
-        added = changelog.refresh_changelog(con)
-        con.execute("commit")
+        with transaction(con):
+            added = changelog.refresh_changelog(con)
         recent = con.execute(
             "select recorded_at, kind, coalesce(version_label, ''), summary "
             "from governance.changelog order by recorded_at desc, entry_id desc limit 15"
@@ -140,16 +139,14 @@ def definition_changelog(warehouse: WarehouseResource) -> dg.MaterializeResult:
     lines = [
         f"### {kind} {label} ({at:%Y-%m-%d})\n{summary}" for at, kind, label, summary in recent
     ]
-    archive = "\n".join(f"| {s} | {why} | {v} | {size} |" for s, why, v, size in retired)
+    archive = markdown.table(
+        ["segment", "rationale", "retired in", "last size"], retired, empty="No retired segments."
+    )
     return dg.MaterializeResult(
         metadata={
             "entries": total,
             "added_this_run": len(added),
             "recent_entries": dg.MetadataValue.md("\n\n".join(lines) or "No entries yet."),
-            "retired_segments": dg.MetadataValue.md(
-                "| segment | rationale | retired in | last size |\n|---|---|---|---|\n" + archive
-                if archive
-                else "No retired segments."
-            ),
+            "retired_segments": dg.MetadataValue.md(archive),
         }
     )

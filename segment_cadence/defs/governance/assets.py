@@ -9,12 +9,12 @@ import dagster as dg
 
 from segment_cadence.defs.dictionary import segment_dictionary
 from segment_cadence.defs.governance import audit, firewall, governance, red_flags
-from segment_cadence.platform import paths, state_store
+from segment_cadence.platform import markdown, paths, state_store
 from segment_cadence.platform.months import month_end as last_day
-from segment_cadence.platform.months import previous_month
+from segment_cadence.platform.months import previous_month_end
 from segment_cadence.platform.partitions import monthly_partitions, refresh_window
-from segment_cadence.platform.resources import WAREHOUSE_POOL, WarehouseResource
-from segment_cadence.platform.warehouse import table_exists
+from segment_cadence.platform.resources import WAREHOUSE_POOL, ConfigFiles, WarehouseResource
+from segment_cadence.platform.warehouse import table_exists, transaction
 
 PUBLISHED = dg.AssetKey(["published", "segment_membership"])
 SENDS = [dg.AssetKey(["raw", "campaign_sends"]), dg.AssetKey(["raw", "team_members"])]
@@ -29,11 +29,7 @@ FIREWALL = dg.AssetKey(["governance", "planned_campaign_checks"])
 
 
 def _md_table(header: list[str], rows: list[tuple]) -> dg.MetadataValue:
-    if not rows:
-        return dg.MetadataValue.md("None this month.")
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in rows]
-    return dg.MetadataValue.md("\n".join(lines))
+    return dg.MetadataValue.md(markdown.table(header, rows, empty="None this month."))
 
 
 @dg.asset(
@@ -156,11 +152,15 @@ def _checked_month(context: dg.AssetCheckExecutionContext, con, table: str):
         ),
     ],  # fmt: skip
 )
-def red_flag_checks(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
-    config = governance.load()
+def red_flag_checks(
+    context: dg.AssetCheckExecutionContext,
+    warehouse: WarehouseResource,
+    config_files: ConfigFiles,
+):
+    config = config_files.once("governance", governance.load)
     with warehouse.connect(read_only=True) as con:
         month_end = _checked_month(context, con, "governance.red_flags")
-        previous = last_day(previous_month(month_end.replace(day=1)))
+        previous = previous_month_end(month_end)
         flags = red_flags.read(con, month_end)
         violations = con.execute(
             "select campaign_id, any_value(campaign_name), sender_id, any_value(sender_name), "
@@ -296,9 +296,11 @@ BIAS = dg.AssetKey(["governance", "bias_audit"])
     description="WARN when a group is over- or under-represented in a segment beyond the bound.",
 )
 def no_flagged_disparity(
-    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+    context: dg.AssetCheckExecutionContext,
+    warehouse: WarehouseResource,
+    config_files: ConfigFiles,
 ) -> dg.AssetCheckResult:
-    config = governance.load()
+    config = config_files.once("governance", governance.load)
     with warehouse.connect(read_only=True) as con:
         month_end = _checked_month(context, con, "governance.bias_audit")
         flagged = audit.count_flagged(con, month_end)
@@ -336,10 +338,14 @@ LANGUAGE = dg.AssetKey(["governance", "language_lint"])
         )
     ],  # fmt: skip
 )
-def language_lint(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+def language_lint(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, config_files: ConfigFiles
+):
     month_end, _ = refresh_window(context.partition_key)
-    config = governance.load()
-    findings = governance.lint_segments(list(segment_dictionary.load().segments), config)
+    config = config_files.once("governance", governance.load)
+    findings = governance.lint_segments(
+        list(config_files.once("segments", segment_dictionary.load).segments), config
+    )
     for path in sorted(paths.campaigns_dir().glob("*.y*ml")):
         try:
             campaign = firewall.load_campaign(path)
@@ -357,9 +363,8 @@ def language_lint(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         for campaign_id, name in names:
             findings += governance.lint_text(name or "", source="campaign", object_id=campaign_id,
                                              field="name", config=config)  # fmt: skip
-        con.execute("begin transaction")
-        governance.store_findings(con, month_end, findings)
-        con.execute("commit")
+        with transaction(con):
+            governance.store_findings(con, month_end, findings)
     rows = [(f.source, f.object_id, f.field, f.found, f.suggest) for f in findings]
     yield dg.MaterializeResult(metadata={
         "findings": len(findings),

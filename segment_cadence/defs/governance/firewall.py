@@ -35,6 +35,7 @@ import duckdb
 import yaml
 from sqlalchemy import Connection, insert, select
 
+from segment_cadence.defs.dictionary import stored
 from segment_cadence.defs.governance import governance
 from segment_cadence.defs.governance.governance import GovernanceConfig, LanguageFinding
 from segment_cadence.platform import state_store
@@ -213,21 +214,6 @@ def membership_month_for(con: duckdb.DuckDBPyConnection, when: date) -> date | N
     ).fetchone()[0]
 
 
-def _segment_flags(con: duckdb.DuckDBPyConnection, month: date) -> tuple[dict[str, str], set[str]]:
-    """Names of the segments and which are paused, in the version that produced the month."""
-    rows = con.execute(
-        """
-        select d.segment_id, d.segment_name, d.paused
-        from governance.segment_dictionary d
-        where d.definition_version in (
-            select distinct definition_version from published.segment_membership
-            where month_end = ?)
-        """,
-        [month],
-    ).fetchall()
-    return {r[0]: r[1] for r in rows}, {r[0] for r in rows if r[2]}
-
-
 def _sender(con: duckdb.DuckDBPyConnection, sender_id: str) -> tuple[str | None, date] | None:
     if not table_exists(con, "raw", "team_members"):
         return None
@@ -259,7 +245,8 @@ def check_campaign(
             f"campaign '{campaign.name}': no membership published before "
             f"{campaign.planned_at:%Y-%m-%d}; run the monthly refresh first"
         )
-    names, paused = _segment_flags(con, month)
+    names = stored.segments_of_month(con, month)
+    paused = stored.paused_segments_of_month(con, month)
     unknown_targets = [s for s in campaign.target_segments if s not in names]
     if unknown_targets:
         raise CampaignError(

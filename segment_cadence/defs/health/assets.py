@@ -10,9 +10,10 @@ from segment_cadence.defs.alerting import alert_inputs
 from segment_cadence.defs.dictionary import segment_dictionary
 from segment_cadence.defs.health import breaches as breach_store
 from segment_cadence.defs.health import health, thresholds
-from segment_cadence.platform import paths, state_store
+from segment_cadence.platform import markdown, paths, state_store
 from segment_cadence.platform.partitions import monthly_partitions, refresh_window
-from segment_cadence.platform.resources import WAREHOUSE_POOL, WarehouseResource
+from segment_cadence.platform.resources import WAREHOUSE_POOL, ConfigFiles, WarehouseResource
+from segment_cadence.platform.warehouse import transaction
 
 THRESHOLDS = thresholds.load()
 
@@ -43,18 +44,21 @@ THRESHOLDS = thresholds.load()
         for rule in THRESHOLDS.rules
     ],
 )
-def segment_health(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+def segment_health(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, config_files: ConfigFiles
+):
     month_end, _ = refresh_window(context.partition_key)
-    config = thresholds.load()
-    version = segment_dictionary.definition_version(segment_dictionary.load())
+    config = config_files.once("thresholds", thresholds.load)
+    version = segment_dictionary.definition_version(
+        config_files.once("segments", segment_dictionary.load)
+    )
     with warehouse.connect() as con:
         metrics = health.read(con, month_end)
         history = health.history(con, month_end)
         values = {(m.segment_id, m.metric): m.value for m in metrics}
         breaches = thresholds.evaluate(config, month_end, values, history)
-        con.execute("begin transaction")
-        breach_store.store_breaches(con, month_end, breaches, version)
-        con.execute("commit")
+        with transaction(con):
+            breach_store.store_breaches(con, month_end, breaches, version)
         owners, changed = alert_inputs.owners_and_changes(con, month_end, version)
     # The alerting tick reads only the state store: hand it the month's breaches, version,
     # owners and changed segments, so it never needs the warehouse.
@@ -90,10 +94,21 @@ def segment_health(context: dg.AssetExecutionContext, warehouse: WarehouseResour
                 ),
             },
         )
-    table = "\n".join(
-        f"| {b.severity} | {b.rule_id} | {b.segment_id} | {b.value:.4g} | "
-        f"{'' if b.baseline is None else f'{b.baseline:.4g}'} | {b.bound:.4g} | {b.kind} |"
-        for b in sorted(breaches, key=lambda b: (b.severity != "critical", b.rule_id))
+    table = markdown.table(
+        ["severity", "rule", "segment", "value", "baseline", "bound", "kind"],
+        [
+            (
+                b.severity,
+                b.rule_id,
+                b.segment_id,
+                f"{b.value:.4g}",
+                None if b.baseline is None else f"{b.baseline:.4g}",
+                f"{b.bound:.4g}",
+                b.kind,
+            )
+            for b in sorted(breaches, key=lambda b: (b.severity != "critical", b.rule_id))
+        ],
+        empty="No breaches.",
     )
     yield dg.MaterializeResult(
         metadata={
@@ -106,11 +121,6 @@ def segment_health(context: dg.AssetExecutionContext, warehouse: WarehouseResour
                 else f"the local outbox {paths.outbox_dir() / 'notices.jsonl'} (no SLACK_BOT_TOKEN), "
                 "via the segment_health_alerts sensor"
             ),
-            "breach_table": dg.MetadataValue.md(
-                "| severity | rule | segment | value | baseline | bound | kind |\n"
-                "|---|---|---|---|---|---|---|\n" + table
-                if table
-                else "No breaches."
-            ),
+            "breach_table": dg.MetadataValue.md(table),
         }
     )

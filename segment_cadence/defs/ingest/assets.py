@@ -3,8 +3,8 @@
 import dagster as dg
 
 from segment_cadence.defs.ingest import ingest
-from segment_cadence.platform import paths
-from segment_cadence.platform.resources import WAREHOUSE_POOL, WarehouseResource
+from segment_cadence.platform import markdown, paths
+from segment_cadence.platform.resources import WAREHOUSE_POOL, ConfigFiles, WarehouseResource
 
 QUARANTINE_WARN_RATE = 0.01
 
@@ -28,9 +28,9 @@ def _source_asset(source: str, deps: list[str]) -> dg.AssetsDefinition:
         tags={"segment_cadence/layer": "ingest"},
     )
     def _load(
-        context: dg.AssetExecutionContext, warehouse: WarehouseResource
+        context: dg.AssetExecutionContext, warehouse: WarehouseResource, config_files: ConfigFiles
     ) -> dg.MaterializeResult:
-        config = ingest.load_config(paths.sources_file())
+        config = config_files.once("sources", lambda: ingest.load_config(paths.sources_file()))
         if source not in config.sources:
             raise dg.Failure(f"config/sources.yaml has no source '{source}'")
         with warehouse.connect() as con:
@@ -44,7 +44,9 @@ def _source_asset(source: str, deps: list[str]) -> dg.AssetsDefinition:
             context.log.warning(
                 f"{source}: {result.rows_quarantined} row(s) quarantined: {result.quarantined}"
             )
-        reasons = "\n".join(f"| {r} | {n} |" for r, n in sorted(result.quarantined.items()))
+        reasons = markdown.table(
+            ["reason", "rows"], sorted(result.quarantined.items()), empty="No rows quarantined."
+        )
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": result.rows_loaded,
@@ -53,11 +55,7 @@ def _source_asset(source: str, deps: list[str]) -> dg.AssetsDefinition:
                 "quarantine_rate": (result.rows_quarantined / result.rows_read)
                 if result.rows_read
                 else 0.0,
-                "quarantine_reasons": dg.MetadataValue.md(
-                    "| reason | rows |\n|---|---|\n" + reasons
-                    if reasons
-                    else "No rows quarantined."
-                ),
+                "quarantine_reasons": dg.MetadataValue.md(reasons),
                 "unchanged_since_last_load": result.skipped,
                 "files": dg.MetadataValue.json(result.files),
             }

@@ -24,7 +24,7 @@ import yaml
 
 from segment_cadence.platform import paths
 from segment_cadence.platform.crash_points import crash_point
-from segment_cadence.platform.warehouse import ensure_schema, table_exists
+from segment_cadence.platform.warehouse import ensure_schema, table_exists, transaction
 
 # Canonical columns and their kinds, per source. The kind decides parsing and checks.
 CANONICAL: dict[str, dict[str, str]] = {
@@ -505,8 +505,7 @@ def load_source(
             """
         )
         rows_read = con.execute("select count(*) from _src").fetchone()[0]
-        con.execute("begin transaction")
-        try:
+        with transaction(con):
             con.execute(
                 f"create or replace table raw.{spec.name} as select {columns} from ({checked}) "
                 "where _reason is null"
@@ -535,10 +534,6 @@ def load_source(
                 [spec.name, print_fp, rows_loaded, sum(quarantined.values())],
             )
             crash_point("ingest")
-            con.execute("commit")
-        except Exception:
-            con.execute("rollback")
-            raise
     finally:
         con.execute("drop table if exists _first_of_duplicates")
         if single_parquet:

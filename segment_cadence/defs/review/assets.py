@@ -8,9 +8,10 @@ from segment_cadence.defs.alerting import alert_tick, slack
 from segment_cadence.defs.dictionary import changelog
 from segment_cadence.defs.health import thresholds
 from segment_cadence.defs.review import review_pack
-from segment_cadence.platform import paths, state_store
+from segment_cadence.platform import markdown, paths, state_store
 from segment_cadence.platform.partitions import monthly_partitions, refresh_window
-from segment_cadence.platform.resources import WAREHOUSE_POOL, WarehouseResource
+from segment_cadence.platform.resources import WAREHOUSE_POOL, ConfigFiles, WarehouseResource
+from segment_cadence.platform.warehouse import transaction
 
 PACK = dg.AssetKey(["review", "monthly_review_pack"])
 
@@ -39,7 +40,7 @@ PACK = dg.AssetKey(["review", "monthly_review_pack"])
     ),
 )
 def monthly_review_pack(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, config_files: ConfigFiles
 ) -> dg.MaterializeResult:
     month_end, _ = refresh_window(context.partition_key)
     client = slack.slack_client()
@@ -54,22 +55,24 @@ def monthly_review_pack(
         summary = review_pack.slack_summary(pack)
         with state_store.transaction() as state:
             review_pack.record(state, month_end, written.html, summary)
-        con.execute("begin transaction")
-        changelog.refresh_changelog(con)
-        con.execute("commit")
-    channel = thresholds.load().settings.get("review_channel", "#segmentation-review")
+        with transaction(con):
+            changelog.refresh_changelog(con)
+    channel = config_files.once("thresholds", thresholds.load).settings.get(
+        "review_channel", "#segmentation-review"
+    )
     with state_store.transaction() as state:
         posted = review_pack.post_pending(state, client, channel)
     empty = [s.title for s in pack.sections if s.no_data]
-    headline = "\n".join(
-        f"| {k} | {'no data' if v is None else v} |" for k, v in pack.headline().items()
+    headline = markdown.table(
+        ["headline", "value"],
+        [(k, "no data" if v is None else v) for k, v in pack.headline().items()],
     )
     return dg.MaterializeResult(
         metadata={
             "html": dg.MetadataValue.path(str(written.html)),
             "markdown": dg.MetadataValue.path(str(written.markdown)),
             "summary": dg.MetadataValue.md(
-                f"**Review pack {month_end:%B %Y}**\n\n| headline | value |\n|---|---|\n{headline}"
+                f"**Review pack {month_end:%B %Y}**\n\n{headline}"
                 + (f"\n\nSections with no data: {', '.join(empty)}" if empty else "")
             ),
             "slack": (

@@ -28,9 +28,8 @@ import duckdb
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from segment_cadence.defs.governance import audit
-from segment_cadence.platform import state_store
-from segment_cadence.platform.months import month_end as last_day
-from segment_cadence.platform.months import previous_month
+from segment_cadence.platform import markdown, state_store
+from segment_cadence.platform.months import previous_month_end
 from segment_cadence.platform.state_store import review_packs
 from segment_cadence.platform.warehouse import table_exists
 
@@ -339,7 +338,7 @@ def _kpis(con: duckdb.DuckDBPyConnection, month: date) -> Section:
     s.no_data = _missing(con, s.sources)
     if s.no_data:
         return s
-    previous = last_day(previous_month(month.replace(day=1)))
+    previous = previous_month_end(month)
     rows = con.execute(
         """
         select k.segment_id, round(k.retention_rate, 3), round(p.retention_rate, 3),
@@ -479,7 +478,7 @@ def _definitions(con: duckdb.DuckDBPyConnection, month: date) -> Section:
         "select month_end, coalesce(version_label, definition_version) from published.publications "
         "where month_end in (?, ?) qualify row_number() over (partition by month_end "
         "order by published_at desc) = 1",
-        [month, last_day(previous_month(month.replace(day=1)))],
+        [month, previous_month_end(month)],
     ).fetchall()
     published = dict(labels)
     if month not in published:
@@ -639,10 +638,13 @@ def render_markdown(pack: Pack, chart_links: dict[str, str] | None = None) -> st
     lines = [f"# Monthly segmentation review: {pack.month_end:%B %Y}", "",
              f"Definition version: {pack.definition_version or 'n/a'}. Generated "
              f"{pack.generated_at:%Y-%m-%d %H:%M}. System health, not campaign performance.", ""]  # fmt: skip
-    lines.append("| headline | value |\n|---|---|")
-    lines += [
-        f"| {k} | {_cell(v) if v is not None else 'no data'} |" for k, v in pack.headline().items()
-    ]
+    headline = pack.headline().items()
+    lines.append(
+        markdown.table(
+            ["headline", "value"],
+            [(k, _cell(v) if v is not None else "no data") for k, v in headline],
+        )
+    )
     for section in pack.sections:
         lines += ["", f"## {section.title}", "", f"*Source: {', '.join(section.sources)}*", ""]
         if section.no_data:
@@ -653,9 +655,8 @@ def render_markdown(pack: Pack, chart_links: dict[str, str] | None = None) -> st
             link = (chart_links or {}).get(f"{section.id}-{i}")
             lines += ["", f"![{chart.alt}]({link})" if link else f"*Chart: {chart.alt}*"]
         for table in section.tables:
-            lines += ["", "| " + " | ".join(table.header) + " |", "|" + "---|" * len(table.header)]
-            lines += ["| " + " | ".join(_cell(v).replace("|", "/") for v in row) + " |"
-                      for row in table.rows]  # fmt: skip
+            rows = [[_cell(v).replace("|", "/") for v in row] for row in table.rows]
+            lines += ["", markdown.table(table.header, rows)]
     return "\n".join(lines) + "\n"
 
 

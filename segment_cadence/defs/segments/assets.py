@@ -12,7 +12,8 @@ from segment_cadence.defs.segments import churn, gate, publish
 from segment_cadence.defs.segments.dbt_assets import features_inputs, segment_marts
 from segment_cadence.platform import paths
 from segment_cadence.platform.partitions import monthly_partitions, refresh_window
-from segment_cadence.platform.resources import WAREHOUSE_POOL, WarehouseResource
+from segment_cadence.platform.resources import WAREHOUSE_POOL, ConfigFiles, WarehouseResource
+from segment_cadence.platform.warehouse import transaction
 
 GATE = dg.AssetKey(["build", "publish_gate"])
 MARTS = [
@@ -48,9 +49,11 @@ MARTS = [
         "month stays in force; `segment-cadence release` lets an approver publish it."
     ),
 )
-def publish_gate(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+def publish_gate(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, config_files: ConfigFiles
+):
     month_end, _ = refresh_window(context.partition_key)
-    dictionary = segment_dictionary.load()
+    dictionary = config_files.once("segments", segment_dictionary.load)
     version = segment_dictionary.definition_version(dictionary)
     try:
         bounds = gate.load_bounds(paths.thresholds_file())
@@ -103,16 +106,18 @@ def publish_gate(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     partitions_def=monthly_partitions,
     deps=[*MARTS, GATE],
     description=(
-        "Published membership, transitions and KPIs for the month, replaced atomically from "
+        "Published: membership, transitions and KPIs for the month, replaced atomically from "
         "the build once its checks passed, and exported as Parquet for downstream tools. "
         "A failed refresh never reaches this step, so the last published month stays in place."
     ),
 )
 def published_segment_membership(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, config_files: ConfigFiles
 ) -> dg.MaterializeResult:
     month_end, _ = refresh_window(context.partition_key)
-    version = segment_dictionary.definition_version(segment_dictionary.load())
+    version = segment_dictionary.definition_version(
+        config_files.once("segments", segment_dictionary.load)
+    )
     label = versions.check_approved().label
     with warehouse.connect() as con:
         try:
@@ -171,9 +176,9 @@ def segment_sizes_table(kpis: list[tuple]) -> dg.TableMetadataValue:
     description="Warns when an active segment has fewer members than its dictionary minimum.",
 )
 def segments_above_minimum_size(
-    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, config_files: ConfigFiles
 ) -> dg.AssetCheckResult:
-    dictionary = segment_dictionary.load()
+    dictionary = config_files.once("segments", segment_dictionary.load)
     partition = context.run.tags.get("dagster/partition")
     with warehouse.connect(read_only=True) as con:
         if partition:
@@ -233,12 +238,12 @@ def bgnbd_params(
             context.log.warning(f"BG/NBD not fitted for {month_end}: {error}")
             row = [month_end, None, None, None, None, None, len(x), False]
             note = f"not fitted: {error}"
-        con.execute("begin transaction")
-        con.execute("delete from churn.bgnbd_params where month_end = ?", [month_end])
-        con.execute(
-            "insert into churn.bgnbd_params values (?, ?, ?, ?, ?, ?, ?, ?, current_timestamp)", row
-        )
-        con.execute("commit")
+        with transaction(con):
+            con.execute("delete from churn.bgnbd_params where month_end = ?", [month_end])
+            con.execute(
+                "insert into churn.bgnbd_params values (?, ?, ?, ?, ?, ?, ?, ?, current_timestamp)",
+                row,
+            )
     return dg.MaterializeResult(
         metadata={
             "status": note,

@@ -28,9 +28,10 @@ from segment_cadence.platform.crash_points import crash_point
 from segment_cadence.platform.partitions import monthly_partitions, refresh_window
 from segment_cadence.platform.resources import (
     WAREHOUSE_POOL,
+    ConfigFiles,
     WarehouseResource,
     dbt_project,
-    prepare_partial_parse,
+    prepare_dbt_project,
 )
 
 LAYER_GROUPS = {"staging": "features", "intermediate": "features", "marts": "segments",
@@ -40,6 +41,15 @@ LAYER_OWNERS = {"staging": "team:data-engineering", "intermediate": "team:data-e
                 "health": "team:segmentation-owner"}  # fmt: skip
 PUBLISHED = dg.AssetKey(["published", "segment_membership"])
 FIREWALL = dg.AssetKey(["governance", "planned_campaign_checks"])
+
+
+BUILD_PREFIX = "Build (not yet published): "
+
+
+def layer_of(dbt_resource_props: Mapping[str, Any]) -> str:
+    """staging, intermediate or marts: the folder under models/."""
+    fqn = dbt_resource_props["fqn"]
+    return fqn[1] if len(fqn) > 2 else "marts"
 
 
 class SegmentCadenceTranslator(DagsterDbtTranslator):
@@ -66,8 +76,19 @@ class SegmentCadenceTranslator(DagsterDbtTranslator):
             return {"raw": "ingest", "churn": "features", "governance": "definitions"}.get(
                 dbt_resource_props["source_name"], "published"
             )
-        layer = dbt_resource_props["fqn"][1] if len(dbt_resource_props["fqn"]) > 2 else "marts"
-        return LAYER_GROUPS.get(layer, "segments")
+        return LAYER_GROUPS.get(layer_of(dbt_resource_props), "segments")
+
+    def get_description(self, dbt_resource_props: Mapping[str, Any]) -> str:
+        """The marts are the build of what gets published (build/segment_membership becomes
+        published/segment_membership once its checks pass); their descriptions say so first,
+        so the two are told apart at a glance in the UI."""
+        description = super().get_description(dbt_resource_props)
+        if (
+            dbt_resource_props["resource_type"] == "model"
+            and layer_of(dbt_resource_props) == "marts"
+        ):
+            return f"{BUILD_PREFIX}{description}"
+        return description
 
     def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> list[str]:
         layer = dbt_resource_props.get("fqn", ["", "marts"])[1]
@@ -102,10 +123,13 @@ translator = SegmentCadenceTranslator(settings=settings)
 analysis_translator = AnalysisTranslator(settings=settings)
 
 
-def dbt_vars(partition_key: str) -> dict[str, Any]:
-    """Everything a monthly dbt run needs: the window and the compiled dictionary."""
+def dbt_vars(
+    partition_key: str, dictionary: segment_dictionary.SegmentDictionary | None = None
+) -> dict[str, Any]:
+    """Everything a monthly dbt run needs: the window and the compiled dictionary (the one in
+    force unless given)."""
     month_end, previous_month_end = refresh_window(partition_key)
-    dictionary = segment_dictionary.load()
+    dictionary = dictionary or segment_dictionary.load()
     priority = {s.id: s.priority for s in dictionary.segments}
     return {
         "month_end": month_end.isoformat(),
@@ -131,29 +155,52 @@ def dbt_vars(partition_key: str) -> dict[str, Any]:
 FULL_REBUILD_TAG = "segment_cadence/full_rebuild"
 
 
+# Row counts and column types on the dbt assets (dagster-dbt's fetch_row_counts and
+# fetch_column_metadata) are opt-in: SEGMENT_CADENCE_DBT_METADATA=row_counts,columns. Each
+# costs about a third of a small monthly refresh (README, "Performance"): dagster-dbt reads
+# them through its adapter in this process once dbt has finished (DuckDB has one writer),
+# which closes the warehouse after each query (dbt_project/profiles.yml, keep_open).
+DBT_METADATA = ("row_counts", "columns")
+
+
+def dbt_metadata() -> set[str]:
+    """What SEGMENT_CADENCE_DBT_METADATA asks dagster-dbt to fetch after each dbt run."""
+    asked = {v.strip() for v in os.environ.get("SEGMENT_CADENCE_DBT_METADATA", "").split(",")}
+    return asked & set(DBT_METADATA)
+
+
 def run_dbt(
     context: dg.AssetExecutionContext,
     dbt: DbtCliResource,
     warehouse: WarehouseResource,
+    config_files: ConfigFiles,
     extra_vars: dict[str, Any] | None = None,
 ):
     """`dbt build` for the selected models and the partition's month, streaming results."""
-    prepare_partial_parse(warehouse.path)
+    prepare_dbt_project(warehouse.path)
     with warehouse.connect():
         pass  # schemas and Python-owned tables exist before dbt reads them
-    variables = dbt_vars(context.partition_key) | (extra_vars or {})
+    variables = dbt_vars(
+        context.partition_key, config_files.once("segments", segment_dictionary.load)
+    ) | (extra_vars or {})
     context.log.info(
         f"Refreshing {variables['month_end']} with definition version "
         f"{variables['definition_version']}"
     )
     # Passed through the environment, not --vars: see dbt_project/macros/cadence_var.sql.
     os.environ["SEGMENT_CADENCE_DBT_VARS"] = json.dumps(variables)
-    # dbt's unit tests check the models' logic on fixed fixtures: run in development and CI
-    # (tests/test_dbt_unit_tests.py), not by every refresh.
+    # dbt's unit tests check the SQL, not the month's data: they run in development and CI
+    # (`dbt test --select test_type:unit`, tests/test_dbt_unit_tests.py), not every refresh.
     args = ["build", "--exclude-resource-type", "unit_test"]
     if context.run.tags.get(FULL_REBUILD_TAG) == "true":
         args.append("--full-refresh")
-    for event in dbt.cli(args, context=context).stream():
+    events = dbt.cli(args, context=context).stream()
+    fetch = dbt_metadata()
+    if "row_counts" in fetch:
+        events = events.fetch_row_counts()
+    if "columns" in fetch:
+        events = events.fetch_column_metadata()
+    for event in events:
         yield event
         crash_point("dbt")
 
@@ -168,10 +215,13 @@ def run_dbt(
     name="features_inputs",
 )
 def features_inputs(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: WarehouseResource,
+    config_files: ConfigFiles,
 ):
     """Staging views over the raw sources and per-customer history as of the month's end."""
-    yield from run_dbt(context, dbt, warehouse)
+    yield from run_dbt(context, dbt, warehouse, config_files)
 
 
 @dbt_assets(
@@ -184,10 +234,13 @@ def features_inputs(
     name="segment_marts",
 )
 def segment_marts(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: WarehouseResource,
+    config_files: ConfigFiles,
 ):
     """Features, membership, transitions and KPIs for the month, built in the build schema."""
-    yield from run_dbt(context, dbt, warehouse)
+    yield from run_dbt(context, dbt, warehouse, config_files)
 
 
 @dbt_assets(
@@ -200,7 +253,10 @@ def segment_marts(
     name="governance_and_health_models",
 )
 def governance_and_health_models(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: WarehouseResource,
+    config_files: ConfigFiles,
 ):
     """The analysis tables of the published month, each kept per month: red flags, pressure
     patterns, the audit trail, the bias audit, health metrics and migration rates."""
@@ -208,4 +264,7 @@ def governance_and_health_models(
         # The firewall's records as they stand now (planned_campaign_checks copied them too,
         # but a check made since then counts).
         state_store.copy_firewall_records(con)
-    yield from run_dbt(context, dbt, warehouse, governance.dbt_vars(governance.load()))
+    governance_config = config_files.once("governance", governance.load)
+    yield from run_dbt(
+        context, dbt, warehouse, config_files, governance.dbt_vars(governance_config)
+    )

@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 
 from segment_cadence.platform.crash_points import crash_point
-from segment_cadence.platform.warehouse import ensure_schema, table_exists
+from segment_cadence.platform.warehouse import ensure_schema, table_exists, transaction
 
 PUBLISHED_TABLES = ("segment_membership", "segment_transitions", "segment_kpis")
 
@@ -85,35 +85,33 @@ def publish_month(
     export_path = (
         str(export_build(con, month_end, Path(export_dir), run_id)) if export_dir else None
     )
-    con.execute("begin transaction")
     try:
-        for table in PUBLISHED_TABLES:
-            con.execute(f"delete from published.{table} where month_end = ?", [month_end])
+        with transaction(con):
+            for table in PUBLISHED_TABLES:
+                con.execute(f"delete from published.{table} where month_end = ?", [month_end])
+                con.execute(
+                    f"insert into published.{table} by name "
+                    f"select * from build.{table} where month_end = ?",
+                    [month_end],
+                )
+            # Features as published, for the quarterly re-fit and drift against earlier months.
             con.execute(
-                f"insert into published.{table} by name "
-                f"select * from build.{table} where month_end = ?",
-                [month_end],
+                "create table if not exists published.customer_features as "
+                "select * from build.customer_features where false"
             )
-        # Features as published, for the quarterly re-fit and drift against earlier months.
-        con.execute(
-            "create table if not exists published.customer_features as "
-            "select * from build.customer_features where false"
-        )
-        con.execute("delete from published.customer_features where month_end = ?", [month_end])
-        con.execute(
-            "insert into published.customer_features by name select * from build.customer_features"
-        )
-        con.execute("delete from published.publications where month_end = ?", [month_end])
-        con.execute(
-            "insert into published.publications (month_end, definition_version, customers, "
-            "published_at, run_id, export_path, version_label) "
-            "values (?, ?, ?, current_timestamp, ?, ?, ?)",
-            [month_end, definition_version, customers, run_id, export_path, version_label],
-        )
-        crash_point("publish_transaction")
-        con.execute("commit")
+            con.execute("delete from published.customer_features where month_end = ?", [month_end])
+            con.execute(
+                "insert into published.customer_features by name select * from build.customer_features"
+            )
+            con.execute("delete from published.publications where month_end = ?", [month_end])
+            con.execute(
+                "insert into published.publications (month_end, definition_version, customers, "
+                "published_at, run_id, export_path, version_label) "
+                "values (?, ?, ?, current_timestamp, ?, ?, ?)",
+                [month_end, definition_version, customers, run_id, export_path, version_label],
+            )
+            crash_point("publish_transaction")
     except BaseException:
-        con.execute("rollback")
         if export_path:
             Path(export_path).unlink(missing_ok=True)
         raise

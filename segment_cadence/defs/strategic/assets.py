@@ -7,7 +7,7 @@ from segment_cadence.defs.dictionary import segment_dictionary
 from segment_cadence.defs.strategic import candidate, strategic
 from segment_cadence.platform import paths
 from segment_cadence.platform.partitions import quarter_window, quarterly_partitions
-from segment_cadence.platform.resources import WAREHOUSE_POOL, WarehouseResource
+from segment_cadence.platform.resources import WAREHOUSE_POOL, ConfigFiles, WarehouseResource
 
 
 @dg.asset(
@@ -28,11 +28,11 @@ from segment_cadence.platform.resources import WAREHOUSE_POOL, WarehouseResource
     ),
 )
 def candidate_definitions(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, config_files: ConfigFiles
 ) -> dg.MaterializeResult:
     quarter, month_end = quarter_window(context.partition_key)
     production_document = yaml.safe_load(paths.segments_file().read_text())
-    production = segment_dictionary.load()
+    production = config_files.once("segments", segment_dictionary.load)
     protected = {
         s.id
         for rule in production.business_rules

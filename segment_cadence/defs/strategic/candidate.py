@@ -20,6 +20,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from segment_cadence.defs.dictionary import segment_dictionary
 from segment_cadence.defs.strategic import strategic
+from segment_cadence.platform import markdown
 from segment_cadence.platform.warehouse import table_exists
 
 
@@ -173,16 +174,36 @@ def write_candidate(document: dict[str, Any], directory: Path) -> Path:
 
 
 def markdown_tables(comparison: dict[str, Any]) -> dict[str, str]:
-    sizes = "\n".join(f"| {s} | {p:,} | {c:,} | {c - p:+,} |" for s, p, c in comparison["sizes"])
-    moves = "\n".join(f"| {a} | {b} | {n:,} |" for a, b, n in comparison["moves"][:25])
-    kpis = "\n".join(
-        f"| {s} | {n:,} | {m or 0:,.0f} | {'' if ch is None else f'{ch:.2f}'} | {e or 0:.1f} | "
-        f"{'' if r is None else f'{r:.1%}'} |"
+    sizes = [(s, f"{p:,}", f"{c:,}", f"{c - p:+,}") for s, p, c in comparison["sizes"]]
+    moves = [(a, b, f"{n:,}") for a, b, n in comparison["moves"][:25]]
+    kpis = [
+        (
+            s,
+            f"{n:,}",
+            f"{m or 0:,.0f}",
+            None if ch is None else f"{ch:.2f}",
+            f"{e or 0:.1f}",
+            None if r is None else f"{r:.1%}",
+        )
         for s, n, m, ch, e, r in comparison["kpis"]
-    )
+    ]
     return {
-        "sizes": "| segment | production | candidate | change |\n|---|---:|---:|---:|\n" + sizes,
-        "moves": "| from (production) | to (candidate) | customers |\n|---|---|---:|\n" + moves,
-        "kpis": "| candidate segment | customers | avg lifetime value | churn | events 90d | "
-        "response |\n|---|---:|---:|---:|---:|---:|\n" + kpis,
+        "sizes": markdown.table(
+            ["segment", "production", "candidate", "change"], sizes, right={1, 2, 3}
+        ),
+        "moves": markdown.table(
+            ["from (production)", "to (candidate)", "customers"], moves, right={2}
+        ),
+        "kpis": markdown.table(
+            [
+                "candidate segment",
+                "customers",
+                "avg lifetime value",
+                "churn",
+                "events 90d",
+                "response",
+            ],
+            kpis,
+            right={1, 2, 3, 4, 5},
+        ),
     }
