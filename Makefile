@@ -23,8 +23,8 @@ setup: $(STAMP)
 run: setup
 	$(BIN)/segment-cadence demo
 
-## Set up from nothing and run the whole test suite, on two pytest-xdist workers (the modules
-## that run dbt stay on one of them: tests/conftest.py). TEST_WORKERS=0 runs it in one process.
+## Set up from nothing and run the whole test suite, on two pytest-xdist workers (each with its
+## own dbt target directory: tests/conftest.py). TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 2
 test: setup
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
@@ -53,4 +53,4 @@ format: $(STAMP)
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
 clean:
-	rm -rf var dbt_project/target dbt_project/logs
+	rm -rf var dbt_project/target dbt_project/target-* dbt_project/logs

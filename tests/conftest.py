@@ -4,13 +4,11 @@ and how the suite splits across pytest-xdist workers.
 
 `make test` runs the suite on two workers (`-n 2 --dist loadgroup`). Each worker is its own
 session, so each has its own state directory (the fixtures below) and its own temporary
-folders. What the workers share is the repository, and in it one thing the tests write:
-dbt_project/target, whose manifest and partial-parse file are re-parsed for whichever
-warehouse ran dbt last (segment_cadence/platform/resources.py, prepare_partial_parse). Two
-workers running dbt side by side on two warehouses would re-parse the whole project at every
-dbt step and read each other's half-written files. So every test module that runs dbt on the
-project is in one xdist group (DBT_PROJECT_GROUP: one worker, one module after another), and
-every other module is a group of its own, so that its module-scoped fixtures are built once.
+folders, and its own dbt target directory (DBT_TARGET_PATH, set below before anything imports
+the code location): the manifest and partial-parse file there are prepared for the worker's
+warehouse, so two workers refreshing side by side never re-parse for each other or read each
+other's half-written files. Each module is an xdist group of its own, so that its
+module-scoped fixtures are built once.
 """
 
 from __future__ import annotations
@@ -26,6 +24,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["DBT_TARGET_PATH"] = f"target-{os.environ['PYTEST_XDIST_WORKER']}"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -117,27 +118,11 @@ def published_november(tmp_path_factory: pytest.TempPathFactory) -> Callable[[],
     return fresh_copy
 
 
-# The test modules that run dbt on dbt_project/ (a refresh, in process or through the CLI).
-# A new module that refreshes a month belongs here.
-DBT_PROJECT_GROUP = "dbt_project"
-RUNS_DBT_ON_THE_PROJECT = {
-    "test_concurrency.py",
-    "test_dbt_unit_tests.py",
-    "test_governance.py",
-    "test_killed_refresh.py",
-    "test_pipeline.py",
-    "test_publish_gate.py",
-    "test_spark.py",
-}
-
-
 def pytest_itemcollected(item: pytest.Item) -> None:
     """As each test is collected, before pytest-xdist reads the groups (in
-    pytest_collection_modifyitems, where it suffixes node ids with them): the modules that run
-    dbt on the project share one group, every other module is a group of its own."""
-    module = item.path.name
-    group = DBT_PROJECT_GROUP if module in RUNS_DBT_ON_THE_PROJECT else module
-    item.add_marker(pytest.mark.xdist_group(group))
+    pytest_collection_modifyitems, where it suffixes node ids with them): each module is a
+    group of its own, so that its module-scoped fixtures are built once."""
+    item.add_marker(pytest.mark.xdist_group(item.path.name))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

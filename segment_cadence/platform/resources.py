@@ -43,7 +43,15 @@ if (ENVIRONMENT_BIN / "dbt").exists() and str(ENVIRONMENT_BIN) not in os.environ
 ).split(os.pathsep):
     os.environ["PATH"] = os.pathsep.join([str(ENVIRONMENT_BIN), os.environ.get("PATH", "")])
 
-dbt_project = DbtProject(project_dir=paths.DBT_PROJECT_DIR, profiles_dir=paths.DBT_PROJECT_DIR)
+# dbt's own DBT_TARGET_PATH (relative to the project, default "target") says where the
+# manifest and partial-parse file are prepared; dagster-dbt reads it too, for each run's own
+# target directory. Two processes refreshing two warehouses side by side (the test suite's
+# workers) each set their own, so neither re-parses for the other's warehouse.
+dbt_project = DbtProject(
+    project_dir=paths.DBT_PROJECT_DIR,
+    profiles_dir=paths.DBT_PROJECT_DIR,
+    target_path=os.environ.get("DBT_TARGET_PATH", "target"),
+)
 
 # Which warehouse the prepared partial-parse file was parsed for (see prepare_dbt_project).
 PARSED_FOR_WAREHOUSE = dbt_project.project_dir / dbt_project.target_path / ".parsed_for_warehouse"
@@ -60,7 +68,15 @@ def manifest_is_stale(project: DbtProject = dbt_project) -> bool:
         *project.project_dir.rglob("*.sql"),
         *project.project_dir.rglob("*.yml"),
     ]
-    return any(f.stat().st_mtime > built for f in sources if "target" not in f.parts and f.exists())
+    return any(f.stat().st_mtime > built for f in sources if _is_project_file(project, f))
+
+
+def _is_project_file(project: DbtProject, path: Path) -> bool:
+    """A file of the project itself, not one dbt wrote (compiled SQL under a target
+    directory, whatever DBT_TARGET_PATH names it, or logs)."""
+    parts = path.relative_to(project.project_dir).parts
+    generated = {"logs", "dbt_packages", project.target_path.parts[0]}
+    return path.exists() and not any(p in generated or p.startswith("target") for p in parts)
 
 
 def prepare_dbt_project(warehouse_path: str | None = None) -> Path:
