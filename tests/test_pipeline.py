@@ -12,6 +12,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import yaml
+from dagster._core.storage.asset_check_execution_record import (
+    COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES,
+)
 from sqlalchemy import text
 
 from segment_cadence.defs.dictionary import versions
@@ -429,15 +432,15 @@ def test_governance_metrics_and_checks_appear_for_each_month(pipeline):
     flags = dict(query(db, "select month_end || ':' || metric, value from governance.red_flags"))
     assert flags["2025-10-31:pause_violation_count"] is None  # no published month before it
     assert flags["2025-12-31:pause_violation_count"] is not None
-    # The pause-violation check ran for December, and names the source when it fails.
-    check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
-        [
-            dg.AssetCheckKey(
-                dg.AssetKey(["governance", "pause_violations"]), "pause_violation_count_is_zero"
-            )
-        ]  # fmt: skip
+    # The pause-violation check ran for December, and names the source when it fails. Its
+    # latest *evaluation*: a later run that failed upstream (the approval tests) only planned it.
+    check_key = dg.AssetCheckKey(
+        dg.AssetKey(["governance", "pause_violations"]), "pause_violation_count_is_zero"
     )
-    evaluation = next(iter(check.values())).event.dagster_event.event_specific_data
+    (latest,) = instance.event_log_storage.get_asset_check_execution_history(
+        check_key, limit=1, status=COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES
+    )
+    evaluation = latest.event.dagster_event.event_specific_data
     assert evaluation.passed == (flags["2025-12-31:pause_violation_count"] == 0)
     # The planned January campaign was checked against December and its paused members blocked.
     checked = query(db, "select membership_month, decision, blocked_segments "
