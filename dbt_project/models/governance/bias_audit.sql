@@ -42,7 +42,8 @@ members as (
     select
         '{{ attribute }}' as attribute,
         membership.segment_id,
-        coalesce(cast(customers.{{ quoted_column(attribute) }} as {{ string_type() }}), 'unknown') as group_value
+        coalesce(cast(customers.{{ quoted_column(attribute) }} as {{ string_type() }}), 'unknown')
+            as group_value
     from membership
     inner join customers on customers.customer_id = membership.customer_id
     {%- else %}
