@@ -5,7 +5,10 @@ DuckDB runs the real monthly job for two months. The inputs of the second month'
 (raw tables, the BG/NBD parameters, the dictionary, the previous published month) are
 exported to Parquet and registered in a local Spark metastore; dbt then builds that month
 on the `spark` target with the same refresh parameters, in this process, so dbt-spark's
-session method picks up the SparkSession created here. Selected with `-m spark`
+session method picks up the SparkSession created here. Then the analysis models
+(models/governance, models/health) are built on Spark for both months, one after the other
+as the monthly job does, from the same published months, firewall records and quarantine as
+on DuckDB, and their tables are compared row by row. Selected with `-m spark`
 (`make test-spark`); skipped when pyspark is not installed (tests/conftest.py).
 """
 
@@ -20,6 +23,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from segment_cadence.defs.governance import governance
 from segment_cadence.platform import paths, warehouse
 
 pytestmark = [
@@ -38,6 +42,31 @@ INPUTS = {
     "published": ["segment_membership"],
 }
 MEMBERSHIP = "customer_id, segment_id, previous_segment_id, months_in_segment"
+# What the analysis models read besides INPUTS: every published month (the segment models
+# see only the months before theirs), the firewall's records and the quarantine.
+ANALYSIS_INPUTS = {
+    "published": ["segment_membership", "segment_kpis", "customer_features"],
+    "ops": ["firewall_checks", "firewall_blocked", "exception_requests"],
+    "quarantine": ["rejected_rows"],
+}
+# The analysis tables compared, as (DuckDB schema, table, key columns, columns left out).
+# The audit trail's recorded_at is the wall clock of each run.
+ANALYSIS_TABLES = [
+    ("governance", "red_flags", ["month_end", "metric"], []),
+    ("governance", "pressure_patterns", ["month_end", "dimension", "key"], []),
+    ("governance", "unsafe_attempts", ["month_end", "source", "campaign_id"], []),
+    ("governance", "pause_violations", ["month_end", "send_id"], []),
+    ("governance", "onboarding_violations", ["month_end", "campaign_id", "sender_id"], []),
+    (
+        "governance",
+        "segment_audit_log",
+        ["customer_id", "month_end", "definition_version"],
+        ["recorded_at"],
+    ),
+    ("governance", "bias_audit", ["month_end", "attribute", "group_value", "segment_id"], []),
+    ("health", "metrics", ["month_end", "segment_id", "metric"], []),  # health_metrics
+    ("published", "segment_migration_rates", ["month_end", "segment_id"], []),
+]
 
 
 @pytest.fixture(scope="module")
@@ -109,23 +138,33 @@ def spark(spark_home):
     session.stop()
 
 
-def load_inputs(db: Path, spark, month_end: str, out: Path) -> None:
-    """The compared month's dbt inputs, from DuckDB to Parquet to Spark tables."""
+def load_inputs(
+    db: Path, spark, out: Path, inputs: dict[str, list[str]], published_before: str | None
+) -> None:
+    """dbt inputs, from DuckDB to Parquet to Spark tables (replacing tables already there);
+    published months only before `published_before` when given."""
     with warehouse.connect(db, read_only=True) as con:
-        for schema, tables in INPUTS.items():
+        for schema, tables in inputs.items():
             spark.sql(f"create database if not exists {SPARK_SCHEMA}_{schema}")
             for table in tables:
                 # Only what DuckDB's run could see: published months before this one.
-                where = f"where month_end < date '{month_end}'" if schema == "published" else ""
-                folder = out / f"{schema}.{table}"
+                where = (
+                    f"where month_end < date '{published_before}'"
+                    if schema == "published" and published_before
+                    else ""
+                )
+                folder = out / f"{schema}.{table}.{published_before or 'all'}"
                 folder.mkdir(parents=True)
                 con.execute(f"copy (select * from {schema}.{table} {where}) "
                             f"to '{folder / 'part-0.parquet'}' (format parquet)")  # fmt: skip
+                spark.sql(f"drop table if exists {SPARK_SCHEMA}_{schema}.{table}")
                 spark.sql(f"create table {SPARK_SCHEMA}_{schema}.{table} "
                           f"using parquet location '{folder}'")  # fmt: skip
 
 
-def dbt_build_on_spark(variables: dict, work: Path, env: pytest.MonkeyPatch) -> None:
+def dbt_build_on_spark(
+    variables: dict, work: Path, env: pytest.MonkeyPatch, selection: list[str]
+) -> None:
     """`dbt build` on the spark target, in this process (the session method needs that)."""
     from dbt.cli.main import dbtRunner
 
@@ -137,10 +176,8 @@ def dbt_build_on_spark(variables: dict, work: Path, env: pytest.MonkeyPatch) -> 
         result = dbtRunner().invoke(
             ["build", "--project-dir", project, "--profiles-dir", project,
              "--target-path", str(work / "dbt_target"), "--log-path", str(work / "dbt_logs"),
-             # The governance and health models (DuckDB SQL today) read the published month,
-             # which this comparison does not publish on Spark; unit tests run on DuckDB.
-             "--exclude", "path:models/governance", "path:models/health",
-             "--exclude-resource-type", "unit_test"]
+             # unit tests check the SQL on DuckDB (tests/test_dbt_unit_tests.py)
+             *selection, "--exclude-resource-type", "unit_test"]
         )  # fmt: skip
     finally:
         env.setenv("SEGMENT_CADENCE_DBT_TARGET", "duckdb")
@@ -153,25 +190,45 @@ def rows_by_customer(rows) -> dict[str, tuple]:
     return {row[0]: tuple(row[1:]) for row in rows}
 
 
-def same_value(a, b) -> bool:
+def same_value(a, b, rel_tol: float = 1e-12) -> bool:
     if isinstance(a, float) or isinstance(b, float):
         if a is None or b is None:
             return a is b
+        if math.isnan(a) or math.isnan(b):
+            return math.isnan(a) and math.isnan(b)
         # exp and ln differ in the last bit between the engines; nothing else may differ
-        return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-12)
+        return math.isclose(a, b, rel_tol=rel_tol, abs_tol=1e-12)
     return a == b
 
 
-def test_spark_membership_equals_duckdb_customer_by_customer(
-    spark_home, duckdb_month, spark, capsys: pytest.CaptureFixture
-):
+@pytest.fixture(scope="module")
+def spark_month(spark_home, duckdb_month, spark) -> float:
+    """The compared month's segment models built on Spark; the seconds it took."""
     home, env = spark_home
     db, variables = duckdb_month
-    month_end = variables["month_end"]
     work = home / "spark"
     started = time.perf_counter()
-    load_inputs(db, spark, month_end, work)
-    dbt_build_on_spark(variables, work, env)
+    load_inputs(db, spark, work, INPUTS, published_before=variables["month_end"])
+    # The analysis models read the published month, which this comparison does not publish
+    # on Spark; test_spark_analysis_tables_equal_duckdb builds them from DuckDB's.
+    dbt_build_on_spark(
+        variables, work, env, ["--exclude", "path:models/governance", "path:models/health"]
+    )
+    return time.perf_counter() - started
+
+
+def analysis_rows(fetch, schema: str, table: str, keys: list[str], columns: list[str]):
+    """The table's rows (the given columns) sorted by its key columns."""
+    rows = fetch(f"select {', '.join(columns)} from {schema}.{table}")
+    positions = [columns.index(key) for key in keys]
+    return sorted(rows, key=lambda row: tuple(str(row[i]) for i in positions))
+
+
+def test_spark_membership_equals_duckdb_customer_by_customer(
+    duckdb_month, spark, spark_month: float, capsys: pytest.CaptureFixture
+):
+    db, variables = duckdb_month
+    month_end = variables["month_end"]
 
     with warehouse.connect(db, read_only=True) as con:
         duck = rows_by_customer(
@@ -205,5 +262,64 @@ def test_spark_membership_equals_duckdb_customer_by_customer(
         for column, a, b in zip(feature_columns[1:], values, spark_features[customer], strict=True):
             assert same_value(a, b), f"{customer} {column}: DuckDB {a!r}, Spark {b!r}"
     with capsys.disabled():
-        print(f"\n{len(duck)} customers compared for {month_end}: same segment, previous segment and "
-          f"dwell on Spark and DuckDB (Spark part {time.perf_counter() - started:.0f}s)")  # fmt: skip
+        print(
+            f"\n{len(duck)} customers compared for {month_end}: same segment, previous segment and "
+            f"dwell on Spark and DuckDB (Spark part {spark_month:.0f}s)"
+        )
+
+
+def test_spark_analysis_tables_equal_duckdb(
+    spark_home, duckdb_month, spark, spark_month: float, capsys: pytest.CaptureFixture
+):
+    """Red flags, pressure patterns, the audit trail, the bias audit, health metrics and
+    migration rates: built month after month on Spark (the second month incrementally,
+    replacing its partition, then once more as a re-run), the same rows as on DuckDB."""
+    from segment_cadence.defs.segments.dbt_assets import dbt_vars
+
+    home, env = spark_home
+    db, _ = duckdb_month
+    work = home / "spark"
+    started = time.perf_counter()
+    load_inputs(db, spark, work, ANALYSIS_INPUTS, published_before=None)
+    analysis = ["--select", "path:models/governance", "path:models/health"]
+    settings = governance.dbt_vars(governance.load())
+    for month in [*MONTHS, MONTHS[-1]]:  # the last month twice: a re-run changes nothing
+        dbt_build_on_spark(dbt_vars(month) | settings, work, env, analysis)
+
+    compared = {}
+    with warehouse.connect(db, read_only=True) as con:
+        for schema, table, keys, left_out in ANALYSIS_TABLES:
+            described = con.execute(f"select * from {schema}.{table} limit 0").description
+            columns = [column[0] for column in described if column[0] not in left_out]
+            duck = analysis_rows(
+                lambda sql: con.execute(sql).fetchall(), schema, table, keys, columns
+            )
+            on_spark = analysis_rows(
+                lambda sql: [tuple(row) for row in spark.sql(sql).collect()],
+                f"{SPARK_SCHEMA}_{schema}",
+                table,
+                keys,
+                columns,
+            )
+            assert len(on_spark) == len(duck), (
+                f"{table}: {len(duck)} rows on DuckDB, {len(on_spark)} on Spark"
+            )
+            for a, b in zip(duck, on_spark, strict=True):
+                assert all(same_value(x, y, rel_tol=1e-9) for x, y in zip(a, b, strict=True)), (
+                    f"{table} ({', '.join(columns)}): DuckDB {a!r}, Spark {b!r}"
+                )
+            compared[table] = len(duck)
+    months = {
+        row[0]
+        for row in spark.sql(
+            f"select distinct month_end from {SPARK_SCHEMA}_governance.red_flags"
+        ).collect()
+    }
+    assert {m.isoformat() for m in months} == {dbt_vars(m)["month_end"] for m in MONTHS}
+    assert compared["red_flags"] and compared["metrics"] and compared["bias_audit"]
+    with capsys.disabled():
+        print(
+            f"\nanalysis tables equal on Spark and DuckDB for {len(MONTHS)} months: "
+            + ", ".join(f"{t} {n}" for t, n in compared.items())
+            + f" rows (Spark part {time.perf_counter() - started:.0f}s)"
+        )

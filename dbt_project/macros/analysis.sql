@@ -6,8 +6,17 @@
     would keep the old ones). Runs in the model's transaction; nothing on the first build. -#}
 {% macro replace_month() -%}
     {%- if is_incremental() -%}
-        delete from {{ this }} where month_end = {{ month_end() }}
+        {{ adapter.dispatch("replace_month", "segment_cadence")() }}
     {%- endif -%}
+{%- endmacro %}
+
+{% macro default__replace_month() -%}
+    delete from {{ this }} where month_end = {{ month_end() }}
+{%- endmacro %}
+
+{#- Spark's Parquet tables take no DELETE: the month is a partition (month_table_config). -#}
+{% macro spark__replace_month() -%}
+    alter table {{ this }} drop if exists partition (month_end = '{{ cadence_var("month_end") }}')
 {%- endmacro %}
 
 {#- A source that the ingest may not have loaded (no send log, no team list): the table when
@@ -19,7 +28,7 @@
         {{ relation }}
     {%- else -%}
         (select {% for name, type in columns.items() -%}
-            cast(null as {{ type }}) as {{ name }}{{ ", " if not loop.last }}
+            cast(null as {{ string_type() if type == "varchar" else type }}) as {{ name }}{{ ", " if not loop.last }}
         {%- endfor %} where false)
     {%- endif -%}
 {%- endmacro %}
@@ -73,6 +82,6 @@
     {%- if pinned -%}
         cast('{{ pinned }}' as timestamp)
     {%- else -%}
-        cast(current_localtimestamp() as timestamp)
+        cast({{ local_now() }} as timestamp)
     {%- endif -%}
 {%- endmacro %}

@@ -5,14 +5,7 @@
     (min_expected_members) are big enough to mean something. Every (group, segment) cell is
     reported, empty ones included. Sensitive attributes never decide membership; this
     watches the outcome. -#}
-{{ config(
-    materialized="incremental",
-    incremental_strategy="delete+insert",
-    unique_key="month_end",
-    full_refresh=false,
-    on_schema_change="append_new_columns",
-    pre_hook="{{ replace_month() }}",
-) }}
+{{ config(**month_table_config()) }}
 {%- set attributes = cadence_var("bias_attributes") if execute else [] %}
 {%- set bound = cadence_var("max_disparity_ratio") | float %}
 {%- set customers_exist = source_exists("raw", "customers") %}
@@ -49,14 +42,15 @@ members as (
     select
         '{{ attribute }}' as attribute,
         membership.segment_id,
-        coalesce(cast(customers."{{ attribute }}" as varchar), 'unknown') as group_value
+        coalesce(cast(customers.{{ quoted_column(attribute) }} as {{ string_type() }}), 'unknown')
+            as group_value
     from membership
     inner join customers on customers.customer_id = membership.customer_id
     {%- else %}
     select
-        cast(null as varchar) as attribute,
-        cast(null as varchar) as segment_id,
-        cast(null as varchar) as group_value
+        cast(null as {{ string_type() }}) as attribute,
+        cast(null as {{ string_type() }}) as segment_id,
+        cast(null as {{ string_type() }}) as group_value
     where false
     {%- endfor %}
 
@@ -83,7 +77,7 @@ overall as (
     select
         attribute,
         segment_id,
-        count(*) * 1.0 / sum(count(*)) over (partition by attribute) as overall_share
+        count(*) * {{ float_literal('1.0') }} / sum(count(*)) over (partition by attribute) as overall_share
     from members
     group by attribute, segment_id
 
@@ -107,8 +101,8 @@ ratios as (
     select
         grid.*,
         coalesce(cells.members, 0) as members,
-        coalesce(cells.members, 0) * 1.0 / grid.group_customers as group_share,
-        coalesce(cells.members, 0) * 1.0 / grid.group_customers / grid.overall_share
+        coalesce(cells.members, 0) * {{ float_literal('1.0') }} / grid.group_customers as group_share,
+        coalesce(cells.members, 0) * {{ float_literal('1.0') }} / grid.group_customers / grid.overall_share
             as disparity_ratio
     from grid
     left join cells
@@ -122,9 +116,9 @@ final as (
 
     select
         {{ month_end() }} as month_end,
-        cast(attribute as varchar) as attribute,
-        cast(group_value as varchar) as group_value,
-        cast(segment_id as varchar) as segment_id,
+        cast(attribute as {{ string_type() }}) as attribute,
+        cast(group_value as {{ string_type() }}) as group_value,
+        cast(segment_id as {{ string_type() }}) as segment_id,
         cast(members as bigint) as members,
         cast(group_customers as bigint) as group_customers,
         cast(group_share as double) as group_share,

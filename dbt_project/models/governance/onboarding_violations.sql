@@ -1,14 +1,7 @@
 {#- The onboarding rule: sends in the month by team members in their first N days
     (governance.yaml firewall.onboarding_days, 30 by default): a send on day N after joining
     is allowed, day N-1 is not. One row per campaign and sender. -#}
-{{ config(
-    materialized="incremental",
-    incremental_strategy="delete+insert",
-    unique_key="month_end",
-    full_refresh=false,
-    on_schema_change="append_new_columns",
-    pre_hook="{{ replace_month() }}",
-) }}
+{{ config(**month_table_config()) }}
 
 with sends as (
 
@@ -35,11 +28,11 @@ in_onboarding as (
         team.name,
         team.team,
         team.joined_date,
-        date_diff('day', team.joined_date, cast(sends.sent_at as date)) as days_after_joining
+        {{ days_between('team.joined_date', 'cast(sends.sent_at as date)') }} as days_after_joining
 
     from sends
     inner join team on team.sender_id = sends.sender_id
-    where date_diff('day', team.joined_date, cast(sends.sent_at as date))
+    where {{ days_between('team.joined_date', 'cast(sends.sent_at as date)') }}
         < {{ cadence_var("onboarding_days") | int }}
 
 ),
@@ -48,11 +41,11 @@ final as (
 
     select
         {{ month_end() }} as month_end,
-        cast(campaign_id as varchar) as campaign_id,
-        cast(any_value(campaign_name) as varchar) as campaign_name,
-        cast(sender_id as varchar) as sender_id,
-        cast(any_value(name) as varchar) as sender_name,
-        cast(any_value(team) as varchar) as team,
+        cast(campaign_id as {{ string_type() }}) as campaign_id,
+        cast(any_value(campaign_name) as {{ string_type() }}) as campaign_name,
+        cast(sender_id as {{ string_type() }}) as sender_id,
+        cast(any_value(name) as {{ string_type() }}) as sender_name,
+        cast(any_value(team) as {{ string_type() }}) as team,
         cast(any_value(joined_date) as date) as joined_date,
         cast(min(sent_at) as timestamp) as first_send_at,
         cast(min(days_after_joining) as integer) as days_after_joining,

@@ -3,14 +3,7 @@
     (previous_month_end), with the pause behaviour of the definition version that produced
     it. When that month was never published, or there is no send log, nothing is measured
     here and red_flags says "not evaluated", never a silent zero. -#}
-{{ config(
-    materialized="incremental",
-    incremental_strategy="delete+insert",
-    unique_key="month_end",
-    full_refresh=false,
-    on_schema_change="append_new_columns",
-    pre_hook="{{ replace_month() }}",
-) }}
+{{ config(**month_table_config()) }}
 
 with sends as (
 
@@ -45,17 +38,17 @@ final as (
 
     select
         {{ month_end() }} as month_end,
-        cast(sends.send_id as varchar) as send_id,
+        cast(sends.send_id as {{ string_type() }}) as send_id,
         cast(sends.sent_at as timestamp) as sent_at,
-        cast(sends.campaign_id as varchar) as campaign_id,
-        cast(sends.campaign_name as varchar) as campaign_name,
-        cast(sends.sender_id as varchar) as sender_id,
-        cast(team.name as varchar) as sender_name,
-        cast(team.team as varchar) as team,
-        cast(sends.channel as varchar) as channel,
-        cast(sends.customer_id as varchar) as customer_id,
-        cast(membership_at_send_time.segment_id as varchar) as segment_id,
-        cast(sends.targeted_segment as varchar) as targeted_segment,
+        cast(sends.campaign_id as {{ string_type() }}) as campaign_id,
+        cast(sends.campaign_name as {{ string_type() }}) as campaign_name,
+        cast(sends.sender_id as {{ string_type() }}) as sender_id,
+        cast(team.name as {{ string_type() }}) as sender_name,
+        cast(team.team as {{ string_type() }}) as team,
+        cast(sends.channel as {{ string_type() }}) as channel,
+        cast(sends.customer_id as {{ string_type() }}) as customer_id,
+        cast(membership_at_send_time.segment_id as {{ string_type() }}) as segment_id,
+        cast(sends.targeted_segment as {{ string_type() }}) as targeted_segment,
         membership_at_send_time.month_end as membership_month
 
     from sends

@@ -3,14 +3,7 @@
     (last month's weeks never recur); a key seen only last month keeps its row with 0
     attempts, so a fall shows as well as a rise. Last month's attempts are read back from
     unsafe_attempts as it was recorded for that month. -#}
-{{ config(
-    materialized="incremental",
-    incremental_strategy="delete+insert",
-    unique_key="month_end",
-    full_refresh=false,
-    on_schema_change="append_new_columns",
-    pre_hook="{{ replace_month() }}",
-) }}
+{{ config(**month_table_config()) }}
 
 with attempts as (
 
@@ -41,10 +34,10 @@ keyed as (
     select
         month_end,
         'segment' as dimension,
-        unnest(string_split(coalesce(nullif(segment_ids, ''), 'none'), ',')) as key
+        {{ unnest_comma_list("coalesce(nullif(segment_ids, ''), 'none')") }} as key
     from attempts
     union all
-    select month_end, 'week' as dimension, strftime(week, '%Y-%m-%d') as key from attempts
+    select month_end, 'week' as dimension, {{ iso_date_text('week') }} as key from attempts
     where month_end = {{ month_end() }}
 
 ),
@@ -65,8 +58,8 @@ final as (
 
     select
         {{ month_end() }} as month_end,
-        cast(dimension as varchar) as dimension,
-        cast(key as varchar) as key,
+        cast(dimension as {{ string_type() }}) as dimension,
+        cast(key as {{ string_type() }}) as key,
         cast(attempts as bigint) as attempts,
         cast(previous_attempts as bigint) as previous_attempts,
         cast(attempts - previous_attempts as bigint) as change

@@ -2,14 +2,7 @@
     measured (pause violations without the previous month's membership or a send log; the
     onboarding rule without a send log) has a null value and evaluated = false, never 0.
     The Dagster checks and the review pack read this table. -#}
-{{ config(
-    materialized="incremental",
-    incremental_strategy="delete+insert",
-    unique_key="month_end",
-    full_refresh=false,
-    on_schema_change="append_new_columns",
-    pre_hook="{{ replace_month() }}",
-) }}
+{{ config(**month_table_config()) }}
 
 with previous_month_published as (
 
@@ -98,10 +91,10 @@ final as (
 
     select
         {{ month_end() }} as month_end,
-        cast(metric as varchar) as metric,
+        cast(metric as {{ string_type() }}) as metric,
         cast(value as bigint) as value,
         value is not null as evaluated,
-        cast(case when value is null then detail_when_not_evaluated end as varchar) as detail
+        cast(case when value is null then detail_when_not_evaluated end as {{ string_type() }}) as detail
     from metrics
 
 )

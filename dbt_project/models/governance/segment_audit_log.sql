@@ -4,12 +4,7 @@
     under the same version adds nothing, and a month re-published under another version keeps
     both, because both happened. Never rebuilt from scratch (full_refresh=false): the trail
     is history, not something derived again. -#}
-{{ config(
-    materialized="incremental",
-    incremental_strategy="append",
-    full_refresh=false,
-    on_schema_change="append_new_columns",
-) }}
+{{ config(**append_table_config()) }}
 
 with membership as (
 
@@ -46,11 +41,11 @@ new_changes as (
 final as (
 
     select
-        cast(customer_id as varchar) as customer_id,
+        cast(customer_id as {{ string_type() }}) as customer_id,
         cast(month_end as date) as month_end,
-        cast(previous_segment_id as varchar) as from_segment_id,
-        cast(segment_id as varchar) as to_segment_id,
-        cast(definition_version as varchar) as definition_version,
+        cast(previous_segment_id as {{ string_type() }}) as from_segment_id,
+        cast(segment_id as {{ string_type() }}) as to_segment_id,
+        cast(definition_version as {{ string_type() }}) as definition_version,
         {{ recorded_at() }} as recorded_at
     from new_changes
 

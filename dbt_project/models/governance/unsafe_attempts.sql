@@ -3,14 +3,7 @@
       pause behaviour of the version behind the month published before) or were sent by
       someone in their first N days (firewall.onboarding_days);
     - firewall: planned campaigns the firewall blocked, wholly or in part. -#}
-{{ config(
-    materialized="incremental",
-    incremental_strategy="delete+insert",
-    unique_key="month_end",
-    full_refresh=false,
-    on_schema_change="append_new_columns",
-    pre_hook="{{ replace_month() }}",
-) }}
+{{ config(**month_table_config()) }}
 
 with paused as (
 
@@ -24,7 +17,7 @@ sends as (
         sends.*,
         team.team,
         sends.targeted_segment in (select segment_id from paused) as paused_target,
-        date_diff('day', team.joined_date, cast(sends.sent_at as date))
+        {{ days_between('team.joined_date', 'cast(sends.sent_at as date)') }}
             < {{ cadence_var("onboarding_days") | int }} as onboarding
 
     from {{ source_if_exists("raw", "campaign_sends", campaign_sends_columns()) }} as sends
@@ -44,7 +37,7 @@ from_send_log as (
         any_value(sender_id) as sender_id,
         any_value(team) as team,
         any_value(channel) as channel,
-        string_agg(distinct targeted_segment, ',') as segment_ids,
+        {{ distinct_list('targeted_segment') }} as segment_ids,
         min(sent_at) as attempted_at,
         date_trunc('week', min(sent_at)) as week,
         concat_ws(',',
@@ -70,7 +63,7 @@ from_firewall as (
         coalesce(nullif(blocked_segments, ''), target_segments) as segment_ids,
         planned_at as attempted_at,
         date_trunc('week', planned_at) as week,
-        array_to_string(json_keys(reason_counts), ',') as reasons,
+        {{ json_object_keys_list('reason_counts') }} as reasons,
         blocked as customers
 
     from {{ source("ops", "firewall_checks") }}
@@ -91,16 +84,16 @@ final as (
 
     select
         {{ month_end() }} as month_end,
-        cast(source as varchar) as source,
-        cast(campaign_id as varchar) as campaign_id,
-        cast(campaign_name as varchar) as campaign_name,
-        cast(sender_id as varchar) as sender_id,
-        cast(team as varchar) as team,
-        cast(channel as varchar) as channel,
-        cast(segment_ids as varchar) as segment_ids,
+        cast(source as {{ string_type() }}) as source,
+        cast(campaign_id as {{ string_type() }}) as campaign_id,
+        cast(campaign_name as {{ string_type() }}) as campaign_name,
+        cast(sender_id as {{ string_type() }}) as sender_id,
+        cast(team as {{ string_type() }}) as team,
+        cast(channel as {{ string_type() }}) as channel,
+        cast(segment_ids as {{ string_type() }}) as segment_ids,
         cast(attempted_at as timestamp) as attempted_at,
         cast(week as date) as week,
-        cast(reasons as varchar) as reasons,
+        cast(reasons as {{ string_type() }}) as reasons,
         cast(customers as bigint) as customers
 
     from attempts

@@ -16,17 +16,12 @@
     health describes what consumers actually see. Sums of floating-point values are ordered
     (`sum(x order by ...)`): a parallel aggregation adds in no fixed order, and a re-run of
     a month must give the same values to the last digit. -#}
-{{ config(
-    materialized="incremental",
-    incremental_strategy="delete+insert",
-    unique_key="month_end",
-    full_refresh=false,
-    on_schema_change="append_new_columns",
-    pre_hook="{{ replace_month() }}",
-) }}
+{{ config(**month_table_config()) }}
 {%- set drift_features = ["recency_days", "frequency", "monetary_value", "engagement_events_90d"] %}
 {%- set psi_bins = 10 %}
 {%- set psi_epsilon = 0.0001 %}
+{%- set psi_fractions = [] %}
+{%- for i in range(psi_bins + 1) %}{% do psi_fractions.append(i / psi_bins) %}{% endfor %}
 
 with kpis as (
 
@@ -68,7 +63,7 @@ velocity as (
 
     select
         membership.segment_id,
-        avg(features.repeat_purchase_velocity order by membership.customer_id)
+        {{ ordered_aggregate('avg', 'features.repeat_purchase_velocity', 'membership.customer_id') }}
             as repeat_purchase_velocity
     from membership
     inner join features
@@ -84,19 +79,19 @@ segment_metrics as (
     from kpis
     left join velocity on velocity.segment_id = kpis.segment_id
     left join previous_kpis on previous_kpis.segment_id = kpis.segment_id
-    cross join lateral (
-        values
-            ('size', {{ as_double("kpis.customers") }}),
-            ('share', kpis.share),
-            ('migration_out_rate', kpis.moved_out * 1.0 / nullif(kpis.previous_customers, 0)),
-            ('migration_in_rate', kpis.moved_in * 1.0 / nullif(kpis.customers, 0)),
-            ('dwell_months', kpis.avg_months_in_segment),
-            ('churn_likelihood', kpis.avg_churn_likelihood),
-            ('engagement_depth', kpis.avg_engagement_events_90d),
-            ('campaign_response_rate', kpis.campaign_response_rate),
-            ('repeat_purchase_velocity', velocity.repeat_purchase_velocity),
-            ('share_shift', kpis.share - previous_kpis.share)
-    ) as metrics (metric, value)
+    {{ metric_rows([
+        ["size", as_double("kpis.customers")],
+        ["share", "kpis.share"],
+        ["migration_out_rate",
+            "kpis.moved_out * " ~ float_literal("1.0") ~ " / nullif(kpis.previous_customers, 0)"],
+        ["migration_in_rate", "kpis.moved_in * " ~ float_literal("1.0") ~ " / nullif(kpis.customers, 0)"],
+        ["dwell_months", "kpis.avg_months_in_segment"],
+        ["churn_likelihood", "kpis.avg_churn_likelihood"],
+        ["engagement_depth", "kpis.avg_engagement_events_90d"],
+        ["campaign_response_rate", "kpis.campaign_response_rate"],
+        ["repeat_purchase_velocity", "velocity.repeat_purchase_velocity"],
+        ["share_shift", "kpis.share - previous_kpis.share"],
+    ]) }}
 
 ),
 
@@ -130,7 +125,7 @@ quarantined as (
 
 input_metrics as (
 
-    select 'freshness_days' as metric, {{ as_double(month_end() ~ " - max(order_date)") }} as value
+    select 'freshness_days' as metric, {{ as_double(days_between("max(order_date)", month_end())) }} as value
     from orders
     union all
     select
@@ -142,7 +137,7 @@ input_metrics as (
         'quarantine_rate',
         case
             when loaded.rows + quarantined.rows_quarantined > 0
-                then quarantined.rows_quarantined * 1.0
+                then quarantined.rows_quarantined * {{ float_literal('1.0') }}
                     / (loaded.rows + quarantined.rows_quarantined)
             else 0.0
         end
@@ -151,7 +146,7 @@ input_metrics as (
     union all
     select
         'churn_null_rate_among_buyers',
-        avg(case when churn_likelihood is null then 1.0 else 0.0 end)
+        avg(case when churn_likelihood is null then {{ float_literal('1.0') }} else {{ float_literal('0.0') }} end)
     from features
     where month_end = {{ month_end() }} and frequency >= 1
 
@@ -186,7 +181,7 @@ samples as (
     select feature_values.*
     from feature_values
     inner join drifted_features on drifted_features.feature = feature_values.feature
-    where isfinite(value)
+    where {{ is_finite('value') }}
 
 ),
 
@@ -197,7 +192,7 @@ sample_sizes as (
         count(samples.value) filter (where not samples.is_current) as expected_n,
         count(samples.value) filter (where samples.is_current) as actual_n,
         coalesce(
-            stddev_pop(samples.value order by samples.value) filter (where not samples.is_current),
+            {{ ordered_aggregate('stddev_pop', 'samples.value', 'samples.value') }} filter (where not samples.is_current),
             0
         ) as expected_sd
     from drifted_features
@@ -212,9 +207,7 @@ psi_edges as (
 
     select
         feature,
-        list_sort(list_distinct(quantile_cont(value, [
-            {%- for i in range(psi_bins + 1) %}{{ i / psi_bins }}{{ ", " if not loop.last }}{% endfor -%}
-        ]))) as edges
+        {{ distinct_quantiles("value", psi_fractions) }} as edges
     from samples
     where not is_current
     group by feature
@@ -225,10 +218,7 @@ psi_bins as (
 
     select
         samples.feature,
-        len(list_filter(
-            list_slice(psi_edges.edges, 2, len(psi_edges.edges) - 1),
-            lambda edge: edge <= samples.value
-        )) as bin,
+        {{ inner_elements_at_or_below("psi_edges.edges", "samples.value") }} as bin,
         count(*) filter (where not samples.is_current) as expected,
         count(*) filter (where samples.is_current) as actual
     from samples
@@ -242,8 +232,8 @@ psi_terms as (
     select
         psi_bins.feature,
         psi_bins.bin,
-        greatest(psi_bins.expected * 1.0 / sample_sizes.expected_n, {{ psi_epsilon }}) as e_share,
-        greatest(psi_bins.actual * 1.0 / sample_sizes.actual_n, {{ psi_epsilon }}) as a_share
+        greatest(psi_bins.expected * {{ float_literal('1.0') }} / sample_sizes.expected_n, {{ psi_epsilon }}) as e_share,
+        greatest(psi_bins.actual * {{ float_literal('1.0') }} / sample_sizes.actual_n, {{ psi_epsilon }}) as a_share
     from psi_bins
     inner join sample_sizes on sample_sizes.feature = psi_bins.feature
 
@@ -253,11 +243,12 @@ single_edge as (
 
     select
         samples.feature,
-        bool_and(abs(samples.value - psi_edges.edges[1]) <= 1e-8 + 1e-5 * abs(psi_edges.edges[1]))
+        bool_and(abs(samples.value - {{ array_first('psi_edges.edges') }})
+            <= 1e-8 + 1e-5 * abs({{ array_first('psi_edges.edges') }}))
             as all_at_the_edge
     from samples
     inner join psi_edges on psi_edges.feature = samples.feature
-    where samples.is_current and len(psi_edges.edges) < 2
+    where samples.is_current and {{ array_length('psi_edges.edges') }} < 2
     group by samples.feature
 
 ),
@@ -271,8 +262,8 @@ psi as (
             when single_edge.feature is not null then
                 case when single_edge.all_at_the_edge then 0.0 else cast('inf' as double) end
             else (
-                select sum((psi_terms.a_share - psi_terms.e_share)
-                    * ln(psi_terms.a_share / psi_terms.e_share) order by psi_terms.bin)
+                select {{ ordered_aggregate("sum", "(psi_terms.a_share - psi_terms.e_share)
+                    * ln(psi_terms.a_share / psi_terms.e_share)", "psi_terms.bin") }}
                 from psi_terms where psi_terms.feature = sample_sizes.feature
             )
         end as value
@@ -301,9 +292,9 @@ cdfs as (
     select
         cdf_steps.feature,
         cdf_steps.value,
-        sum(cdf_steps.expected) over running * 1.0 / sample_sizes.expected_n as expected_cdf,
-        sum(cdf_steps.actual) over running * 1.0 / sample_sizes.actual_n as actual_cdf,
-        lead(cdf_steps.value) over running - cdf_steps.value as width
+        (sum(cdf_steps.expected) over running) * {{ float_literal('1.0') }} / sample_sizes.expected_n as expected_cdf,
+        (sum(cdf_steps.actual) over running) * {{ float_literal('1.0') }} / sample_sizes.actual_n as actual_cdf,
+        (lead(cdf_steps.value) over running) - cdf_steps.value as width
     from cdf_steps
     inner join sample_sizes on sample_sizes.feature = cdf_steps.feature
     where sample_sizes.expected_n > 0 and sample_sizes.actual_n > 0
@@ -318,7 +309,7 @@ wasserstein as (
         case
             when sample_sizes.expected_n = 0 or sample_sizes.actual_n = 0 then cast('nan' as double)
             else coalesce((
-                select sum(abs(cdfs.expected_cdf - cdfs.actual_cdf) * cdfs.width order by cdfs.value)
+                select {{ ordered_aggregate("sum", "abs(cdfs.expected_cdf - cdfs.actual_cdf) * cdfs.width", "cdfs.value") }}
                 from cdfs where cdfs.feature = sample_sizes.feature and cdfs.width is not null
             ), 0.0) / case when sample_sizes.expected_sd = 0 then 1.0 else sample_sizes.expected_sd end
         end as value
@@ -369,10 +360,10 @@ final as (
 
     select
         {{ month_end() }} as month_end,
-        cast(segment_id as varchar) as segment_id,
-        cast(metric as varchar) as metric,
+        cast(segment_id as {{ string_type() }}) as segment_id,
+        cast(metric as {{ string_type() }}) as metric,
         cast(value as double) as value,
-        cast('{{ cadence_var("definition_version") }}' as varchar) as definition_version
+        cast('{{ cadence_var("definition_version") }}' as {{ string_type() }}) as definition_version
     from metrics
 
 )
