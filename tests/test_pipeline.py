@@ -26,7 +26,9 @@ DECEMBER = date(2025, 12, 31)
 
 @pytest.fixture(scope="module")
 def pipeline(state_home: Path, generated_data: Path):
-    """Definitions bound to the test's private warehouse, and the months refreshed once."""
+    """Definitions bound to the test's private warehouse and state store, and the months
+    refreshed once. The state store is the module's own: the session's holds what other
+    modules on this worker recorded (their firewall checks would be copied into ops.*)."""
     from segment_cadence.definitions import build_definitions
     from segment_cadence.platform.resources import WarehouseResource, default_resources
 
@@ -41,6 +43,8 @@ def pipeline(state_home: Path, generated_data: Path):
         "target_segments: [loyal_repeat, evaluation]\ncopy: Push them to buy before stock runs out\n"
     )
     os.environ["SEGMENT_CADENCE_CAMPAIGNS"] = str(campaigns)
+    session_store = os.environ.get("SEGMENT_CADENCE_STATE_URL")
+    os.environ["SEGMENT_CADENCE_STATE_URL"] = f"sqlite:///{state_home / 'pipeline-state.sqlite'}"
     defs = build_definitions(resources)
     job = defs.resolve_job_def("monthly_refresh")
     instance = dg.DagsterInstance.ephemeral()
@@ -49,7 +53,11 @@ def pipeline(state_home: Path, generated_data: Path):
             partition_key=month, instance=instance, raise_on_error=False
         )
         assert result.success, f"refresh of {month} failed"
-    return defs, job, instance, state_home / "warehouse.duckdb"
+    yield defs, job, instance, state_home / "warehouse.duckdb"
+    if session_store is None:
+        os.environ.pop("SEGMENT_CADENCE_STATE_URL", None)
+    else:
+        os.environ["SEGMENT_CADENCE_STATE_URL"] = session_store
 
 
 def query(path: Path, sql: str, params: list | None = None) -> list[tuple]:
