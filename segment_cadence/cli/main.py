@@ -438,7 +438,8 @@ def release_hold(month: date, released_by: str, reason: str) -> gate.Hold | None
     state-store transaction. The warehouse is only read (when was the month last published;
     an older warehouse's holds move to the store first), never opened for writing."""
     found = paths.warehouse_path().exists()
-    with warehouse.connect(read_only=True) if found else nullcontext() as con:
+    reading = warehouse_lock.command_connection("release", read_only=True)
+    with reading if found else nullcontext() as con:
         if con is not None:
             state_store.migrate_from_warehouse(con)
         with state_store.transaction() as state:
