@@ -551,22 +551,29 @@ def test_the_breaches_and_the_changelog_are_copied_into_the_warehouse_for_the_re
     assert con.execute("select count(*) from ops.breaches").fetchone()[0] == 0
 
 
-def test_a_definition_version_is_recorded_together_with_its_changelog_entry(state_url):
+def test_the_changelog_is_refreshed_in_one_transaction_and_adds_each_entry_once(state_url):
     approved = versions.check_approved()
+    con = duckdb.connect()  # a warehouse with nothing published yet
     with pytest.raises(RuntimeError), state_store.transaction(state_url) as state:
-        changelog.record_version(state, "abc", approved)
+        assert changelog.refresh_changelog(state, con)
         raise RuntimeError("the run dies before the transaction ends")
     with state_store.transaction(state_url) as state:
-        assert state_store.rows(state, state_store.definition_versions) == []
         assert state_store.rows(state, state_store.changelog) == []
-        added = changelog.record_version(state, "abc", approved)
+        added = changelog.refresh_changelog(state, con)
     assert f"version:{approved.number}" in [e.entry_id for e in added]
     with state_store.transaction(state_url) as state:
+        assert changelog.refresh_changelog(state, con) == []
+
+
+def test_a_definition_version_is_recorded_once_with_its_approval(state_url):
+    approved = versions.check_approved()
+    for _ in range(2):  # a re-run records the version again, replacing the earlier record
+        with state_store.transaction(state_url) as state:
+            changelog.record_definition_version(state, "abc", approved)
+    with state_store.transaction(state_url) as state:
         (version,) = state_store.rows(state, state_store.definition_versions)
-        entries = {e["entry_id"] for e in state_store.rows(state, state_store.changelog)}
-        assert changelog.record_version(state, "abc", approved) == []  # each entry once
-    assert version["version_number"] == approved.number
-    assert f"version:{approved.number}" in entries
+    assert (version["definition_version"], version["version_number"]) == ("abc", approved.number)
+    assert version["approved_by"] == approved.approved_by
 
 
 # -- PostgreSQL -----------------------------------------------------------------------------

@@ -69,7 +69,7 @@ def segment_dictionary(
                 rows,
             )
         with state_store.transaction() as state:
-            changelog.record_version(state, version, approved)
+            changelog.record_definition_version(state, version, approved)
         copied = state_store.copy_firewall_records(con)
     if moved:
         context.log.info(f"moved operational state from the warehouse to the state store: {moved}")

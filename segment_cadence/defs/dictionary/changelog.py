@@ -139,12 +139,13 @@ def record(state: Connection, entries: list[Entry]) -> list[Entry]:
     return added
 
 
-def record_version(
+def record_definition_version(
     state: Connection, definition_version: str, approved: versions.Version
-) -> list[Entry]:
-    """Record the definition version in force (which approval it is) together with its
-    changelog entries, in the caller's transaction: a version is never on record without the
-    entry that says what changed, nor the other way round."""
+) -> None:
+    """Record which approval the definition version in force is (v1, v2, ... with author,
+    reason and approver), replacing an earlier record of the same version. Its changelog
+    entry is added when the run reaches the changelog (refresh_changelog), as before: a
+    version whose run fails before publishing is on record here, not in the changelog."""
     versions_table = state_store.definition_versions
     state.execute(
         delete(versions_table).where(versions_table.c.definition_version == definition_version)
@@ -161,7 +162,6 @@ def record_version(
             recorded_at=_now(),
         )
     )
-    return record(state, version_entries())
 
 
 def _last_published_size(con: duckdb.DuckDBPyConnection, segment_id: str) -> tuple | None:
@@ -202,8 +202,10 @@ def archive_retired(
 
 
 def refresh_changelog(state: Connection, con: duckdb.DuckDBPyConnection) -> list[Entry]:
-    """Bring the changelog up to date from the ledger, the dictionary and the warehouse, in
-    the caller's state-store transaction."""
+    """Bring the changelog and the archive of retired segments up to date from the ledger,
+    the dictionary and the warehouse, all in the caller's state-store transaction: each
+    version's entry, the edits, publications and review packs are recorded together or not
+    at all."""
     entries = (
         version_entries() + edit_entries() + publication_entries(con) + review_pack_entries(state)
     )
