@@ -122,16 +122,12 @@ def review_pack_entries(state: Connection) -> list[Entry]:
     ]
 
 
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
 def record(state: Connection, entries: list[Entry]) -> list[Entry]:
     """Append the entries not yet recorded; return those added."""
     known = set(state.execute(select(state_store.changelog.c.entry_id)).scalars())
     added = [e for e in entries if e.entry_id not in known]
     if added:
-        now = _now()
+        now = datetime.now(UTC).replace(tzinfo=None)
         state.execute(
             insert(state_store.changelog),
             [{"recorded_at": now, **asdict(e)} for e in added],
@@ -159,7 +155,7 @@ def record_definition_version(
             reason=approved.reason,
             approved_by=approved.approved_by,
             approved_at=approved.approved_at,
-            recorded_at=_now(),
+            recorded_at=datetime.now(UTC).replace(tzinfo=None),
         )
     )
 
@@ -193,7 +189,7 @@ def archive_retired(
                     retired_in_version=item["version"].label,
                     last_size=last[0] if last else None,
                     last_published_month=last[1] if last else None,
-                    recorded_at=_now(),
+                    recorded_at=datetime.now(UTC).replace(tzinfo=None),
                 )
             )
             known.add(segment["id"])

@@ -414,10 +414,6 @@ def with_release(state: Connection, decision: GateDecision) -> GateDecision:
     return replace(decision, release=release)
 
 
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
 def record_hold(state: Connection, decision: GateDecision, run_id: str) -> None:
     """Keep the held month's findings (state store): what a release will refer to."""
     state.execute(
@@ -426,7 +422,7 @@ def record_hold(state: Connection, decision: GateDecision, run_id: str) -> None:
             run_id=run_id,
             inputs_fingerprint=decision.inputs_fingerprint,
             findings=json.dumps([asdict(f) for f in decision.findings]),
-            held_at=_now(),
+            held_at=datetime.now(UTC).replace(tzinfo=None),
         )
     )
 
@@ -474,7 +470,7 @@ def record_release(state: Connection, hold: Hold, released_by: str, reason: str)
     """Record that an approver lets this held month (these very inputs) be published. Looked
     up and released in the same state-store transaction, so the release binds to the hold
     that was read."""
-    now = _now()
+    now = datetime.now(UTC).replace(tzinfo=None)
     state.execute(
         insert(publish_releases).values(
             month_end=hold.month_end,
