@@ -94,8 +94,9 @@ def refresh(job, instance, month: str = MONTHS[-1]):
     return job.execute_in_process(partition_key=month, instance=instance, raise_on_error=False)
 
 
-def changelog(db: Path) -> list[tuple]:
-    return query(db, "select entry_id, summary from governance.changelog order by entry_id")
+def changelog() -> list[tuple]:
+    """The changelog's entries (in the state store, beside the other governance records)."""
+    return stored("select entry_id, summary from changelog order by entry_id")
 
 
 def snapshot(path: Path, month_end: date) -> dict[str, list[tuple]]:
@@ -287,7 +288,7 @@ def test_definition_changes_go_through_review_and_roll_back_exactly(pipeline, pr
     _, job, instance, db = pipeline
     assert refresh(job, instance).success  # the changelog is current
     original = snapshot(db, DECEMBER)
-    entries_before = changelog(db)
+    entries_before = changelog()
 
     # 1. An unapproved change is refused before anything is written.
     set_rule(private_ledger, "dormant", "frequency >= 1 and recency_days > 400")
@@ -306,7 +307,7 @@ def test_definition_changes_go_through_review_and_roll_back_exactly(pipeline, pr
     assert refresh(job, instance).success
     changed = snapshot(db, DECEMBER)
     assert changed["segment_membership"] != original["segment_membership"]
-    entries = dict(changelog(db))
+    entries = dict(changelog())
     version_entry = entries[f"version:{approved.number}"]
     assert "rule changed from `frequency >= 1 and recency_days > 730` to " in version_entry
     assert "`frequency >= 1 and recency_days > 400`" in version_entry
@@ -317,7 +318,7 @@ def test_definition_changes_go_through_review_and_roll_back_exactly(pipeline, pr
 
     # 3. Re-running adds nothing.
     assert refresh(job, instance).success
-    assert dict(changelog(db)) == entries
+    assert dict(changelog()) == entries
     assert snapshot(db, DECEMBER) == changed
 
     # 4. Rollback restores the earlier version's membership exactly, and is recorded.
@@ -326,8 +327,8 @@ def test_definition_changes_go_through_review_and_roll_back_exactly(pipeline, pr
     )
     assert refresh(job, instance).success
     assert snapshot(db, DECEMBER) == original
-    assert f"version:{rolled.number}" in dict(changelog(db))
-    assert set(dict(changelog(db))) >= {e for e, _ in entries_before}
+    assert f"version:{rolled.number}" in dict(changelog())
+    assert set(dict(changelog())) >= {e for e, _ in entries_before}
 
 
 def test_a_thresholds_edit_is_published_only_under_its_own_approval(pipeline, private_ledger):
@@ -348,12 +349,20 @@ def test_a_thresholds_edit_is_published_only_under_its_own_approval(pipeline, pr
 
     approved = versions.approve(author="asha", approved_by="revops-lead", reason="Earlier churn.")
     assert refresh(job, instance).success
-    published = query(
-        db,
-        "select p.version_label, v.approved_by from published.publications p "
-        "join governance.definition_versions v using (definition_version) where p.month_end = ?",
-        [DECEMBER],
-    )
+    # The publication in the warehouse, the definition version's approval in the state store.
+    published = [
+        (label, approved_by)
+        for label, version in query(
+            db,
+            "select version_label, definition_version from published.publications "
+            "where month_end = ?",
+            [DECEMBER],
+        )
+        for (approved_by,) in stored(
+            "select approved_by from definition_versions where definition_version = :version",
+            {"version": version},
+        )
+    ]
     assert published == [(approved.label, "revops-lead")]
     assert approved.label == "v2"
 
@@ -423,7 +432,7 @@ def test_health_checks_and_the_alert_sensor_on_published_months(pipeline, state_
     ) as again:
         segment_health_alerts(again)
     assert stored("select count(*) from outbox")[0][0] == outbox[0]  # idempotent
-    breaches = query(db, "select count(*) from health.breaches")[0][0]
+    breaches = stored("select count(*) from breaches")[0][0]
     if breaches:
         assert (state_home / "outbox" / "notices.jsonl").exists()
 
@@ -454,13 +463,13 @@ def test_governance_metrics_and_checks_appear_for_each_month(pipeline):
     checked = query(db, "select membership_month, decision, blocked_segments "
                         "from ops.firewall_checks")  # fmt: skip
     assert checked == [(DECEMBER, "partially_blocked", "evaluation")]
-    lint = query(db, "select phrase from governance.language_findings where month_end = ?",
-                 [DECEMBER])  # fmt: skip
+    lint = stored("select phrase from language_findings where month_end = :month",
+                  {"month": DECEMBER})  # fmt: skip
     assert ("push them",) in lint
     # A non-zero pause violation count is a critical breach, so it alerts through the ladder.
-    breaches = query(db, "select count(*) from health.breaches where month_end = ? "
-                         "and rule_id = 'pause_violations' and severity = 'critical'",
-                     [DECEMBER])[0][0]  # fmt: skip
+    breaches = stored("select count(*) from breaches where month_end = :month "
+                      "and rule_id = 'pause_violations' and severity = 'critical'",
+                      {"month": DECEMBER})[0][0]  # fmt: skip
     assert (breaches > 0) == (flags["2025-12-31:pause_violation_count"] > 0)
     # Earlier tests re-published December under other versions; the trail keeps each version.
     trail = query(db, "select count(*) from governance.segment_audit_log where month_end = ? "
@@ -496,8 +505,8 @@ def test_the_review_pack_figures_match_the_tables(pipeline):
                       "and from_segment_id <> to_segment_id and from_segment_id <> '(new)'",
                   [DECEMBER])[0][0]  # fmt: skip
     assert pack.section("migration").figures["customers_moved"] == moved
-    dwell = query(db, "select count(*) from health.breaches where month_end = ? "
-                      "and metric = 'dwell_months'", [DECEMBER])[0][0]  # fmt: skip
+    dwell = stored("select count(*) from breaches where month_end = :month "
+                   "and metric = 'dwell_months'", {"month": DECEMBER})[0][0]  # fmt: skip
     assert pack.section("dwell_anomalies").figures["dwell_anomalies"] == dwell
     flagged = query(db, "select count(*) from governance.bias_audit where month_end = ? and flagged",
                     [DECEMBER])[0][0]  # fmt: skip
@@ -524,7 +533,7 @@ def test_the_review_pack_is_written_recorded_once_and_opens_in_chromium(pipeline
     assert html.exists() and markdown.exists()
     page = html.read_text()
     assert "<script" not in page and not re.search(r'(src|href)="(https?:)?//', page)  # offline
-    entries = query(db, "select entry_id from governance.changelog where kind = 'review_pack'")
+    entries = stored("select entry_id from changelog where kind = 'review_pack'")
     assert sorted(e[0] for e in entries) == [f"review_pack:{m[:7]}" for m in
                                              ("2025-10-31", "2025-11-30", "2025-12-31")] or len(entries) == 3  # fmt: skip
     # Re-rendering December adds nothing to the changelog.
@@ -533,9 +542,9 @@ def test_the_review_pack_is_written_recorded_once_and_opens_in_chromium(pipeline
             text("select summary from review_packs where month_end = :month"), {"month": DECEMBER}
         ).scalar()
         review_pack.record(state, DECEMBER, html, summary)
-    with warehouse.connect(db) as con:
-        changelog_module.refresh_changelog(con)
-    assert len(query(db, "select * from governance.changelog where kind = 'review_pack'")) == 3
+    with warehouse.connect(db, read_only=True) as con, state_store.transaction() as state:
+        changelog_module.refresh_changelog(state, con)
+    assert len(stored("select * from changelog where kind = 'review_pack'")) == 3
 
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:

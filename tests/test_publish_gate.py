@@ -18,14 +18,20 @@ import dagster as dg
 import duckdb
 import pytest
 import yaml
+from sqlalchemy import func, select
 
 from segment_cadence.cli.main import main, publication_status
 from segment_cadence.defs.governance import firewall
 from segment_cadence.defs.segments import gate
-from segment_cadence.platform import paths, warehouse
+from segment_cadence.platform import paths, state_store, warehouse
 
 NOVEMBER = date(2025, 11, 30)
-ENV = ("SEGMENT_CADENCE_HOME", "SEGMENT_CADENCE_WAREHOUSE", "SEGMENT_CADENCE_SOURCES")
+ENV = (
+    "SEGMENT_CADENCE_HOME",
+    "SEGMENT_CADENCE_WAREHOUSE",
+    "SEGMENT_CADENCE_SOURCES",
+    "SEGMENT_CADENCE_STATE_URL",
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +45,8 @@ def jeweller(tmp_path_factory: pytest.TempPathFactory):
     saved = {key: os.environ.get(key) for key in ENV}
     os.environ["SEGMENT_CADENCE_HOME"] = str(home)
     os.environ["SEGMENT_CADENCE_WAREHOUSE"] = str(home / "warehouse.duckdb")
+    # A state store of its own: the holds and releases of this module's November, no other's.
+    os.environ["SEGMENT_CADENCE_STATE_URL"] = f"sqlite:///{home / 'state.sqlite'}"
     config = GeneratorConfig(customers=400, end_month="2025-12", history_months=24, seed=11)
     generate(home / "raw", config, progress=False)
     sources = yaml.safe_load(paths.SOURCES_FILE.read_text())
@@ -117,7 +125,8 @@ def test_good_months_pass_the_gate_and_publish(jeweller):
     home, *_ = jeweller
     with warehouse.connect(home / "warehouse.duckdb", read_only=True) as con:
         months = con.execute("select month_end from published.publications order by 1").fetchall()
-        holds = con.execute("select count(*) from governance.publish_holds").fetchone()[0]
+    with state_store.transaction() as state:
+        holds = state.execute(select(func.count()).select_from(state_store.publish_holds)).scalar()
     assert months == [(date(2025, 10, 31),), (NOVEMBER,)]
     assert holds == 0
 
@@ -152,8 +161,11 @@ def test_an_orders_file_with_no_usable_rows_is_held_and_nothing_published_moves(
     assert [c.passed for c in checks] == [False]
     assert "held by the publish gate" in checks[0].description
     assert published_state(home) == before
-    with warehouse.connect(home / "warehouse.duckdb", read_only=True) as con:
-        hold = gate.latest_hold(con, NOVEMBER)
+    with (
+        warehouse.connect(home / "warehouse.duckdb", read_only=True) as con,
+        state_store.transaction() as state,
+    ):
+        hold = gate.latest_hold(state, NOVEMBER, con)
     assert hold is not None and hold.run_id == result.run_id
     status, _ = publication_status(
         date(2025, 11, 1), (before["run_id"], None), result.run_id, result.success
@@ -187,10 +199,13 @@ def test_a_held_month_is_published_only_after_a_recorded_release(jeweller):
         )
         assert not held.success
         assert published_state(home) == before
-        with warehouse.connect(home / "warehouse.duckdb") as con:
-            hold = gate.latest_hold(con, NOVEMBER)
+        with (
+            warehouse.connect(home / "warehouse.duckdb", read_only=True) as con,
+            state_store.transaction() as state,
+        ):
+            hold = gate.latest_hold(state, NOVEMBER, con)
             assert [f.check for f in hold.findings] == ["order_volume"]
-            gate.record_release(con, hold, "operations-lead", "Festive surge confirmed by sales")
+            gate.record_release(state, hold, "operations-lead", "Festive surge confirmed by sales")
         released = job.execute_in_process(
             partition_key="2025-11-01", instance=instance, raise_on_error=False
         )
@@ -215,9 +230,9 @@ def test_a_release_needs_an_approver_and_a_held_month(jeweller, capsys):
     )
     assert code == 1
     assert "2025-10 is not held by the publish gate" in capsys.readouterr().out
-    with warehouse.connect(jeweller[0] / "warehouse.duckdb", read_only=True) as con:
-        releases = con.execute(
-            "select count(*) from governance.publish_releases where month_end = ?",
-            [date(2025, 10, 31)],
-        ).fetchone()[0]
+    r = state_store.publish_releases.c
+    with state_store.transaction() as state:
+        releases = state.execute(
+            select(func.count()).where(r.month_end == date(2025, 10, 31))
+        ).scalar()
     assert releases == 0

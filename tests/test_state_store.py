@@ -27,7 +27,9 @@ from sqlalchemy import func, insert, inspect, select
 
 from segment_cadence.defs.alerting import alert_inputs, alert_tick, alerts, slack
 from segment_cadence.defs.alerting.sensors import segment_health_alerts
-from segment_cadence.defs.health import thresholds
+from segment_cadence.defs.dictionary import changelog, versions
+from segment_cadence.defs.health import breaches, thresholds
+from segment_cadence.defs.segments import gate
 from segment_cadence.platform import state_store
 from tests.slack_server import SlackServer
 from tests.test_deploy import free_port, postgres_bin, unavailable
@@ -51,6 +53,17 @@ TABLES = {
     "alert_input_owners",
     "alert_input_changed_segments",
 }
+# The governance records (migration 0002_governance_records), and where they were in a warehouse.
+GOVERNANCE_RECORDS = {
+    "definition_versions": "governance",
+    "changelog": "governance",
+    "retired_segments": "governance",
+    "publish_holds": "governance",
+    "publish_releases": "governance",
+    "language_findings": "governance",
+    "breaches": "health",
+}
+HEAD = "0002_governance_records"
 # The columns the governance analytics read, exactly as governance.* had them before the move.
 OPS_COLUMNS = {
     "firewall_checks": [
@@ -127,13 +140,13 @@ def size_breach(segment: str, month: date = OCT) -> thresholds.Breach:
 
 def check_schema(url: str) -> None:
     engine = state_store.engine(url)
-    assert set(inspect(engine).get_table_names()) >= TABLES
+    assert set(inspect(engine).get_table_names()) >= TABLES | set(GOVERNANCE_RECORDS)
     with engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), state_store.metadata)
     assert differences == []  # the Table objects describe exactly what the migrations made
     state_store.migrate(engine)  # idempotent: a second upgrade changes nothing
     with engine.connect() as connection:
-        assert MigrationContext.configure(connection).get_current_revision() == "0001"
+        assert MigrationContext.configure(connection).get_current_revision() == HEAD
 
 
 def test_the_migrations_create_the_schema_on_sqlite_in_wal_mode(state_url):
@@ -190,6 +203,7 @@ def test_no_operational_table_is_created_by_hand_in_product_code():
                     and table
                     in ("firewall_checks", "firewall_blocked", "exception_requests", "review_packs")
                 )
+                or (table in GOVERNANCE_RECORDS and schema in (GOVERNANCE_RECORDS[table], ""))
             ):
                 found.append(f"{path.relative_to(REPO)}: {match.group(0)}")
     assert found == []
@@ -431,6 +445,135 @@ def test_an_older_warehouse_moves_its_state_once(state_url, tmp_path, monkeypatc
     assert again.returncode == 0 and "nothing to move" in again.stdout
     with duckdb.connect(str(path)) as con:
         assert state_store.migrate_from_warehouse(con, state_url) == {}
+
+
+# -- the governance records ---------------------------------------------------------------
+
+OLD_GOVERNANCE_DDL = (
+    "create schema governance",
+    "create schema health",
+    """create table governance.definition_versions (definition_version varchar,
+        version_number integer, governed_digest varchar, author varchar, reason varchar,
+        approved_by varchar, approved_at varchar, recorded_at timestamp)""",
+    """create table governance.changelog (entry_id varchar, recorded_at timestamp, kind varchar,
+        version_label varchar, definition_version varchar, month_end date, summary varchar)""",
+    """create table governance.publish_holds (month_end date, run_id varchar,
+        inputs_fingerprint varchar, findings varchar, held_at timestamp)""",
+    """create table health.breaches (month_end date, rule_id varchar, segment_id varchar,
+        metric varchar, value double, baseline double, bound double, kind varchar,
+        severity varchar, runbook varchar, definition_version varchar)""",
+)
+
+
+def test_an_older_warehouse_moves_its_governance_records_once_into_a_store_already_in_use(
+    state_url,
+):
+    """A store that already holds alerts (moved by an earlier version) still receives the
+    governance records an older warehouse kept, once."""
+    con = duckdb.connect()
+    for statement in OLD_GOVERNANCE_DDL:
+        con.execute(statement)
+    con.execute(
+        "insert into governance.definition_versions values ('abc', 1, 'd', 'asha', 'first', "
+        "'revops-lead', '2025-10-01T09:00:00', ?)",
+        [T0],
+    )
+    con.execute(
+        "insert into governance.changelog values ('version:1', ?, 'approval', 'v1', null, null, "
+        "'v1 approved'), ('published:2025-10-31:abc', ?, 'publication', 'v1', 'abc', ?, 'Pub')",
+        [T0, T0, OCT],
+    )
+    finding = {
+        "check": "order_volume",
+        "subject": "orders",
+        "value": 0.0,
+        "bound": 1.0,
+        "message": "inputs: no order lines",
+    }
+    con.execute(
+        "insert into governance.publish_holds values (?, 'run-1', 'fp', ?, ?)",
+        [OCT, json.dumps([finding]), T0],
+    )
+    con.execute(
+        "insert into health.breaches values (?, 'segment_size_change', 'vip', 'size', 900, 500, "
+        "0.25, 'relative', 'warn', 'Compare inputs first.', 'abc')",
+        [OCT],
+    )
+    with state_store.transaction(state_url) as state:
+        alerts.silence(
+            state,
+            segment_id="vip",
+            created_by="asha",
+            reason="launch week",
+            expires_at=T0 + timedelta(days=1),
+            now=T0,
+        )
+    assert state_store.migrate_from_warehouse(con, state_url) == {
+        "governance.definition_versions": 1,
+        "governance.changelog": 2,
+        "governance.publish_holds": 1,
+        "health.breaches": 1,
+    }
+    with state_store.transaction(state_url) as state:
+        assert [e[1] for e in changelog.recent_entries(state)] == ["approval", "publication"]
+        hold = gate.latest_hold(state, OCT, None)
+        assert hold.run_id == "run-1" and [f.check for f in hold.findings] == ["order_volume"]
+        moved = state_store.rows(state, state_store.breaches)
+        assert [(b["segment_id"], b["definition_version"]) for b in moved] == [("vip", "abc")]
+        (version,) = state_store.rows(state, state_store.definition_versions)
+        assert (version["definition_version"], version["approved_by"]) == ("abc", "revops-lead")
+    assert state_store.migrate_from_warehouse(con, state_url) == {}  # once
+
+
+def test_the_breaches_and_the_changelog_are_copied_into_the_warehouse_for_the_review_pack(
+    state_url,
+):
+    con = duckdb.connect()
+    with state_store.transaction(state_url) as state:
+        breaches.store_breaches(state, OCT, [size_breach("vip_collectors")], "v1")
+        changelog.record(state, [changelog.Entry("edit:x", "edit", "v1", None, None, "Renamed")])
+    assert state_store.copy_review_records(con, state_url) == {
+        "firewall_checks": 0,
+        "firewall_blocked": 0,
+        "exception_requests": 0,
+        "breaches": 1,
+        "changelog": 1,
+    }
+    assert con.execute(
+        "select month_end, segment_id, metric, severity, definition_version from ops.breaches"
+    ).fetchall() == [(OCT, "vip_collectors", "size", "warn", "v1")]
+    assert con.execute("select entry_id, kind, summary from ops.changelog").fetchall() == [
+        ("edit:x", "edit", "Renamed")
+    ]
+    with state_store.transaction(state_url) as state:  # a month's breaches are replaced whole
+        breaches.store_breaches(state, OCT, [], "v1")
+    state_store.copy_review_records(con, state_url)
+    assert con.execute("select count(*) from ops.breaches").fetchone()[0] == 0
+
+
+def test_the_changelog_is_refreshed_in_one_transaction_and_adds_each_entry_once(state_url):
+    approved = versions.check_approved()
+    con = duckdb.connect()  # a warehouse with nothing published yet
+    with pytest.raises(RuntimeError), state_store.transaction(state_url) as state:
+        assert changelog.refresh_changelog(state, con)
+        raise RuntimeError("the run dies before the transaction ends")
+    with state_store.transaction(state_url) as state:
+        assert state_store.rows(state, state_store.changelog) == []
+        added = changelog.refresh_changelog(state, con)
+    assert f"version:{approved.number}" in [e.entry_id for e in added]
+    with state_store.transaction(state_url) as state:
+        assert changelog.refresh_changelog(state, con) == []
+
+
+def test_a_definition_version_is_recorded_once_with_its_approval(state_url):
+    approved = versions.check_approved()
+    for _ in range(2):  # a re-run records the version again, replacing the earlier record
+        with state_store.transaction(state_url) as state:
+            changelog.record_definition_version(state, "abc", approved)
+    with state_store.transaction(state_url) as state:
+        (version,) = state_store.rows(state, state_store.definition_versions)
+    assert (version["definition_version"], version["version_number"]) == ("abc", approved.number)
+    assert version["approved_by"] == approved.approved_by
 
 
 # -- PostgreSQL -----------------------------------------------------------------------------

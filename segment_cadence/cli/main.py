@@ -36,7 +36,7 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -274,8 +274,8 @@ def publication_status(month: date, before: tuple | None, run_id: str, success: 
     after = publication_record(month)
     if after is not None and after[0] == run_id:
         return ("published" if success else "published, but a later step FAILED"), None
-    with warehouse.connect(read_only=True) as con:
-        hold = gate.latest_hold(con, month_end(month))
+    with warehouse.connect(read_only=True) as con, state_store.transaction() as state:
+        hold = gate.latest_hold(state, month_end(month), con)
     if hold is not None and hold.run_id == run_id:
         return "HELD by the publish gate (last published month unchanged)", hold
     if after != before:
@@ -433,6 +433,22 @@ def cmd_definitions(args: argparse.Namespace) -> int:
     return 0
 
 
+def release_hold(month: date, released_by: str, reason: str) -> gate.Hold | None:
+    """Release the month's hold, if it has one: the hold read and the release recorded in one
+    state-store transaction. The warehouse is only read (when was the month last published;
+    an older warehouse's holds move to the store first), never opened for writing."""
+    found = paths.warehouse_path().exists()
+    reading = warehouse_lock.command_connection("release", read_only=True)
+    with reading if found else nullcontext() as con:
+        if con is not None:
+            state_store.migrate_from_warehouse(con)
+        with state_store.transaction() as state:
+            hold = gate.latest_hold(state, month, con)
+            if hold is not None:
+                gate.record_release(state, hold, released_by, reason)
+    return hold
+
+
 def cmd_release(args: argparse.Namespace) -> int:
     """Publish a month the gate held: a recorded act by an approver, with a reason."""
 
@@ -445,12 +461,10 @@ def cmd_release(args: argparse.Namespace) -> int:
     except versions.ApprovalError as error:
         print(error, file=sys.stderr)
         return 1
-    with warehouse.connect() as con:
-        hold = gate.latest_hold(con, month_end(month))
-        if hold is None:
-            print(f"{month:%Y-%m} is not held by the publish gate; nothing to release")
-            return 1
-        gate.record_release(con, hold, args.by, args.reason)
+    hold = release_hold(month_end(month), args.by, args.reason)
+    if hold is None:
+        print(f"{month:%Y-%m} is not held by the publish gate; nothing to release")
+        return 1
     print(f"{month:%Y-%m} released by {args.by} ({args.reason}); held for:")
     for finding in hold.findings:
         print(f"  - {finding.message}")
@@ -511,7 +525,9 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 def cmd_state(args: argparse.Namespace) -> int:
     """Bring the state store to the newest schema and, once, move an older warehouse's
     operational tables (alerts.*, governance.firewall_*, governance.exception_requests,
-    governance.review_packs) into it. The refresh does the same on its first run."""
+    governance.review_packs; the governance records: definition versions, changelog, retired
+    segments, publish holds and releases, language findings, health.breaches) into it. The
+    refresh does the same on its first run."""
     print(f"state store: {state_store.engine().url.render_as_string(hide_password=True)}")
     if not paths.warehouse_path().exists():
         print("no warehouse yet: nothing to move")

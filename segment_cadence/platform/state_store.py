@@ -1,5 +1,7 @@
 """The operational state store: alerts, the outbox, silences, firewall records, override
-requests and disputes, review-pack posting state, and the alert inputs a run hands over.
+requests and disputes, review-pack posting state, the alert inputs a run hands over, and the
+governance records (definition versions, the changelog and retired segments, the publish
+gate's holds and releases, language findings, health breaches).
 
 This state needs transactions and several writers (the alerting sensor, the CLI, a monthly
 run), which the single-writer DuckDB warehouse cannot give while a refresh writes. It lives
@@ -222,28 +224,132 @@ alert_input_changed_segments = Table(
     Column("segment_id", String),
 )
 
+# The governance records (migration 0003): decisions written by the CLI and by runs alike, kept
+# beside the rest of the operational state rather than in the single-writer warehouse.
+definition_versions = Table(
+    "definition_versions",
+    metadata,
+    Column("definition_version", String, primary_key=True),
+    Column("version_number", Integer),
+    Column("governed_digest", String),
+    Column("author", String),
+    Column("reason", String),
+    Column("approved_by", String),
+    Column("approved_at", String),
+    Column("recorded_at", DateTime),
+)
+changelog = Table(
+    "changelog",
+    metadata,
+    Column("entry_id", String, primary_key=True),
+    Column("recorded_at", DateTime),
+    Column("kind", String),
+    Column("version_label", String),
+    Column("definition_version", String),
+    Column("month_end", Date),
+    Column("summary", String),
+)
+retired_segments = Table(
+    "retired_segments",
+    metadata,
+    Column("segment_id", String, primary_key=True),
+    Column("segment_name", String),
+    Column("rationale", String),
+    Column("retired_in_version", String),
+    Column("last_size", BigInteger),
+    Column("last_published_month", Date),
+    Column("recorded_at", DateTime),
+)
+publish_holds = Table(
+    "publish_holds",
+    metadata,
+    Column("month_end", Date),
+    Column("run_id", String),
+    Column("inputs_fingerprint", String),
+    Column("findings", String),
+    Column("held_at", DateTime),
+)
+publish_releases = Table(
+    "publish_releases",
+    metadata,
+    Column("month_end", Date),
+    Column("inputs_fingerprint", String),
+    Column("released_by", String),
+    Column("reason", String),
+    Column("findings", String),
+    Column("released_at", DateTime),
+)
+language_findings = Table(
+    "language_findings",
+    metadata,
+    Column("month_end", Date),
+    Column("source", String),
+    Column("object_id", String),
+    Column("field", String),
+    Column("phrase", String),
+    Column("found", String),
+    Column("suggest", String),
+)
+breaches = Table(
+    "breaches",
+    metadata,
+    Column("month_end", Date),
+    Column("rule_id", String),
+    Column("segment_id", String),
+    Column("metric", String),
+    Column("value", Float),
+    Column("baseline", Float),
+    Column("bound", Float),
+    Column("kind", String),
+    Column("severity", String),
+    Column("runbook", String),
+    Column("definition_version", String),
+)
+
 # Indexes for the tick's lookups (the migration creates them; the comparison test checks).
 Index("alerts_by_state", alerts.c.state)
 Index("outbox_by_status", outbox.c.status)
 Index("outbox_by_message", outbox.c.message_id)
 Index("firewall_blocked_by_check", firewall_blocked.c.check_id)
 Index("alert_input_breaches_by_month", alert_input_breaches.c.month_end)
+Index("publish_holds_by_month", publish_holds.c.month_end)
+Index("publish_releases_by_month", publish_releases.c.month_end)
+Index("language_findings_by_month", language_findings.c.month_end)
+Index("breaches_by_month", breaches.c.month_end)
 
 # The firewall records the monthly job's governance analytics count, copied into the
 # warehouse (ops.*) under the names and columns they had as governance.* tables.
 FIREWALL_RECORDS = (firewall_checks, firewall_blocked, exception_requests)
-# The tables an existing warehouse kept, and where they go (`segment-cadence state migrate`).
-WAREHOUSE_TABLES = {
-    "alerts.alerts": alerts,
-    "alerts.silences": silences,
-    "alerts.outbox": outbox,
-    "alerts.suppressed": suppressed,
-    "alerts.processed_months": processed_months,
-    "governance.firewall_checks": firewall_checks,
-    "governance.firewall_blocked": firewall_blocked,
-    "governance.exception_requests": exception_requests,
-    "governance.review_packs": review_packs,
-}
+# What the review pack reads in SQL beside the firewall records: the month's breaches (joined
+# with health.metrics) and the changelog, copied as ops.breaches and ops.changelog.
+REVIEW_RECORDS = (*FIREWALL_RECORDS, breaches, changelog)
+# The tables an existing warehouse kept, and where they go (`segment-cadence state migrate`), in
+# the groups the store's migrations introduced: each group moves once, while its tables in the
+# store are still empty, so a store that already holds the alerts still receives the
+# governance records when it meets an older warehouse that has them.
+WAREHOUSE_MOVES = (
+    {
+        "alerts.alerts": alerts,
+        "alerts.silences": silences,
+        "alerts.outbox": outbox,
+        "alerts.suppressed": suppressed,
+        "alerts.processed_months": processed_months,
+        "governance.firewall_checks": firewall_checks,
+        "governance.firewall_blocked": firewall_blocked,
+        "governance.exception_requests": exception_requests,
+        "governance.review_packs": review_packs,
+    },
+    {
+        "governance.definition_versions": definition_versions,
+        "governance.changelog": changelog,
+        "governance.retired_segments": retired_segments,
+        "governance.publish_holds": publish_holds,
+        "governance.publish_releases": publish_releases,
+        "governance.language_findings": language_findings,
+        "health.breaches": breaches,
+    },
+)
+WAREHOUSE_TABLES = {qualified: t for group in WAREHOUSE_MOVES for qualified, t in group.items()}
 
 _engines: dict[str, Engine] = {}
 _migrated: set[str] = set()
@@ -322,12 +428,15 @@ def rows(connection: Connection, table: Table) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in connection.execute(select(table))]
 
 
+def _all_empty(connection: Connection, tables: Sequence[Table]) -> bool:
+    return not any(
+        connection.execute(select(func.count()).select_from(t)).scalar_one() for t in tables
+    )
+
+
 def is_empty(connection: Connection) -> bool:
     """No operational state recorded yet (the store is new)."""
-    return not any(
-        connection.execute(select(func.count()).select_from(t)).scalar_one()
-        for t in WAREHOUSE_TABLES.values()
-    )
+    return _all_empty(connection, list(WAREHOUSE_TABLES.values()))
 
 
 _ARROW_TYPES = {
@@ -358,6 +467,19 @@ def _replace_in_warehouse(
     warehouse.execute(f"create or replace table ops.{table.name} as select * from data")
 
 
+def copy_records(
+    warehouse: duckdb.DuckDBPyConnection, tables: Sequence[Table], url: str | None = None
+) -> dict[str, int]:
+    """Replace ops.<table> in the warehouse with the store's rows, for each table: the copy the
+    analytics read in SQL beside the warehouse's own tables. Read in one transaction, so the
+    copies agree with each other. Always present afterwards, possibly empty."""
+    with transaction(url) as connection:
+        copied = {t.name: rows(connection, t) for t in tables}
+    for table in tables:
+        _replace_in_warehouse(warehouse, table, copied[table.name])
+    return {name: len(found) for name, found in copied.items()}
+
+
 def ensure_firewall_copies(warehouse: duckdb.DuckDBPyConnection) -> None:
     """The ops.* copies exist (empty when never copied), so the analytics can always read them."""
     for table in FIREWALL_RECORDS:
@@ -369,11 +491,13 @@ def copy_firewall_records(warehouse: duckdb.DuckDBPyConnection, url: str | None 
     """Replace ops.firewall_checks, ops.firewall_blocked and ops.exception_requests in the
     warehouse with the store's records, so the monthly job's governance analytics (red flags,
     pressure patterns, the review pack) count them. Always present, possibly empty."""
-    with transaction(url) as connection:
-        copied = {t.name: rows(connection, t) for t in FIREWALL_RECORDS}
-    for table in FIREWALL_RECORDS:
-        _replace_in_warehouse(warehouse, table, copied[table.name])
-    return {name: len(found) for name, found in copied.items()}
+    return copy_records(warehouse, FIREWALL_RECORDS, url)
+
+
+def copy_review_records(warehouse: duckdb.DuckDBPyConnection, url: str | None = None) -> dict:
+    """The firewall records, the breaches and the changelog as of now, in ops.*, for the review
+    pack's SQL (override requests made and breaches found since the run began count)."""
+    return copy_records(warehouse, REVIEW_RECORDS, url)
 
 
 def _warehouse_has(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
@@ -385,22 +509,32 @@ def _warehouse_has(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
     return bool(found and found[0])
 
 
+def _move_table(
+    connection: Connection, warehouse: duckdb.DuckDBPyConnection, qualified: str, table: Table
+) -> int:
+    """Copy one warehouse table's rows into the store table, by column name (columns the
+    warehouse never had stay empty)."""
+    present = {r[0] for r in warehouse.execute(f"describe {qualified}").fetchall()}
+    names = [c.name for c in table.columns if c.name in present]
+    found = warehouse.execute(f"select {', '.join(names)} from {qualified}").fetchall()
+    if found:
+        connection.execute(insert(table), [dict(zip(names, r, strict=True)) for r in found])
+    return len(found)
+
+
 def migrate_from_warehouse(warehouse: duckdb.DuckDBPyConnection, url: str | None = None) -> dict:
     """Copy the operational tables an older warehouse kept (alerts.*, governance.firewall_*,
-    governance.exception_requests, governance.review_packs) into the store, once: only when
-    the store is still empty. Returns the rows copied per table ({} when nothing was done).
-    The warehouse tables are left in place, untouched."""
+    governance.exception_requests, governance.review_packs; then the governance records:
+    definition versions, changelog, retired segments, publish holds and releases, language
+    findings, health.breaches) into the store, once per group (WAREHOUSE_MOVES): only while
+    the group's tables in the store are still empty. Returns the rows copied per table ({}
+    when nothing was done). The warehouse tables are left in place, untouched."""
     copied: dict[str, int] = {}
     with transaction(url) as connection:
-        if not is_empty(connection):
-            return copied
-        for qualified, table in WAREHOUSE_TABLES.items():
-            if not _warehouse_has(warehouse, qualified):
+        for group in WAREHOUSE_MOVES:
+            if not _all_empty(connection, list(group.values())):
                 continue
-            present = {r[0] for r in warehouse.execute(f"describe {qualified}").fetchall()}
-            names = [c.name for c in table.columns if c.name in present]
-            found = warehouse.execute(f"select {', '.join(names)} from {qualified}").fetchall()
-            if found:
-                connection.execute(insert(table), [dict(zip(names, r, strict=True)) for r in found])
-            copied[qualified] = len(found)
+            for qualified, table in group.items():
+                if _warehouse_has(warehouse, qualified):
+                    copied[qualified] = _move_table(connection, warehouse, qualified, table)
     return copied

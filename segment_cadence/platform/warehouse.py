@@ -34,8 +34,8 @@ SCHEMAS = (
 
 # Tables owned by Python (not dbt). The ingest's tables (raw.*, quarantine.rejected_rows and
 # the bookkeeping raw._loads, raw._month_fingerprints) are dbt models: dbt_project/models/ingest.
-# Published tables mirror the dbt marts column for column;
-# publish inserts BY NAME so column order does not matter.
+# The governance records (definition versions, changelog, retired segments, publish holds and
+# releases) live in the state store (segment_cadence/platform/state_store.py).
 DDL = (
     """
     create table if not exists churn.bgnbd_params (
@@ -72,41 +72,9 @@ DDL = (
     )
     """,
     """
-    create table if not exists governance.definition_versions (
-        definition_version varchar, version_number integer, governed_digest varchar,
-        author varchar, reason varchar, approved_by varchar, approved_at varchar,
-        recorded_at timestamp
-    )
-    """,
-    """
-    create table if not exists governance.changelog (
-        entry_id varchar, recorded_at timestamp, kind varchar, version_label varchar,
-        definition_version varchar, month_end date, summary varchar
-    )
-    """,
-    """
-    create table if not exists governance.retired_segments (
-        segment_id varchar, segment_name varchar, rationale varchar, retired_in_version varchar,
-        last_size bigint, last_published_month date, recorded_at timestamp
-    )
-    """,
-    """
     create table if not exists published.publications (
         month_end date, definition_version varchar, customers bigint, published_at timestamp,
         run_id varchar, export_path varchar
-    )
-    """,
-    # The publish gate (segment_cadence/defs/segments/gate.py): months held, and releases by an approver.
-    """
-    create table if not exists governance.publish_holds (
-        month_end date, run_id varchar, inputs_fingerprint varchar, findings varchar,
-        held_at timestamp
-    )
-    """,
-    """
-    create table if not exists governance.publish_releases (
-        month_end date, inputs_fingerprint varchar, released_by varchar, reason varchar,
-        findings varchar, released_at timestamp
     )
     """,
 )

@@ -4,6 +4,7 @@ Dagster UI, and the published migration rates.
 """
 
 import dagster as dg
+from sqlalchemy import func, select
 
 from segment_cadence.defs.dictionary import changelog, versions
 
@@ -54,6 +55,11 @@ def segment_dictionary(
         for s in dictionary.all_segments
     ]  # fmt: skip
     with warehouse.connect() as con:
+        # Operational state lives in the state store: an older warehouse's alerts, firewall
+        # records and governance records move there once (before this run records anything),
+        # and the governance analytics downstream get this month's copy of the firewall
+        # records (ops.*) before dbt and the red flags run.
+        moved = state_store.migrate_from_warehouse(con)
         with transaction(con):
             con.execute(
                 "delete from governance.segment_dictionary where definition_version = ?", [version]
@@ -62,26 +68,8 @@ def segment_dictionary(
                 "insert into governance.segment_dictionary values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
-            con.execute(
-                "delete from governance.definition_versions where definition_version = ?", [version]
-            )
-            con.execute(
-                "insert into governance.definition_versions "
-                "values (?, ?, ?, ?, ?, ?, ?, current_timestamp)",
-                [
-                    version,
-                    approved.number,
-                    approved.digest,
-                    approved.author,
-                    approved.reason,
-                    approved.approved_by,
-                    approved.approved_at,
-                ],
-            )
-        # Operational state lives in the state store: an older warehouse's alerts and firewall
-        # records move there once, and the governance analytics downstream get this month's
-        # copy of the firewall records (ops.*) before dbt and the red flags run.
-        moved = state_store.migrate_from_warehouse(con)
+        with state_store.transaction() as state:
+            changelog.record_definition_version(state, version, approved)
         copied = state_store.copy_firewall_records(con)
     if moved:
         context.log.info(f"moved operational state from the warehouse to the state store: {moved}")
@@ -124,18 +112,12 @@ def segment_dictionary(
     ),
 )
 def definition_changelog(warehouse: WarehouseResource) -> dg.MaterializeResult:
-    with warehouse.connect() as con:
-        with transaction(con):
-            added = changelog.refresh_changelog(con)
-        recent = con.execute(
-            "select recorded_at, kind, coalesce(version_label, ''), summary "
-            "from governance.changelog order by recorded_at desc, entry_id desc limit 15"
-        ).fetchall()
-        total = con.execute("select count(*) from governance.changelog").fetchone()[0]
-        retired = con.execute(
-            "select segment_id, rationale, retired_in_version, last_size "
-            "from governance.retired_segments order by segment_id"
-        ).fetchall()
+    with warehouse.connect() as con, state_store.transaction() as state:
+        added = changelog.refresh_changelog(state, con)
+        recent = changelog.recent_entries(state)
+        total = state.execute(select(func.count()).select_from(state_store.changelog)).scalar_one()
+        retired = changelog.retired_archive(state)
+    recent = [(at, kind, label or "", summary) for at, kind, label, summary in recent]
     lines = [
         f"### {kind} {label} ({at:%Y-%m-%d})\n{summary}" for at, kind, label, summary in recent
     ]

@@ -2,16 +2,19 @@
 
 Every entry has an identity (`entry_id`) derived from what it records, so rebuilding the
 changelog any number of times adds each entry once. Entries are never updated or deleted.
+The changelog, the archive of retired segments and the definition versions are governance
+records in the state store (changelog, retired_segments, definition_versions); what they
+are built from that the runs publish (publications, segment sizes) is read from the warehouse.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
-from sqlalchemy import select
+from sqlalchemy import Connection, delete, insert, select
 
 from segment_cadence.defs.dictionary import segment_dictionary, versions
 from segment_cadence.platform import paths, state_store
@@ -102,11 +105,10 @@ def publication_entries(con: duckdb.DuckDBPyConnection) -> list[Entry]:
     ]
 
 
-def review_pack_entries() -> list[Entry]:
+def review_pack_entries(state: Connection) -> list[Entry]:
     """Monthly review packs, once the review pack asset records them (in the state store)."""
     packs = state_store.review_packs.c
-    with state_store.transaction() as state:
-        rows = state.execute(select(packs.month_end, packs.path).order_by(packs.month_end)).all()
+    rows = state.execute(select(packs.month_end, packs.path).order_by(packs.month_end)).all()
     return [
         Entry(
             f"review_pack:{month}",
@@ -120,57 +122,115 @@ def review_pack_entries() -> list[Entry]:
     ]
 
 
-def record(con: duckdb.DuckDBPyConnection, entries: list[Entry]) -> list[Entry]:
+def record(state: Connection, entries: list[Entry]) -> list[Entry]:
     """Append the entries not yet recorded; return those added."""
-    known = {row[0] for row in con.execute("select entry_id from governance.changelog").fetchall()}
+    known = set(state.execute(select(state_store.changelog.c.entry_id)).scalars())
     added = [e for e in entries if e.entry_id not in known]
     if added:
-        con.executemany(
-            "insert into governance.changelog values (?, current_timestamp, ?, ?, ?, ?, ?)",
-            [
-                (e.entry_id, e.kind, e.version_label, e.definition_version, e.month_end, e.summary)
-                for e in added
-            ],  # fmt: skip
+        now = datetime.now(UTC).replace(tzinfo=None)
+        state.execute(
+            insert(state_store.changelog),
+            [{"recorded_at": now, **asdict(e)} for e in added],
         )
     return added
 
 
-def archive_retired(con: duckdb.DuckDBPyConnection, ledger: Path | None = None) -> int:
+def record_definition_version(
+    state: Connection, definition_version: str, approved: versions.Version
+) -> None:
+    """Record which approval the definition version in force is (v1, v2, ... with author,
+    reason and approver), replacing an earlier record of the same version. Its changelog
+    entry is added when the run reaches the changelog (refresh_changelog), as before: a
+    version whose run fails before publishing is on record here, not in the changelog."""
+    versions_table = state_store.definition_versions
+    state.execute(
+        delete(versions_table).where(versions_table.c.definition_version == definition_version)
+    )
+    state.execute(
+        insert(versions_table).values(
+            definition_version=definition_version,
+            version_number=approved.number,
+            governed_digest=approved.digest,
+            author=approved.author,
+            reason=approved.reason,
+            approved_by=approved.approved_by,
+            approved_at=approved.approved_at,
+            recorded_at=datetime.now(UTC).replace(tzinfo=None),
+        )
+    )
+
+
+def _last_published_size(con: duckdb.DuckDBPyConnection, segment_id: str) -> tuple | None:
+    if not table_exists(con, "published", "segment_kpis"):
+        return None
+    return con.execute(
+        "select customers, month_end from published.segment_kpis "
+        "where segment_id = ? and customers > 0 order by month_end desc limit 1",
+        [segment_id],
+    ).fetchone()
+
+
+def archive_retired(
+    state: Connection, con: duckdb.DuckDBPyConnection, ledger: Path | None = None
+) -> int:
     """Keep every retired segment with its rationale and its last published size."""
     added = 0
-    known = {
-        r[0] for r in con.execute("select segment_id from governance.retired_segments").fetchall()
-    }
+    known = set(state.execute(select(state_store.retired_segments.c.segment_id)).scalars())
     for item in versions.version_history(ledger):
         for segment in item["document"].get("segments", []):
             if segment.get("status") != "retired" or segment["id"] in known:
                 continue
-            last = None
-            if table_exists(con, "published", "segment_kpis"):
-                last = con.execute(
-                    "select customers, month_end from published.segment_kpis "
-                    "where segment_id = ? and customers > 0 order by month_end desc limit 1",
-                    [segment["id"]],
-                ).fetchone()
-            con.execute(
-                "insert into governance.retired_segments values (?, ?, ?, ?, ?, ?, current_timestamp)",
-                [
-                    segment["id"],
-                    segment.get("name"),
-                    segment.get("retired_rationale"),
-                    item["version"].label,
-                    last[0] if last else None,
-                    last[1] if last else None,
-                ],  # fmt: skip
+            last = _last_published_size(con, segment["id"])
+            state.execute(
+                insert(state_store.retired_segments).values(
+                    segment_id=segment["id"],
+                    segment_name=segment.get("name"),
+                    rationale=segment.get("retired_rationale"),
+                    retired_in_version=item["version"].label,
+                    last_size=last[0] if last else None,
+                    last_published_month=last[1] if last else None,
+                    recorded_at=datetime.now(UTC).replace(tzinfo=None),
+                )
             )
             known.add(segment["id"])
             added += 1
     return added
 
 
-def refresh_changelog(con: duckdb.DuckDBPyConnection) -> list[Entry]:
-    """Bring the changelog up to date from the ledger, the dictionary and the warehouse."""
-    entries = version_entries() + edit_entries() + publication_entries(con) + review_pack_entries()
-    added = record(con, entries)
-    archive_retired(con)
+def refresh_changelog(state: Connection, con: duckdb.DuckDBPyConnection) -> list[Entry]:
+    """Bring the changelog and the archive of retired segments up to date from the ledger,
+    the dictionary and the warehouse, all in the caller's state-store transaction: each
+    version's entry, the edits, publications and review packs are recorded together or not
+    at all."""
+    entries = (
+        version_entries() + edit_entries() + publication_entries(con) + review_pack_entries(state)
+    )
+    added = record(state, entries)
+    archive_retired(state, con)
     return added
+
+
+def recent_entries(state: Connection, limit: int = 15) -> list[tuple]:
+    """The newest entries (recorded at, kind, version label, summary), newest first."""
+    c = state_store.changelog.c
+    return [
+        tuple(r)
+        for r in state.execute(
+            select(c.recorded_at, c.kind, c.version_label, c.summary)
+            .order_by(c.recorded_at.desc(), c.entry_id.desc())
+            .limit(limit)
+        )
+    ]
+
+
+def retired_archive(state: Connection) -> list[tuple]:
+    """The archive of retired segments: id, rationale, retired in version, last size."""
+    c = state_store.retired_segments.c
+    return [
+        tuple(r)
+        for r in state.execute(
+            select(c.segment_id, c.rationale, c.retired_in_version, c.last_size).order_by(
+                c.segment_id
+            )
+        )
+    ]

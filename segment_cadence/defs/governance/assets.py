@@ -14,7 +14,7 @@ from segment_cadence.platform.months import month_end as last_day
 from segment_cadence.platform.months import previous_month_end
 from segment_cadence.platform.partitions import monthly_partitions, refresh_window
 from segment_cadence.platform.resources import WAREHOUSE_POOL, ConfigFiles, WarehouseResource
-from segment_cadence.platform.warehouse import table_exists, transaction
+from segment_cadence.platform.warehouse import table_exists
 
 PUBLISHED = dg.AssetKey(["published", "segment_membership"])
 SENDS = [dg.AssetKey(["raw", "campaign_sends"]), dg.AssetKey(["raw", "team_members"])]
@@ -363,8 +363,8 @@ def language_lint(
         for campaign_id, name in names:
             findings += governance.lint_text(name or "", source="campaign", object_id=campaign_id,
                                              field="name", config=config)  # fmt: skip
-        with transaction(con):
-            governance.store_findings(con, month_end, findings)
+    with state_store.transaction() as state:
+        governance.store_findings(state, month_end, findings)
     rows = [(f.source, f.object_id, f.field, f.found, f.suggest) for f in findings]
     yield dg.MaterializeResult(metadata={
         "findings": len(findings),

@@ -13,14 +13,16 @@ advisory (a WARN check and a line in the firewall's answer), never a silent rewr
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import yaml
+from sqlalchemy import Connection, delete, insert
 
-from segment_cadence.platform import paths
+from segment_cadence.platform import paths, state_store
 
 GOVERNANCE_FILE = paths.CONFIG_DIR / "governance.yaml"
 
@@ -212,19 +214,12 @@ def lint_segments(
     return findings
 
 
-def store_findings(con: Any, month_end: Any, findings: list[LanguageFinding]) -> None:
-    """Replace the month's language findings (governance.language_findings)."""
-    con.execute("create schema if not exists governance")
-    con.execute(
-        "create table if not exists governance.language_findings (month_end date, source varchar, "
-        "object_id varchar, field varchar, phrase varchar, found varchar, suggest varchar)"
-    )
-    con.execute("delete from governance.language_findings where month_end = ?", [month_end])
+def store_findings(state: Connection, month_end: date, findings: list[LanguageFinding]) -> None:
+    """Replace the month's language findings (the state store's language_findings)."""
+    table = state_store.language_findings
+    state.execute(delete(table).where(table.c.month_end == month_end))
     if findings:
-        con.executemany(
-            "insert into governance.language_findings values (?, ?, ?, ?, ?, ?, ?)",
-            [
-                (month_end, f.source, f.object_id, f.field, f.phrase, f.found, f.suggest)
-                for f in findings
-            ],  # fmt: skip
+        state.execute(
+            insert(table),
+            [{"month_end": month_end, **asdict(f)} for f in findings],
         )

@@ -1,5 +1,5 @@
 """Segment health after each refresh: threshold checks over the health metrics (the dbt model
-health.metrics, dbt_project/models/health), and the breaches table."""
+health.metrics, dbt_project/models/health), and the breaches (in the state store)."""
 
 import os
 from datetime import UTC, datetime
@@ -13,7 +13,6 @@ from segment_cadence.defs.health import health, thresholds
 from segment_cadence.platform import markdown, paths, state_store
 from segment_cadence.platform.partitions import monthly_partitions, refresh_window
 from segment_cadence.platform.resources import WAREHOUSE_POOL, ConfigFiles, WarehouseResource
-from segment_cadence.platform.warehouse import transaction
 
 THRESHOLDS = thresholds.load()
 
@@ -31,9 +30,9 @@ THRESHOLDS = thresholds.load()
         "health.metrics: size and share shift, migration in and out, dwell, churn likelihood, "
         "engagement depth, repeat-purchase velocity, campaign response; freshness, volume, "
         "quarantine and null rates, feature drift (PSI, Wasserstein) against last month; pause "
-        "violations), evaluated against config/thresholds.yaml: one row per breach in "
-        "health.breaches, one check per threshold rule; the breaches, owners and changed "
-        "segments are handed to the alerting sensor through the state store."
+        "violations), evaluated against config/thresholds.yaml: one row per breach in the "
+        "state store (breaches), one check per threshold rule; the breaches, owners and "
+        "changed segments are handed to the alerting sensor through the state store."
     ),
     check_specs=[
         dg.AssetCheckSpec(
@@ -57,12 +56,11 @@ def segment_health(
         history = health.history(con, month_end)
         values = {(m.segment_id, m.metric): m.value for m in metrics}
         breaches = thresholds.evaluate(config, month_end, values, history)
-        with transaction(con):
-            breach_store.store_breaches(con, month_end, breaches, version)
         owners, changed = alert_inputs.owners_and_changes(con, month_end, version)
-    # The alerting tick reads only the state store: hand it the month's breaches, version,
-    # owners and changed segments, so it never needs the warehouse.
+    # The breaches are recorded, and handed to the alerting tick (which reads only the state
+    # store: the month's breaches, version, owners and changed segments), in one transaction.
     with state_store.transaction() as state:
+        breach_store.store_breaches(state, month_end, breaches, version)
         alert_inputs.hand_over(
             state,
             alert_inputs.AlertInputs(month_end, version, breaches, owners, changed),

@@ -1,43 +1,45 @@
-"""Threshold breaches of a month, as the health asset stores them (health.breaches).
+"""Threshold breaches of a month, as the health asset stores them (the state store's breaches).
 
-Kept apart from the metrics (now a dbt model, health.metrics): breaches are the outcome of the
-threshold evaluation in Python (thresholds.py), written by the health asset.
+Kept apart from the metrics (a dbt model, health.metrics): breaches are the outcome of the
+threshold evaluation in Python (thresholds.py), a record of what was found, written by the
+health asset in the same state-store transaction that hands them to the alerting tick. The
+review pack reads them in SQL from their warehouse copy, ops.breaches
+(state_store.copy_review_records).
 """
 
 from __future__ import annotations
 
 from datetime import date
 
-import duckdb
+from sqlalchemy import Connection, delete, insert
+
+from segment_cadence.defs.health.thresholds import Breach
+from segment_cadence.platform.state_store import breaches as breaches_table
 
 
-def store_breaches(con: duckdb.DuckDBPyConnection, month_end: date, breaches: list,
-                   definition_version: str) -> None:  # fmt: skip
+def store_breaches(
+    state: Connection, month_end: date, breaches: list[Breach], definition_version: str
+) -> None:
     """Replace the month's breaches: one row per breach (idempotent)."""
-    con.execute(
-        "create table if not exists health.breaches (month_end date, rule_id varchar, "
-        "segment_id varchar, metric varchar, value double, baseline double, bound double, "
-        "kind varchar, severity varchar, runbook varchar, definition_version varchar)"
-    )
-    con.execute("delete from health.breaches where month_end = ?", [month_end])
+    state.execute(delete(breaches_table).where(breaches_table.c.month_end == month_end))
     if not breaches:
         return
-    con.executemany(
-        "insert into health.breaches values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    state.execute(
+        insert(breaches_table),
         [
-            (
-                b.month_end,
-                b.rule_id,
-                b.segment_id,
-                b.metric,
-                b.value,
-                b.baseline,
-                b.bound,
-                b.kind,
-                b.severity,
-                b.runbook,
-                definition_version,
-            )
+            {
+                "month_end": b.month_end,
+                "rule_id": b.rule_id,
+                "segment_id": b.segment_id,
+                "metric": b.metric,
+                "value": b.value,
+                "baseline": b.baseline,
+                "bound": b.bound,
+                "kind": b.kind,
+                "severity": b.severity,
+                "runbook": b.runbook,
+                "definition_version": definition_version,
+            }
             for b in breaches
-        ],  # fmt: skip
+        ],
     )

@@ -11,7 +11,6 @@ from segment_cadence.defs.review import review_pack
 from segment_cadence.platform import markdown, paths, state_store
 from segment_cadence.platform.partitions import monthly_partitions, refresh_window
 from segment_cadence.platform.resources import WAREHOUSE_POOL, ConfigFiles, WarehouseResource
-from segment_cadence.platform.warehouse import transaction
 
 PACK = dg.AssetKey(["review", "monthly_review_pack"])
 
@@ -48,15 +47,16 @@ def monthly_review_pack(
     # idempotent), so the pack's alert section includes the alerts this month raised.
     tick = alert_tick.run_tick(datetime.now(UTC).replace(tzinfo=None), client)
     with warehouse.connect() as con:
-        # The firewall records as of now (override requests made since the run began count).
-        state_store.copy_firewall_records(con)
+        # The firewall records, breaches and changelog as of now (override requests made
+        # since the run began count).
+        state_store.copy_review_records(con)
         pack = review_pack.gather(con, month_end)
         written = review_pack.write(pack, paths.review_packs_dir())
         summary = review_pack.slack_summary(pack)
+        # The pack recorded and its changelog entry added in one transaction.
         with state_store.transaction() as state:
             review_pack.record(state, month_end, written.html, summary)
-        with transaction(con):
-            changelog.refresh_changelog(con)
+            changelog.refresh_changelog(state, con)
     channel = config_files.once("thresholds", thresholds.load).settings.get(
         "review_channel", "#segmentation-review"
     )

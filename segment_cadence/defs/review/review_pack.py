@@ -8,9 +8,10 @@ bias audit and data-quality notes. It is system health, not campaign performance
 
 Gathering is separate from rendering. `gather` reads the tables and returns sections whose
 `figures` are the numbers the pack shows, each section naming its source tables, so a test
-can check every figure against the tables. Firewall checks and exception requests are read
-from their warehouse copies (ops.*, refreshed from the state store before the pack is
-gathered); alerts and silences from the state store itself. A section whose source has not run, or that has
+can check every figure against the tables. Firewall checks, exception requests, the month's
+breaches and the changelog are read from their warehouse copies (ops.*, refreshed from the
+state store before the pack is gathered: state_store.copy_review_records); alerts and silences
+from the state store itself. A section whose source has not run, or that has
 nothing this month, says so in a line instead of showing an empty chart.
 """
 
@@ -157,7 +158,7 @@ def _pause_violations(con: duckdb.DuckDBPyConnection, month: date) -> Section:
 
 def _dwell(con: duckdb.DuckDBPyConnection, month: date) -> Section:
     s = Section("dwell_anomalies", "2. Segment dwell anomalies",
-                ["health.metrics", "health.breaches"])  # fmt: skip
+                ["health.metrics", "ops.breaches"])  # fmt: skip
     s.no_data = _missing(con, s.sources)
     if s.no_data:
         return s
@@ -169,7 +170,7 @@ def _dwell(con: duckdb.DuckDBPyConnection, month: date) -> Section:
                and h.month_end < m.month_end and h.month_end >= m.month_end - interval 12 month),
             coalesce(b.severity, '')
         from health.metrics m
-        left join health.breaches b on b.month_end = m.month_end and b.segment_id = m.segment_id
+        left join ops.breaches b on b.month_end = m.month_end and b.segment_id = m.segment_id
             and b.metric = 'dwell_months'
         where m.month_end = ? and m.metric = 'dwell_months'
         order by (b.severity is null), m.segment_id
@@ -464,13 +465,13 @@ def _alerts(con: duckdb.DuckDBPyConnection, month: date, now: datetime) -> Secti
 
 def _definitions(con: duckdb.DuckDBPyConnection, month: date) -> Section:
     s = Section("definition_changes", "Definition changes this month",
-                ["governance.changelog", "published.publications"])  # fmt: skip
+                ["ops.changelog", "published.publications"])  # fmt: skip
     s.no_data = _missing(con, s.sources)
     if s.no_data:
         return s
     rows = con.execute(
         "select strftime(recorded_at, '%Y-%m-%d'), kind, coalesce(version_label, ''), summary "
-        "from governance.changelog where kind not in ('publication', 'review_pack') "
+        "from ops.changelog where kind not in ('publication', 'review_pack') "
         "and last_day(recorded_at) = ? order by recorded_at, entry_id",
         [month],
     ).fetchall()

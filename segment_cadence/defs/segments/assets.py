@@ -10,7 +10,7 @@ from dagster_dbt import get_asset_key_for_model
 from segment_cadence.defs.dictionary import segment_dictionary, versions
 from segment_cadence.defs.segments import churn, gate, publish
 from segment_cadence.defs.segments.dbt_assets import features_inputs, segment_marts
-from segment_cadence.platform import paths
+from segment_cadence.platform import paths, state_store
 from segment_cadence.platform.partitions import monthly_partitions, refresh_window
 from segment_cadence.platform.resources import WAREHOUSE_POOL, ConfigFiles, WarehouseResource
 from segment_cadence.platform.warehouse import transaction
@@ -60,9 +60,12 @@ def publish_gate(
     except gate.GateConfigError as error:
         raise dg.Failure(description=str(error)) from None
     with warehouse.connect() as con:
-        decision = gate.evaluate(con, month_end, version, dictionary.fallback.id, bounds)
+        measured = gate.measure(con, month_end, version, dictionary.fallback.id, bounds)
+    # The release looked up and the hold recorded in one state-store transaction.
+    with state_store.transaction() as state:
+        decision = gate.with_release(state, measured)
         if decision.held:
-            gate.record_hold(con, decision, context.run_id)
+            gate.record_hold(state, decision, context.run_id)
     findings = [
         {"check": f.check, "subject": f.subject, "value": f.value, "bound": f.bound}
         for f in decision.findings

@@ -15,7 +15,9 @@ A month that trips any of them is held: it stays in the `build` schema, and the 
 published month stays in force for the firewall and every reader. Publishing a held month
 takes a release: a recorded act by an approver with a reason (`segment-cadence release`),
 bound to the very inputs that were held, never a flag on the refresh. The bounds are
-governed configuration (the `publish_gate` section of config/thresholds.yaml).
+governed configuration (the `publish_gate` section of config/thresholds.yaml). Holds and
+releases are governance records in the state store (publish_holds, publish_releases), so
+releasing a month never needs the warehouse open for writing.
 """
 
 from __future__ import annotations
@@ -23,15 +25,17 @@ from __future__ import annotations
 import hashlib
 import json
 import statistics
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import yaml
+from sqlalchemy import Connection, insert, select
 
 from segment_cadence.platform.months import add_months
+from segment_cadence.platform.state_store import publish_holds, publish_releases
 from segment_cadence.platform.warehouse import table_exists
 
 # The jeweller's defaults. Volume swings with the festive and wedding seasons, so the
@@ -363,26 +367,27 @@ def _result(
     return share, findings
 
 
-def latest_release(
-    con: duckdb.DuckDBPyConnection, month_end: date, fingerprint: str
-) -> Release | None:
-    row = con.execute(
-        "select month_end, inputs_fingerprint, released_by, reason, released_at "
-        "from governance.publish_releases where month_end = ? and inputs_fingerprint = ? "
-        "order by released_at desc limit 1",
-        [month_end, fingerprint],
-    ).fetchone()
+def latest_release(state: Connection, month_end: date, fingerprint: str) -> Release | None:
+    """The newest release of these very inputs of the month (state store), if any."""
+    r = publish_releases.c
+    row = state.execute(
+        select(r.month_end, r.inputs_fingerprint, r.released_by, r.reason, r.released_at)
+        .where(r.month_end == month_end, r.inputs_fingerprint == fingerprint)
+        .order_by(r.released_at.desc())
+        .limit(1)
+    ).first()
     return Release(*row) if row else None
 
 
-def evaluate(
+def measure(
     con: duckdb.DuckDBPyConnection,
     month_end: date,
     definition_version: str,
     fallback_segment: str,
     bounds: GateBounds,
 ) -> GateDecision:
-    """Measure the month's inputs and build against the bounds (reads only)."""
+    """Measure the month's inputs and build (warehouse) against the bounds. Reads only; no
+    release looked up yet (with_release)."""
     fingerprint = inputs_fingerprint(con, month_end, definition_version)
     volume, baseline, findings = _order_volume(con, month_end, bounds)
     findings += _quarantine(con, bounds)
@@ -396,21 +401,29 @@ def evaluate(
         "share_moved_into_fallback": share,
         **{f"{source}_age_days": age for source, age in ages.items()},
     }
-    release = latest_release(con, month_end, fingerprint) if findings else None
-    return GateDecision(month_end, fingerprint, tuple(findings), measured, release)
+    return GateDecision(month_end, fingerprint, tuple(findings), measured)
 
 
-def record_hold(con: duckdb.DuckDBPyConnection, decision: GateDecision, run_id: str) -> None:
-    """Keep the held month's findings: what a release will refer to."""
-    con.execute(
-        "insert into governance.publish_holds values (?, ?, ?, ?, ?)",
-        [
-            decision.month_end,
-            run_id,
-            decision.inputs_fingerprint,
-            json.dumps([asdict(f) for f in decision.findings]),
-            datetime.now(UTC).replace(tzinfo=None),
-        ],
+def with_release(state: Connection, decision: GateDecision) -> GateDecision:
+    """The decision with the release of its very inputs, if an approver gave one (state
+    store). Apart from measure, so the store's writer turn is not held while the warehouse is
+    measured."""
+    if not decision.findings:
+        return decision
+    release = latest_release(state, decision.month_end, decision.inputs_fingerprint)
+    return replace(decision, release=release)
+
+
+def record_hold(state: Connection, decision: GateDecision, run_id: str) -> None:
+    """Keep the held month's findings (state store): what a release will refer to."""
+    state.execute(
+        insert(publish_holds).values(
+            month_end=decision.month_end,
+            run_id=run_id,
+            inputs_fingerprint=decision.inputs_fingerprint,
+            findings=json.dumps([asdict(f) for f in decision.findings]),
+            held_at=datetime.now(UTC).replace(tzinfo=None),
+        )
     )
 
 
@@ -423,40 +436,49 @@ class Hold:
     held_at: datetime
 
 
-def latest_hold(con: duckdb.DuckDBPyConnection, month_end: date) -> Hold | None:
-    """The month's most recent hold, unless a later run published the month."""
-    if not table_exists(con, "governance", "publish_holds"):
+def last_published_at(con: duckdb.DuckDBPyConnection | None, month_end: date) -> datetime | None:
+    """When the month was last published (warehouse), or None: never, or no warehouse yet."""
+    if con is None or not table_exists(con, "published", "publications"):
         return None
-    row = con.execute(
-        "select month_end, run_id, inputs_fingerprint, findings, held_at "
-        "from governance.publish_holds where month_end = ? order by held_at desc limit 1",
-        [month_end],
-    ).fetchone()
-    if row is None:
-        return None
-    published_at = con.execute(
+    return con.execute(
         "select max(published_at) from published.publications where month_end = ?", [month_end]
     ).fetchone()[0]
-    if published_at is not None and published_at > row[4]:
+
+
+def latest_hold(
+    state: Connection, month_end: date, con: duckdb.DuckDBPyConnection | None
+) -> Hold | None:
+    """The month's most recent hold (state store), unless a later run published the month
+    (the publication record in the warehouse `con`, read only; None when there is none)."""
+    h = publish_holds.c
+    row = state.execute(
+        select(h.month_end, h.run_id, h.inputs_fingerprint, h.findings, h.held_at)
+        .where(h.month_end == month_end)
+        .order_by(h.held_at.desc())
+        .limit(1)
+    ).first()
+    if row is None:
         return None
-    findings = tuple(GateFinding(**f) for f in json.loads(row[3]))
-    return Hold(row[0], row[1], row[2], findings, row[4])
+    published_at = last_published_at(con, month_end)
+    if published_at is not None and published_at > row.held_at:
+        return None
+    findings = tuple(GateFinding(**f) for f in json.loads(row.findings))
+    return Hold(row.month_end, row.run_id, row.inputs_fingerprint, findings, row.held_at)
 
 
-def record_release(
-    con: duckdb.DuckDBPyConnection, hold: Hold, released_by: str, reason: str
-) -> Release:
-    """Record that an approver lets this held month (these very inputs) be published."""
+def record_release(state: Connection, hold: Hold, released_by: str, reason: str) -> Release:
+    """Record that an approver lets this held month (these very inputs) be published. Looked
+    up and released in the same state-store transaction, so the release binds to the hold
+    that was read."""
     now = datetime.now(UTC).replace(tzinfo=None)
-    con.execute(
-        "insert into governance.publish_releases values (?, ?, ?, ?, ?, ?)",
-        [
-            hold.month_end,
-            hold.inputs_fingerprint,
-            released_by,
-            reason,
-            json.dumps([asdict(f) for f in hold.findings]),
-            now,
-        ],
+    state.execute(
+        insert(publish_releases).values(
+            month_end=hold.month_end,
+            inputs_fingerprint=hold.inputs_fingerprint,
+            released_by=released_by,
+            reason=reason,
+            findings=json.dumps([asdict(f) for f in hold.findings]),
+            released_at=now,
+        )
     )
     return Release(hold.month_end, hold.inputs_fingerprint, released_by, reason, now)
