@@ -53,7 +53,7 @@ TABLES = {
     "alert_input_owners",
     "alert_input_changed_segments",
 }
-# The governance records (migration 0002_governance_records), and where they were in a warehouse.
+# The governance records (migration 0002), and where they were in a warehouse.
 GOVERNANCE_RECORDS = {
     "definition_versions": "governance",
     "changelog": "governance",
@@ -63,7 +63,7 @@ GOVERNANCE_RECORDS = {
     "language_findings": "governance",
     "breaches": "health",
 }
-HEAD = "0002_governance_records"
+HEAD = "0002"
 # The columns the governance analytics read, exactly as governance.* had them before the move.
 OPS_COLUMNS = {
     "firewall_checks": [

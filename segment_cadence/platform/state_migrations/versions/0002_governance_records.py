@@ -3,14 +3,14 @@ the archive of retired segments, the publish gate's holds and releases, the lang
 and the health breaches of each month. They are records of decisions (an approval, a hold, a
 release, a breach), written by the CLI and by runs alike, not analytics.
 
-Revision ID: 0002_governance_records
+Revision ID: 0002
 Revises: 0001
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002_governance_records"
+revision = "0002"
 down_revision = "0001"
 branch_labels = None
 depends_on = None
