@@ -1,6 +1,7 @@
 """dbt's unit tests of the tricky SQL pass: the 365-day window around 29 February, the monthly
 slices, the segment CASE (priority order, a paused segment, the fallback) and the business
-rule; and in the analysis models, the onboarding rule's day 30, pressure patterns against
+rule; the tables built from vars (the month's BG/NBD fit, the per-version dictionary, quotes
+and NULLs kept); and in the analysis models, the onboarding rule's day 30, pressure patterns against
 last month, the bias audit's ratios and bounds (dbt_project/models/**/*.yml, `unit_tests:`).
 
 They run as a developer would run them, through the project's profile against a private
@@ -34,6 +35,9 @@ UNIT_TESTS = {
     "onboarding_rule_counts_sends_before_day_30_only",
     "pressure_counts_this_month_against_last_and_weeks_of_this_month_only",
     "bias_ratios_are_group_share_over_overall_share_flagged_beyond_the_bound",
+    "bgnbd_params_keep_the_fit_exactly_and_a_failed_fit_scores_nobody",
+    "bgnbd_params_of_a_month_not_fitted_have_no_parameters",
+    "dictionary_rows_keep_quotes_and_nulls_of_the_rules_as_written",
 }
 
 

@@ -1,5 +1,6 @@
 """The operational state store: alerts, the outbox, silences, firewall records, override
-requests and disputes, review-pack posting state, and the alert inputs a run hands over.
+requests and disputes, review-pack posting state, the alert inputs a run hands over, and each
+month's BG/NBD fit on its way from the fit step to the marts' dbt run.
 
 This state needs transactions and several writers (the alerting sensor, the CLI, a monthly
 run), which the single-writer DuckDB warehouse cannot give while a refresh writes. It lives
@@ -18,6 +19,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Connection,
     Date,
@@ -39,6 +42,7 @@ from sqlalchemy import (
     String,
     Table,
     create_engine,
+    delete,
     event,
     func,
     insert,
@@ -221,6 +225,24 @@ alert_input_changed_segments = Table(
     Column("month_end", Date),
     Column("segment_id", String),
 )
+# Each month's BG/NBD fit (segment_cadence/defs/segments/churn.py), recorded by the fit step and
+# read by every later dbt run of the month's marts (a separate step, a separate process, or a
+# re-run of the marts alone), which passes it to dbt as vars: the dbt model churn.bgnbd_params
+# keeps the per-month history in the warehouse. A month whose fit failed has a row with no
+# parameters; a month never fitted has none. Either way nobody is scored that month.
+churn_fits = Table(
+    "churn_fits",
+    metadata,
+    Column("month_end", Date, primary_key=True),
+    Column("r", Float),
+    Column("alpha", Float),
+    Column("a", Float),
+    Column("b", Float),
+    Column("log_likelihood", Float),
+    Column("n_customers", BigInteger),
+    Column("converged", Boolean),
+    Column("fitted_at", DateTime),
+)
 
 # Indexes for the tick's lookups (the migration creates them; the comparison test checks).
 Index("alerts_by_state", alerts.c.state)
@@ -243,6 +265,7 @@ WAREHOUSE_TABLES = {
     "governance.firewall_blocked": firewall_blocked,
     "governance.exception_requests": exception_requests,
     "governance.review_packs": review_packs,
+    "churn.bgnbd_params": churn_fits,
 }
 
 _engines: dict[str, Engine] = {}
@@ -404,3 +427,20 @@ def migrate_from_warehouse(warehouse: duckdb.DuckDBPyConnection, url: str | None
                 connection.execute(insert(table), [dict(zip(names, r, strict=True)) for r in found])
             copied[qualified] = len(found)
     return copied
+
+
+def record_churn_fit(fit: dict[str, Any], url: str | None = None) -> None:
+    """Keep the month's fit (the columns of churn_fits), replacing any earlier one: a re-run
+    of the fit step supersedes the last."""
+    with transaction(url) as connection:
+        connection.execute(delete(churn_fits).where(churn_fits.c.month_end == fit["month_end"]))
+        connection.execute(insert(churn_fits), [fit])
+
+
+def churn_fit(month_end: date, url: str | None = None) -> dict[str, Any] | None:
+    """The month's recorded fit, or None when the fit step never ran for it."""
+    with transaction(url) as connection:
+        found = connection.execute(
+            select(churn_fits).where(churn_fits.c.month_end == month_end)
+        ).first()
+    return dict(found._mapping) if found else None

@@ -23,6 +23,7 @@ from dagster_dbt import (
 
 from segment_cadence.defs.dictionary import segment_dictionary
 from segment_cadence.defs.governance import governance
+from segment_cadence.defs.segments import churn
 from segment_cadence.platform import state_store
 from segment_cadence.platform.crash_points import crash_point
 from segment_cadence.platform.partitions import monthly_partitions, refresh_window
@@ -35,10 +36,12 @@ from segment_cadence.platform.resources import (
 )
 
 LAYER_GROUPS = {"staging": "features", "intermediate": "features", "marts": "segments",
-                "governance": "governance", "health": "health"}  # fmt: skip
+                "governance": "governance", "health": "health", "churn": "features",
+                "definitions": "definitions"}  # fmt: skip
 LAYER_OWNERS = {"staging": "team:data-engineering", "intermediate": "team:data-engineering",
                 "marts": "team:segmentation-owner", "governance": "team:operations",
-                "health": "team:segmentation-owner"}  # fmt: skip
+                "health": "team:segmentation-owner", "churn": "team:data-engineering",
+                "definitions": "team:segmentation-owner"}  # fmt: skip
 PUBLISHED = dg.AssetKey(["published", "segment_membership"])
 FIREWALL = dg.AssetKey(["governance", "planned_campaign_checks"])
 
@@ -52,11 +55,20 @@ def layer_of(dbt_resource_props: Mapping[str, Any]) -> str:
     return fqn[1] if len(fqn) > 2 else "marts"
 
 
+def fed_by(manifest: Mapping[str, Any], unique_id: str) -> list[dg.AssetKey]:
+    """The Python assets whose results a model is built from as vars (its yml's meta
+    segment_cadence.fed_by): upstream of the model although dbt reads no table of theirs."""
+    node = manifest.get("nodes", {}).get(unique_id, {})
+    meta = node.get("config", {}).get("meta", {}) or node.get("meta", {})
+    return [dg.AssetKey(key) for key in meta.get("segment_cadence", {}).get("fed_by", [])]
+
+
 class SegmentCadenceTranslator(DagsterDbtTranslator):
     """Groups, owners and keys for dbt resources.
 
     Sources keep their (schema, table) keys so that they line up with the Python assets
-    that write them (raw.*, churn.bgnbd_params, governance.segment_dictionary). The
+    that write them (raw.*). A model built from vars declares the Python asset that decides
+    them (meta segment_cadence.fed_by: the churn fit, the dictionary in force). The
     published source is read only for the previous month and is written downstream by the
     publish asset, so it is not an upstream dependency (that would be a cycle).
     """
@@ -66,6 +78,7 @@ class SegmentCadenceTranslator(DagsterDbtTranslator):
     ) -> dg.AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project)
         deps = [d for d in spec.deps if d.asset_key.path[0] != "published"]
+        deps += [dg.AssetDep(key) for key in fed_by(manifest, unique_id)]
         return spec.replace_attributes(deps=deps)
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
@@ -209,7 +222,7 @@ def run_dbt(
     pool=WAREHOUSE_POOL,
     manifest=dbt_project.manifest_path,
     project=dbt_project,
-    select="path:models/staging path:models/intermediate",
+    select="path:models/staging path:models/intermediate path:models/definitions",
     dagster_dbt_translator=translator,
     partitions_def=monthly_partitions,
     name="features_inputs",
@@ -220,7 +233,8 @@ def features_inputs(
     warehouse: WarehouseResource,
     config_files: ConfigFiles,
 ):
-    """Staging views over the raw sources and per-customer history as of the month's end."""
+    """Staging views over the raw sources, per-customer history as of the month's end, and
+    the dictionary in force kept under its definition version."""
     yield from run_dbt(context, dbt, warehouse, config_files)
 
 
@@ -228,7 +242,7 @@ def features_inputs(
     pool=WAREHOUSE_POOL,
     manifest=dbt_project.manifest_path,
     project=dbt_project,
-    select="path:models/marts",
+    select="path:models/churn path:models/marts",
     dagster_dbt_translator=translator,
     partitions_def=monthly_partitions,
     name="segment_marts",
@@ -239,8 +253,11 @@ def segment_marts(
     warehouse: WarehouseResource,
     config_files: ConfigFiles,
 ):
-    """Features, membership, transitions and KPIs for the month, built in the build schema."""
-    yield from run_dbt(context, dbt, warehouse, config_files)
+    """The month's churn fit (from the state store, as vars), then features, membership,
+    transitions and KPIs for the month, built in the build schema."""
+    month_end, _ = refresh_window(context.partition_key)
+    fit = churn.dbt_vars(state_store.churn_fit(month_end))
+    yield from run_dbt(context, dbt, warehouse, config_files, fit)
 
 
 @dbt_assets(
