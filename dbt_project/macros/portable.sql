@@ -268,3 +268,16 @@
 {% macro spark__float_literal(text) -%}
     {{ text }}D
 {%- endmacro %}
+
+{#- A Parquet file (or folder of files) as a relation. -#}
+{% macro parquet_relation(path) -%}
+    {{- return(adapter.dispatch("parquet_relation", "segment_cadence")(path)) -}}
+{%- endmacro %}
+
+{% macro default__parquet_relation(path) -%}
+    read_parquet({{ text_literal(path) }})
+{%- endmacro %}
+
+{% macro spark__parquet_relation(path) -%}
+    parquet.`{{ path }}`
+{%- endmacro %}

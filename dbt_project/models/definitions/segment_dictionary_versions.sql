@@ -2,7 +2,7 @@
     included): validated and approved in Python (segment_cadence/defs/dictionary, the
     governance/segment_dictionary asset) and passed here as the var dictionary_segments.
     Readers join it on definition_version to learn what a published month was made with. -#}
-{{ config(**version_table_config()) }}
+{{ config(**keyed_table_config("definition_version")) }}
 
 select
     {{ text_literal(cadence_var("definition_version")) }} as definition_version,

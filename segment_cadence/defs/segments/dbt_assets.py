@@ -35,13 +35,24 @@ from segment_cadence.platform.resources import (
     prepare_dbt_project,
 )
 
-LAYER_GROUPS = {"staging": "features", "intermediate": "features", "marts": "segments",
-                "governance": "governance", "health": "health", "churn": "features",
-                "definitions": "definitions"}  # fmt: skip
-LAYER_OWNERS = {"staging": "team:data-engineering", "intermediate": "team:data-engineering",
-                "marts": "team:segmentation-owner", "governance": "team:operations",
-                "health": "team:segmentation-owner", "churn": "team:data-engineering",
-                "definitions": "team:segmentation-owner"}  # fmt: skip
+LAYER_GROUPS = {
+    "staging": "features",
+    "intermediate": "features",
+    "marts": "segments",
+    "governance": "governance",
+    "health": "health",
+    "churn": "features",
+    "definitions": "definitions",
+}
+LAYER_OWNERS = {
+    "staging": "team:data-engineering",
+    "intermediate": "team:data-engineering",
+    "marts": "team:segmentation-owner",
+    "governance": "team:operations",
+    "health": "team:segmentation-owner",
+    "churn": "team:data-engineering",
+    "definitions": "team:segmentation-owner",
+}
 PUBLISHED = dg.AssetKey(["published", "segment_membership"])
 FIREWALL = dg.AssetKey(["governance", "planned_campaign_checks"])
 
