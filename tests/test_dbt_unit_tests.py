@@ -1,8 +1,8 @@
 """dbt's unit tests of the tricky SQL pass: the 365-day window around 29 February, the monthly
 slices, the segment CASE (priority order, a paused segment, the fallback) and the business
 rule; the tables built from vars (the month's BG/NBD fit, the per-version dictionary, quotes
-and NULLs kept); the quarterly candidate's CASE; and in the analysis models, the onboarding rule's day 30, pressure patterns against
-last month, the bias audit's ratios and bounds (dbt_project/models/**/*.yml, `unit_tests:`).
+and NULLs kept); and in the analysis models, the onboarding rule's day 30, pressure patterns
+against last month, the bias audit's ratios and bounds (dbt_project/models/**/*.yml, `unit_tests:`).
 
 They run as a developer would run them, through the project's profile against a private
 warehouse: the sources loaded from the session's generated jeweller, every model built
@@ -38,7 +38,6 @@ UNIT_TESTS = {
     "bgnbd_params_keep_the_fit_exactly_and_a_failed_fit_scores_nobody",
     "bgnbd_params_of_a_month_not_fitted_have_no_parameters",
     "dictionary_rows_keep_quotes_and_nulls_of_the_rules_as_written",
-    "candidate_membership_runs_the_candidate_rules_in_priority_order_for_the_month",
 }
 
 
