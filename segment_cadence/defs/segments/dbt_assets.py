@@ -1,8 +1,9 @@
 """dbt models as Dagster assets: translators for their specs and three partitioned groups.
 
-The features inputs (staging, intermediate) and the segment marts are separate asset
-definitions because the Python churn fit sits between them: it reads the purchase history
-that the intermediate layer builds and writes the parameters the marts score with. The
+The features inputs (staging, intermediate, the per-version dictionary) and the segment marts
+are separate asset definitions because the Python churn fit sits between them: it reads the
+purchase history that the intermediate layer builds, and its parameters (kept in the state
+store) reach the marts' run as vars, from which dbt keeps churn.bgnbd_params. The
 governance and health models (red flags, the audit trail, the bias audit, health metrics,
 migration rates) are a third: they read the month just published, so they run after the
 publish asset and the firewall.
