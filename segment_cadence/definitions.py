@@ -17,7 +17,7 @@ from segment_cadence.defs.health.assets import segment_health
 from segment_cadence.defs.ingest.assets import ingest_assets, ingest_checks
 from segment_cadence.defs.review.assets import monthly_review_pack
 from segment_cadence.defs.segments.assets import (
-    bgnbd_params,
+    bgnbd_fit,
     publish_gate,
     published_segment_membership,
     segments_above_minimum_size,
@@ -46,7 +46,7 @@ def build_definitions(resources: dict[str, object] | None = None) -> dg.Definiti
             *ingest_assets,
             segment_dictionary,
             features_inputs,
-            bgnbd_params,
+            bgnbd_fit,
             segment_marts,
             publish_gate,
             published_segment_membership,

@@ -1,7 +1,9 @@
 """dbt's unit tests of the tricky SQL pass: the 365-day window around 29 February, the monthly
 slices, the segment CASE (priority order, a paused segment, the fallback) and the business
-rule; the ingest rules' plausible days and amount bounds; and in the analysis models, the onboarding rule's day 30, pressure patterns against
-last month, the bias audit's ratios and bounds (dbt_project/models/**/*.yml, `unit_tests:`).
+rule; the ingest rules' plausible days and amount bounds; the tables built from vars (the
+month's BG/NBD fit, the per-version dictionary, quotes and NULLs kept); and in the analysis
+models, the onboarding rule's day 30, pressure patterns against last month, the bias audit's
+ratios and bounds (dbt_project/models/**/*.yml, `unit_tests:`).
 
 They run as a developer would run them, through the project's profile against a private
 warehouse: the sources loaded from the session's generated jeweller, every model built
@@ -36,6 +38,9 @@ UNIT_TESTS = {
     "bias_ratios_are_group_share_over_overall_share_flagged_beyond_the_bound",
     "implausible_dates_are_refused_outside_the_plausible_days_both_ends_included",
     "amounts_are_refused_below_zero_and_above_the_maximum_not_at_either_bound",
+    "bgnbd_params_keep_the_fit_exactly_and_a_failed_fit_scores_nobody",
+    "bgnbd_params_of_a_month_not_fitted_have_no_parameters",
+    "dictionary_rows_keep_quotes_and_nulls_of_the_rules_as_written",
 }
 
 

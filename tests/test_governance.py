@@ -84,8 +84,15 @@ def build(con: duckdb.DuckDBPyConnection, customers: int = 400, seed: int = 11) 
         ],  # fmt: skip
     )
     con.executemany("insert into raw.team_members values (?, ?, ?, ?)", TEAM)
+    # The per-version dictionary as the dbt model keeps it (dbt is not under test here).
+    con.execute(
+        "create table governance.segment_dictionary_versions (definition_version varchar, "
+        "segment_id varchar, segment_name varchar, description varchar, owner varchar, "
+        "priority integer, rule varchar, paused boolean, pause_reason varchar, "
+        "min_size integer, status varchar, is_fallback boolean)"
+    )
     con.executemany(
-        "insert into governance.segment_dictionary values ('v1hash', ?, ?, 'd', 'crm-ops', ?, "
+        "insert into governance.segment_dictionary_versions values ('v1hash', ?, ?, 'd', 'crm-ops', ?, "
         "'true', ?, 'paused for a reason', 20, 'active', false)",
         [(s, n, i + 1, p) for i, (s, n, p) in enumerate(SEGMENTS)],
     )

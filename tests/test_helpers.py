@@ -60,11 +60,11 @@ def test_the_paused_segments_are_those_of_the_version_that_produced_the_month() 
     con.execute("create schema governance")
     con.execute("create schema published")
     con.execute(
-        "create table governance.segment_dictionary "
+        "create table governance.segment_dictionary_versions "
         "(definition_version varchar, segment_id varchar, segment_name varchar, paused boolean)"
     )
     con.execute(
-        "insert into governance.segment_dictionary values "
+        "insert into governance.segment_dictionary_versions values "
         "('v1', 'evaluation', 'Evaluation', true), ('v1', 'loyal', 'Loyal', false), "
         "('v2', 'evaluation', 'Evaluation', false), ('v2', 'loyal', 'Loyal', true)"
     )

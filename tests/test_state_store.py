@@ -29,7 +29,7 @@ from segment_cadence.defs.alerting import alert_inputs, alert_tick, alerts, slac
 from segment_cadence.defs.alerting.sensors import segment_health_alerts
 from segment_cadence.defs.dictionary import changelog, versions
 from segment_cadence.defs.health import breaches, thresholds
-from segment_cadence.defs.segments import gate
+from segment_cadence.defs.segments import churn, gate
 from segment_cadence.platform import state_store
 from tests.slack_server import SlackServer
 from tests.test_deploy import free_port, postgres_bin, unavailable
@@ -52,6 +52,7 @@ TABLES = {
     "alert_input_breaches",
     "alert_input_owners",
     "alert_input_changed_segments",
+    "churn_fits",
 }
 # The governance records (migration 0002), and where they were in a warehouse.
 GOVERNANCE_RECORDS = {
@@ -63,7 +64,7 @@ GOVERNANCE_RECORDS = {
     "language_findings": "governance",
     "breaches": "health",
 }
-HEAD = "0002"
+HEAD = "0003"
 # The columns the governance analytics read, exactly as governance.* had them before the move.
 OPS_COLUMNS = {
     "firewall_checks": [
@@ -147,6 +148,25 @@ def check_schema(url: str) -> None:
     state_store.migrate(engine)  # idempotent: a second upgrade changes nothing
     with engine.connect() as connection:
         assert MigrationContext.configure(connection).get_current_revision() == HEAD
+
+
+def test_a_months_churn_fit_is_kept_for_later_steps_and_a_rerun_replaces_it(state_url):
+    """The fit step records the month's fit; the marts' dbt run (another step, another
+    process, or a re-run of the marts alone) reads it back, exactly, as dbt vars."""
+    december, november = date(2025, 12, 31), date(2025, 11, 30)
+    first = churn.MonthFit(december, None, buyers=12, fitted_at=datetime(2026, 1, 2, 3, 4, 5))
+    state_store.record_churn_fit(first.record(), state_url)
+    params = churn.BgNbdParams(0.24251617498627953, 4.41, 0.79, 2.42, -9582.4, 2357, True)
+    rerun = churn.MonthFit(december, params, buyers=3000, fitted_at=datetime(2026, 1, 3))
+    state_store.record_churn_fit(rerun.record(), state_url)
+    kept = state_store.churn_fit(december, state_url)
+    assert kept == rerun.record()
+    assert state_store.churn_fit(november, state_url) is None
+    passed = json.loads(json.dumps(churn.dbt_vars(kept)))["bgnbd_fit"]
+    assert passed["r"] == params.r and passed["month_end"] == "2025-12-31"
+    assert passed["n_customers"] == 2357 and passed["converged"] is True
+    assert churn.dbt_vars(None) == {"bgnbd_fit": None}
+    assert churn.dbt_vars(first.record())["bgnbd_fit"]["r"] is None
 
 
 def test_the_migrations_create_the_schema_on_sqlite_in_wal_mode(state_url):

@@ -1,6 +1,14 @@
-"""The quarterly re-fit recovers planted clusters, reports stability, rejects a tiny one."""
+"""The quarterly re-fit recovers planted clusters, reports stability, rejects a tiny one; its
+candidate and clusters become the strategic schema's dbt tables, kept per quarter."""
 
 from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -9,8 +17,8 @@ import yaml
 from sklearn.metrics import adjusted_rand_score
 
 from segment_cadence.defs.dictionary import segment_dictionary
-from segment_cadence.defs.strategic import strategic
-from segment_cadence.platform import paths
+from segment_cadence.defs.strategic import candidate, strategic
+from segment_cadence.platform import paths, warehouse
 
 
 def planted_buyers(seed: int = 3) -> tuple[pd.DataFrame, np.ndarray]:
@@ -99,3 +107,86 @@ def test_too_few_buyers_is_a_clear_error():
     features, _ = planted_buyers()
     with pytest.raises(ValueError, match="too few"):
         strategic.refit(features.head(10))
+
+
+def strategic_dbt(warehouse_path: Path, target: Path, variables: dict) -> None:
+    """dbt builds the candidate's tables in its own process, as the quarterly asset runs it."""
+    env = {
+        **os.environ,
+        "SEGMENT_CADENCE_WAREHOUSE": str(warehouse_path),
+        "SEGMENT_CADENCE_DBT_VARS": json.dumps(variables),
+    }
+    project = [
+        "--project-dir",
+        str(paths.DBT_PROJECT_DIR),
+        "--profiles-dir",
+        str(paths.DBT_PROJECT_DIR),
+        "--target-path",
+        str(target),
+        "--log-path",
+        str(target),
+    ]
+    built = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "dbt"),
+            "build",
+            "--select",
+            "path:models/strategic",
+            "--exclude-resource-type",
+            "unit_test",
+            "--quiet",
+            *project,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+
+
+def test_the_candidate_and_its_clusters_are_dbt_tables_kept_per_quarter_for_stability(
+    result, tmp_path
+):
+    """The candidate's membership (the candidate compiled like production, run as the same
+    CASE in dbt) and the clusters (Python's labels, handed over as Parquet) land in the
+    strategic schema per quarter; the next quarter's stability is measured against them."""
+    refit, features, _ = result
+    month_end = date(2025, 12, 31)
+    production = yaml.safe_load(paths.SEGMENTS_FILE.read_text())
+    document = strategic.candidate_dictionary(production, refit, "2025-Q4", {"vip_collectors"})
+    dictionary = candidate.validate_candidate(document, "2025-Q4")
+    buyers = features.assign(customer_id=[f"C{i:05d}" for i in range(len(features))])
+    db = tmp_path / "warehouse.duckdb"
+    with warehouse.connect(db) as con:
+        warehouse.ensure_schema(con)
+        columns = ", ".join(f"{c} double" for c in segment_dictionary.feature_columns())
+        con.execute(
+            f"create table published.customer_features (customer_id varchar, month_end date, "
+            f"{columns})"
+        )
+        frame = buyers.assign(month_end=month_end)  # noqa: F841 - DuckDB reads it by name
+        con.execute("insert into published.customer_features by name select * from frame")
+    target = tmp_path / "target"
+    for quarter, labels in (("2025-Q3", refit.labels), ("2025-Q4", 10 - refit.labels)):
+        directory = tmp_path / "candidates" / quarter
+        clusters = candidate.write_clusters(directory, buyers, labels)
+        strategic_dbt(db, target, candidate.dbt_vars(dictionary, quarter, month_end, clusters))
+    strategic_dbt(db, target, candidate.dbt_vars(dictionary, "2025-Q4", month_end, clusters))
+    case = " ".join(f"when {s.rule_sql} then '{s.id}'" for s in dictionary.ruled)
+    with warehouse.connect(db, read_only=True) as con:
+        staged = con.execute(
+            "select c.customer_id, c.segment_id, "
+            f"case {case} else '{dictionary.fallback.id}' end "
+            "from strategic.candidate_membership c "
+            "join published.customer_features f using (customer_id, month_end) "
+            "where c.quarter = '2025-Q4'"
+        ).fetchall()
+        kept = con.execute(
+            "select quarter, count(*) from strategic.cluster_assignments group by 1 order by 1"
+        ).fetchall()
+        assert candidate.previous_quarter_ari(con, "2025-Q3") is None
+        assert candidate.previous_quarter_ari(con, "2025-Q4") == pytest.approx(1.0)
+    assert len(staged) == len(buyers)
+    assert all(placed == expected for _, placed, expected in staged)
+    assert kept == [("2025-Q3", len(buyers)), ("2025-Q4", len(buyers))]  # a re-run replaces

@@ -66,7 +66,7 @@
     a published month: the pause behaviour in force for sends in the month after it. -#}
 {% macro paused_segments_of(published_month) -%}
     select distinct dictionary.definition_version, dictionary.segment_id
-    from {{ source("governance", "segment_dictionary") }} as dictionary
+    from {{ ref("segment_dictionary_versions") }} as dictionary
     where dictionary.paused
       and dictionary.definition_version in (
           select distinct definition_version

@@ -329,3 +329,16 @@
         '{{ column | replace("'", "\\'") }}', {{ alias }}.{{ quoted_column(column) }}{{ ", " if not loop.last }}
     {%- endfor -%} ))
 {%- endmacro %}
+
+{#- A Parquet file (or folder of files) as a relation. -#}
+{% macro parquet_relation(path) -%}
+    {{- return(adapter.dispatch("parquet_relation", "segment_cadence")(path)) -}}
+{%- endmacro %}
+
+{% macro default__parquet_relation(path) -%}
+    read_parquet({{ text_literal(path) }})
+{%- endmacro %}
+
+{% macro spark__parquet_relation(path) -%}
+    parquet.`{{ path }}`
+{%- endmacro %}

@@ -1,7 +1,8 @@
 """The operational state store: alerts, the outbox, silences, firewall records, override
-requests and disputes, review-pack posting state, the alert inputs a run hands over, and the
-governance records (definition versions, the changelog and retired segments, the publish
-gate's holds and releases, language findings, health breaches).
+requests and disputes, review-pack posting state, the alert inputs a run hands over, each
+month's BG/NBD fit on its way from the fit step to the marts' dbt run, and the governance
+records (definition versions, the changelog and retired segments, the publish gate's holds and
+releases, language findings, health breaches).
 
 This state needs transactions and several writers (the alerting sensor, the CLI, a monthly
 run), which the single-writer DuckDB warehouse cannot give while a refresh writes. It lives
@@ -20,6 +21,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Connection,
     Date,
@@ -41,6 +44,7 @@ from sqlalchemy import (
     String,
     Table,
     create_engine,
+    delete,
     event,
     func,
     insert,
@@ -223,8 +227,26 @@ alert_input_changed_segments = Table(
     Column("month_end", Date),
     Column("segment_id", String),
 )
+# Each month's BG/NBD fit (segment_cadence/defs/segments/churn.py), recorded by the fit step and
+# read by every later dbt run of the month's marts (a separate step, a separate process, or a
+# re-run of the marts alone), which passes it to dbt as vars: the dbt model churn.bgnbd_params
+# keeps the per-month history in the warehouse. A month whose fit failed has a row with no
+# parameters; a month never fitted has none. Either way nobody is scored that month.
+churn_fits = Table(
+    "churn_fits",
+    metadata,
+    Column("month_end", Date, primary_key=True),
+    Column("r", Float),
+    Column("alpha", Float),
+    Column("a", Float),
+    Column("b", Float),
+    Column("log_likelihood", Float),
+    Column("n_customers", BigInteger),
+    Column("converged", Boolean),
+    Column("fitted_at", DateTime),
+)
 
-# The governance records (migration 0003): decisions written by the CLI and by runs alike, kept
+# The governance records (migration 0002): decisions written by the CLI and by runs alike, kept
 # beside the rest of the operational state rather than in the single-writer warehouse.
 definition_versions = Table(
     "definition_versions",
@@ -348,6 +370,7 @@ WAREHOUSE_MOVES = (
         "governance.language_findings": language_findings,
         "health.breaches": breaches,
     },
+    {"churn.bgnbd_params": churn_fits},
 )
 WAREHOUSE_TABLES = {qualified: t for group in WAREHOUSE_MOVES for qualified, t in group.items()}
 
@@ -538,3 +561,20 @@ def migrate_from_warehouse(warehouse: duckdb.DuckDBPyConnection, url: str | None
                 if _warehouse_has(warehouse, qualified):
                     copied[qualified] = _move_table(connection, warehouse, qualified, table)
     return copied
+
+
+def record_churn_fit(fit: dict[str, Any], url: str | None = None) -> None:
+    """Keep the month's fit (the columns of churn_fits), replacing any earlier one: a re-run
+    of the fit step supersedes the last."""
+    with transaction(url) as connection:
+        connection.execute(delete(churn_fits).where(churn_fits.c.month_end == fit["month_end"]))
+        connection.execute(insert(churn_fits), [fit])
+
+
+def churn_fit(month_end: date, url: str | None = None) -> dict[str, Any] | None:
+    """The month's recorded fit, or None when the fit step never ran for it."""
+    with transaction(url) as connection:
+        found = connection.execute(
+            select(churn_fits).where(churn_fits.c.month_end == month_end)
+        ).first()
+    return dict(found._mapping) if found else None

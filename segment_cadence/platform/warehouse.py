@@ -38,19 +38,6 @@ SCHEMAS = (
 # releases) live in the state store (segment_cadence/platform/state_store.py).
 DDL = (
     """
-    create table if not exists churn.bgnbd_params (
-        month_end date, r double, alpha double, a double, b double, log_likelihood double,
-        n_customers bigint, converged boolean, fitted_at timestamp
-    )
-    """,
-    """
-    create table if not exists governance.segment_dictionary (
-        definition_version varchar, segment_id varchar, segment_name varchar, description varchar,
-        owner varchar, priority integer, rule varchar, paused boolean, pause_reason varchar,
-        min_size integer, status varchar, is_fallback boolean
-    )
-    """,
-    """
     create table if not exists published.segment_membership (
         customer_id varchar, month_end date, segment_id varchar, definition_version varchar,
         previous_segment_id varchar, months_in_segment integer

@@ -29,7 +29,7 @@ campaign_response as (
 churn_model as (
 
     select r, alpha, a, b
-    from {{ source('churn', 'bgnbd_params') }}
+    from {{ ref("bgnbd_params") }}
     where month_end = {{ month_end() }}
 
 ),

@@ -22,7 +22,7 @@ segments as (
 dictionary as (
 
     select segment_id, segment_name, paused
-    from {{ source('governance', 'segment_dictionary') }}
+    from {{ ref('segment_dictionary_versions') }}
     where definition_version = '{{ cadence_var("definition_version") }}'
 
 ),

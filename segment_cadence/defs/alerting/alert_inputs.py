@@ -57,7 +57,8 @@ def owners_and_changes(
     whose rule, priority, pause or status differ from the version published the month before."""
     owners = dict(
         con.execute(
-            "select segment_id, owner from governance.segment_dictionary where definition_version = ?",
+            "select segment_id, owner from governance.segment_dictionary_versions "
+            "where definition_version = ?",
             [version],
         ).fetchall()
     )
@@ -72,9 +73,11 @@ def owners_and_changes(
             for r in con.execute(
                 """
                 select coalesce(a.segment_id, b.segment_id) from
-                  (select * from governance.segment_dictionary where definition_version = ?) a
+                  (select * from governance.segment_dictionary_versions
+                   where definition_version = ?) a
                   full join
-                  (select * from governance.segment_dictionary where definition_version = ?) b
+                  (select * from governance.segment_dictionary_versions
+                   where definition_version = ?) b
                   using (segment_id)
                 where a.rule is distinct from b.rule or a.priority is distinct from b.priority
                    or a.paused is distinct from b.paused or a.status is distinct from b.status

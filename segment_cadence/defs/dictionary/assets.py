@@ -1,5 +1,5 @@
 """The dictionary room's assets: the segment dictionary in force (validated, versioned and
-written where dbt can join it), the changelog and archive of retired segments shown in the
+handed to dbt as vars, which keeps it per version), the changelog and archive of retired segments shown in the
 Dagster UI, and the published migration rates.
 """
 
@@ -13,7 +13,6 @@ from segment_cadence.defs.dictionary import segment_dictionary as dictionary_mod
 from segment_cadence.defs.health import thresholds
 from segment_cadence.platform import markdown, state_store
 from segment_cadence.platform.resources import WAREHOUSE_POOL, ConfigFiles, WarehouseResource
-from segment_cadence.platform.warehouse import transaction
 
 
 @dg.asset(
@@ -27,7 +26,8 @@ from segment_cadence.platform.warehouse import transaction
         "(unapproved changes stop the run before any data is written), validated before "
         "anything runs (unknown columns, unsafe SQL, "
         "sensitive attributes, duplicate ids or priorities, missing fallback) and recorded "
-        "under its definition version. Copies the firewall records from the state store to "
+        "under its definition version; its segments reach dbt as vars "
+        "(governance/segment_dictionary_versions keeps them per version). Copies the firewall records from the state store to "
         "ops.firewall_checks, ops.firewall_blocked and ops.exception_requests for the "
         "governance metrics."
     ),
@@ -49,25 +49,14 @@ def segment_dictionary(
         raise dg.Failure(description=str(error)) from None
     for warning in dictionary.warnings:
         context.log.warning(warning)
-    rows = [
-        (version, s.id, s.name, s.description, s.owner, s.priority, s.rule, s.paused,
-         s.pause_reason, s.min_size, s.status, s.fallback)
-        for s in dictionary.all_segments
-    ]  # fmt: skip
+    # The dictionary's rows reach the warehouse as dbt vars: the dbt model
+    # governance.segment_dictionary_versions keeps them per version (SegmentDictionary.dbt_vars).
     with warehouse.connect() as con:
         # Operational state lives in the state store: an older warehouse's alerts, firewall
         # records and governance records move there once (before this run records anything),
         # and the governance analytics downstream get this month's copy of the firewall
         # records (ops.*) before dbt and the red flags run.
         moved = state_store.migrate_from_warehouse(con)
-        with transaction(con):
-            con.execute(
-                "delete from governance.segment_dictionary where definition_version = ?", [version]
-            )
-            con.executemany(
-                "insert into governance.segment_dictionary values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
         with state_store.transaction() as state:
             changelog.record_definition_version(state, version, approved)
         copied = state_store.copy_firewall_records(con)

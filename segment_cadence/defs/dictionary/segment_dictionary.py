@@ -114,11 +114,30 @@ class SegmentDictionary:
         return next(s for s in self.all_segments if s.id == segment_id)
 
     def dbt_vars(self) -> dict[str, Any]:
-        """What the dbt membership model needs: ordered rules and the fallback id."""
+        """What the dbt models need: the ordered rules and the fallback id (membership), and
+        every segment as a row (the per-version dictionary, governance.segment_dictionary_versions)."""
         return {
             "segment_rules": [{"id": s.id, "rule": s.rule_sql} for s in self.ruled],
             "fallback_segment": self.fallback.id,
+            "dictionary_segments": [dictionary_row(s) for s in self.all_segments],
         }
+
+
+def dictionary_row(segment: Segment) -> dict[str, Any]:
+    """A segment as the per-version dictionary table keeps it (the rule as written)."""
+    return {
+        "segment_id": segment.id,
+        "segment_name": segment.name,
+        "description": segment.description,
+        "owner": segment.owner,
+        "priority": segment.priority,
+        "rule": segment.rule,
+        "paused": segment.paused,
+        "pause_reason": segment.pause_reason,
+        "min_size": segment.min_size,
+        "status": segment.status,
+        "is_fallback": segment.fallback,
+    }
 
 
 def feature_columns(catalogue: Path = paths.FEATURE_CATALOGUE) -> list[str]:

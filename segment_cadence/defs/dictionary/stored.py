@@ -1,7 +1,7 @@
 """The dictionary as the warehouse keeps it, one row per segment and definition version
-(governance.segment_dictionary, written by the segment_dictionary asset), read for a
-published month: its segments are those of the version(s) that produced it, not the
-dictionary in force today. The firewall asks this of a month; this is the one place in Python
+(governance.segment_dictionary_versions, the dbt model built from the dictionary the
+segment_dictionary asset validated), read for a published month: its segments are those of
+the version(s) that produced it, not the dictionary in force today. The firewall asks this of a month; this is the one place in Python
 the question is written (the governance dbt models ask it in SQL)."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ VERSIONS_OF_MONTH = (
 # The paused segments of those versions, as (definition_version, segment_id) rows.
 PAUSED_IN_MONTH = f"""
     select distinct d.definition_version, d.segment_id
-    from governance.segment_dictionary d
+    from governance.segment_dictionary_versions d
     where d.paused and d.definition_version in ({VERSIONS_OF_MONTH})
 """
 
@@ -26,7 +26,7 @@ PAUSED_IN_MONTH = f"""
 def segments_of_month(con: duckdb.DuckDBPyConnection, month_end: date) -> dict[str, str]:
     """{segment id: name} in the version(s) that produced the month."""
     rows = con.execute(
-        "select distinct d.segment_id, d.segment_name from governance.segment_dictionary d "
+        "select distinct d.segment_id, d.segment_name from governance.segment_dictionary_versions d "
         f"where d.definition_version in ({VERSIONS_OF_MONTH})",
         [month_end],
     ).fetchall()

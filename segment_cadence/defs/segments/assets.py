@@ -3,6 +3,8 @@ parameters in Python, every customer scored in SQL) and publishing the month (vi
 consumers only after every blocking check passed).
 """
 
+from datetime import datetime
+
 import dagster as dg
 import numpy as np
 from dagster_dbt import get_asset_key_for_model
@@ -13,7 +15,6 @@ from segment_cadence.defs.segments.dbt_assets import features_inputs, segment_ma
 from segment_cadence.platform import paths, state_store
 from segment_cadence.platform.partitions import monthly_partitions, refresh_window
 from segment_cadence.platform.resources import WAREHOUSE_POOL, ConfigFiles, WarehouseResource
-from segment_cadence.platform.warehouse import transaction
 
 GATE = dg.AssetKey(["build", "publish_gate"])
 MARTS = [
@@ -205,7 +206,7 @@ FIT_SEED = 20_050_101  # fixed, so re-running a month reproduces its parameters 
 
 @dg.asset(
     pool=WAREHOUSE_POOL,
-    key=["churn", "bgnbd_params"],
+    key=["churn", "bgnbd_fit"],
     group_name="features",
     owners=["team:data-engineering"],
     kinds={"python", "scipy", "duckdb"},
@@ -213,50 +214,47 @@ FIT_SEED = 20_050_101  # fixed, so re-running a month reproduces its parameters 
     deps=[get_asset_key_for_model([features_inputs], "int_customer_purchases")],
     description=(
         "BG/NBD (Fader, Hardie & Lee 2005) fitted by maximum likelihood on a reproducible "
-        f"sample of up to {FIT_SAMPLE_SIZE:,} buyers as of the month's end. customer_features "
-        "scores every customer with the closed-form P(alive); churn likelihood = 1 - P(alive)."
+        f"sample of up to {FIT_SAMPLE_SIZE:,} buyers as of the month's end, read back from "
+        "build.int_customer_purchases. The fit is kept in the state store (churn_fits) and "
+        "reaches dbt as vars: the model churn.bgnbd_params keeps it per month and "
+        "customer_features scores every customer with the closed-form P(alive); churn "
+        "likelihood = 1 - P(alive)."
     ),
 )
-def bgnbd_params(
+def bgnbd_fit(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     month_end, _ = refresh_window(context.partition_key)
-    with warehouse.connect() as con:
+    with warehouse.connect(read_only=True) as con:
         history = con.execute(
             "select bgnbd_x, bgnbd_t_x, bgnbd_T from build.int_customer_purchases "
             "where bgnbd_T > 0 order by customer_id"
         ).fetchnumpy()
-        x, t_x, big_t = (
-            np.asarray(history[c], dtype=float) for c in ("bgnbd_x", "bgnbd_t_x", "bgnbd_T")
-        )
-        sample = churn.sample_for_fit(x, t_x, big_t, max_n=FIT_SAMPLE_SIZE, seed=FIT_SEED)
-        try:
-            params = churn.fit_bgnbd(*sample)
-            row = [month_end, params.r, params.alpha, params.a, params.b, params.log_likelihood,
-                   params.n_customers, params.converged]  # fmt: skip
-            note = "fitted"
-        except ValueError as error:
-            # Too little history (for example months before the data starts): score nobody
-            # rather than invent a churn likelihood. Rules reading it then do not hold.
-            context.log.warning(f"BG/NBD not fitted for {month_end}: {error}")
-            row = [month_end, None, None, None, None, None, len(x), False]
-            note = f"not fitted: {error}"
-        with transaction(con):
-            con.execute("delete from churn.bgnbd_params where month_end = ?", [month_end])
-            con.execute(
-                "insert into churn.bgnbd_params values (?, ?, ?, ?, ?, ?, ?, ?, current_timestamp)",
-                row,
-            )
+    x, t_x, big_t = (
+        np.asarray(history[c], dtype=float) for c in ("bgnbd_x", "bgnbd_t_x", "bgnbd_T")
+    )
+    sample = churn.sample_for_fit(x, t_x, big_t, max_n=FIT_SAMPLE_SIZE, seed=FIT_SEED)
+    try:
+        params = churn.fit_bgnbd(*sample)
+        note = "fitted"
+    except ValueError as error:
+        # Too little history (for example months before the data starts): score nobody
+        # rather than invent a churn likelihood. Rules reading it then do not hold.
+        context.log.warning(f"BG/NBD not fitted for {month_end}: {error}")
+        params = None
+        note = f"not fitted: {error}"
+    fit = churn.MonthFit(month_end, params, buyers=len(x), fitted_at=datetime.now()).record()
+    state_store.record_churn_fit(fit)
     return dg.MaterializeResult(
         metadata={
             "status": note,
             "buyers": len(x),
-            "fit_sample": int(row[6] or 0),
-            "r": row[1],
-            "alpha": row[2],
-            "a": row[3],
-            "b": row[4],
-            "log_likelihood": row[5],
-            "converged": bool(row[7]),
+            "fit_sample": int(fit["n_customers"] or 0),
+            "r": fit["r"],
+            "alpha": fit["alpha"],
+            "a": fit["a"],
+            "b": fit["b"],
+            "log_likelihood": fit["log_likelihood"],
+            "converged": bool(fit["converged"]),
         }
     )

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -54,6 +56,45 @@ class BgNbdParams:
     def as_array(self) -> np.ndarray:
         """(r, alpha, a, b), the order `bgnbd_log_likelihood` expects."""
         return np.array([self.r, self.alpha, self.a, self.b], dtype=float)
+
+
+@dataclass(frozen=True)
+class MonthFit:
+    """A month's fit as it is kept: the parameters, or None when the month has too little
+    history to fit (then nobody is scored that month rather than scored by invented numbers).
+    `buyers` is how many customers the month had to offer the fit."""
+
+    month_end: date
+    params: BgNbdParams | None
+    buyers: int
+    fitted_at: datetime
+
+    def record(self) -> dict[str, Any]:
+        """The columns of churn.bgnbd_params (and of the state store's churn_fits)."""
+        p = self.params
+        return {
+            "month_end": self.month_end,
+            "r": p.r if p else None,
+            "alpha": p.alpha if p else None,
+            "a": p.a if p else None,
+            "b": p.b if p else None,
+            "log_likelihood": p.log_likelihood if p else None,
+            "n_customers": p.n_customers if p else self.buyers,
+            "converged": p.converged if p else False,
+            "fitted_at": self.fitted_at,
+        }
+
+
+def dbt_vars(record: dict[str, Any] | None) -> dict[str, Any]:
+    """The month's fit as the dbt vars the model churn.bgnbd_params is built from: `bgnbd_fit`,
+    None when no fit was recorded for the month. Floats pass through JSON exactly (shortest
+    repr), so the SQL scores with the very parameters Python fitted."""
+    if record is None:
+        return {"bgnbd_fit": None}
+    fit = {k: v for k, v in record.items() if k not in ("month_end", "fitted_at")}
+    fit["month_end"] = record["month_end"].isoformat()
+    fit["fitted_at"] = record["fitted_at"].isoformat(sep=" ") if record["fitted_at"] else None
+    return {"bgnbd_fit": fit}
 
 
 def _as_arrays(x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> tuple[np.ndarray, ...]:  # noqa: N803

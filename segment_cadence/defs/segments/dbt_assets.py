@@ -1,8 +1,9 @@
 """dbt models as Dagster assets: translators for their specs and three partitioned groups.
 
-The features inputs (staging, intermediate) and the segment marts are separate asset
-definitions because the Python churn fit sits between them: it reads the purchase history
-that the intermediate layer builds and writes the parameters the marts score with. The
+The features inputs (staging, intermediate, the per-version dictionary) and the segment marts
+are separate asset definitions because the Python churn fit sits between them: it reads the
+purchase history that the intermediate layer builds, and its parameters (kept in the state
+store) reach the marts' run as vars, from which dbt keeps churn.bgnbd_params. The
 governance and health models (red flags, the audit trail, the bias audit, health metrics,
 migration rates) are a third: they read the month just published, so they run after the
 publish asset and the firewall.
@@ -23,6 +24,7 @@ from dagster_dbt import (
 
 from segment_cadence.defs.dictionary import segment_dictionary
 from segment_cadence.defs.governance import governance
+from segment_cadence.defs.segments import churn
 from segment_cadence.platform import state_store
 from segment_cadence.platform.crash_points import crash_point
 from segment_cadence.platform.partitions import monthly_partitions, refresh_window
@@ -34,11 +36,24 @@ from segment_cadence.platform.resources import (
     prepare_dbt_project,
 )
 
-LAYER_GROUPS = {"staging": "features", "intermediate": "features", "marts": "segments",
-                "governance": "governance", "health": "health"}  # fmt: skip
-LAYER_OWNERS = {"staging": "team:data-engineering", "intermediate": "team:data-engineering",
-                "marts": "team:segmentation-owner", "governance": "team:operations",
-                "health": "team:segmentation-owner"}  # fmt: skip
+LAYER_GROUPS = {
+    "staging": "features",
+    "intermediate": "features",
+    "marts": "segments",
+    "governance": "governance",
+    "health": "health",
+    "churn": "features",
+    "definitions": "definitions",
+}
+LAYER_OWNERS = {
+    "staging": "team:data-engineering",
+    "intermediate": "team:data-engineering",
+    "marts": "team:segmentation-owner",
+    "governance": "team:operations",
+    "health": "team:segmentation-owner",
+    "churn": "team:data-engineering",
+    "definitions": "team:segmentation-owner",
+}
 PUBLISHED = dg.AssetKey(["published", "segment_membership"])
 FIREWALL = dg.AssetKey(["governance", "planned_campaign_checks"])
 
@@ -52,11 +67,20 @@ def layer_of(dbt_resource_props: Mapping[str, Any]) -> str:
     return fqn[1] if len(fqn) > 2 else "marts"
 
 
+def fed_by(manifest: Mapping[str, Any], unique_id: str) -> list[dg.AssetKey]:
+    """The Python assets whose results a model is built from as vars (its yml's meta
+    segment_cadence.fed_by): upstream of the model although dbt reads no table of theirs."""
+    node = manifest.get("nodes", {}).get(unique_id, {})
+    meta = node.get("config", {}).get("meta", {}) or node.get("meta", {})
+    return [dg.AssetKey(key) for key in meta.get("segment_cadence", {}).get("fed_by", [])]
+
+
 class SegmentCadenceTranslator(DagsterDbtTranslator):
     """Groups, owners and keys for dbt resources.
 
     Sources keep their (schema, table) keys so that they line up with the Python assets
-    that write them (raw.*, churn.bgnbd_params, governance.segment_dictionary). The
+    that write them (raw.*). A model built from vars declares the Python asset that decides
+    them (meta segment_cadence.fed_by: the churn fit, the dictionary in force). The
     published source is read only for the previous month and is written downstream by the
     publish asset, so it is not an upstream dependency (that would be a cycle).
     """
@@ -66,6 +90,7 @@ class SegmentCadenceTranslator(DagsterDbtTranslator):
     ) -> dg.AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project)
         deps = [d for d in spec.deps if d.asset_key.path[0] != "published"]
+        deps += [dg.AssetDep(key) for key in fed_by(manifest, unique_id)]
         return spec.replace_attributes(deps=deps)
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
@@ -209,7 +234,7 @@ def run_dbt(
     pool=WAREHOUSE_POOL,
     manifest=dbt_project.manifest_path,
     project=dbt_project,
-    select="path:models/staging path:models/intermediate",
+    select="path:models/staging path:models/intermediate path:models/definitions",
     dagster_dbt_translator=translator,
     partitions_def=monthly_partitions,
     name="features_inputs",
@@ -220,7 +245,8 @@ def features_inputs(
     warehouse: WarehouseResource,
     config_files: ConfigFiles,
 ):
-    """Staging views over the raw sources and per-customer history as of the month's end."""
+    """Staging views over the raw sources, per-customer history as of the month's end, and
+    the dictionary in force kept under its definition version."""
     yield from run_dbt(context, dbt, warehouse, config_files)
 
 
@@ -228,7 +254,7 @@ def features_inputs(
     pool=WAREHOUSE_POOL,
     manifest=dbt_project.manifest_path,
     project=dbt_project,
-    select="path:models/marts",
+    select="path:models/churn path:models/marts",
     dagster_dbt_translator=translator,
     partitions_def=monthly_partitions,
     name="segment_marts",
@@ -239,8 +265,11 @@ def segment_marts(
     warehouse: WarehouseResource,
     config_files: ConfigFiles,
 ):
-    """Features, membership, transitions and KPIs for the month, built in the build schema."""
-    yield from run_dbt(context, dbt, warehouse, config_files)
+    """The month's churn fit (from the state store, as vars), then features, membership,
+    transitions and KPIs for the month, built in the build schema."""
+    month_end, _ = refresh_window(context.partition_key)
+    fit = churn.dbt_vars(state_store.churn_fit(month_end))
+    yield from run_dbt(context, dbt, warehouse, config_files, fit)
 
 
 @dbt_assets(

@@ -1,13 +1,37 @@
 """The quarterly strategic refresh: a candidate definition version, proven in staging."""
 
+import json
+import os
+from typing import Any
+
 import dagster as dg
 import yaml
+from dagster_dbt import DbtCliResource
 
 from segment_cadence.defs.dictionary import segment_dictionary
 from segment_cadence.defs.strategic import candidate, strategic
 from segment_cadence.platform import paths
 from segment_cadence.platform.partitions import quarter_window, quarterly_partitions
-from segment_cadence.platform.resources import WAREHOUSE_POOL, ConfigFiles, WarehouseResource
+from segment_cadence.platform.resources import (
+    WAREHOUSE_POOL,
+    ConfigFiles,
+    WarehouseResource,
+    prepare_dbt_project,
+)
+
+# The candidate's tables (models/strategic), built by the quarterly re-fit alone.
+STRATEGIC_MODELS = "path:models/strategic"
+
+
+def build_strategic_models(
+    dbt: DbtCliResource, warehouse: WarehouseResource, variables: dict[str, Any]
+) -> None:
+    """`dbt build` of the candidate's tables with the quarter's vars (through the environment,
+    as the monthly dbt assets pass theirs), their tests included; a failure stops the step."""
+    manifest = prepare_dbt_project(warehouse.path)
+    os.environ["SEGMENT_CADENCE_DBT_VARS"] = json.dumps(variables)
+    args = ["build", "--select", STRATEGIC_MODELS, "--exclude-resource-type", "unit_test"]
+    dbt.cli(args, manifest=manifest).wait()
 
 
 @dg.asset(
@@ -22,13 +46,17 @@ from segment_cadence.platform.resources import WAREHOUSE_POOL, ConfigFiles, Ware
         "Quarterly re-fit: k-means on standardised RFM and engagement features of buyers (k by "
         "best silhouette), stability by bootstrap and previous-quarter adjusted Rand index, "
         "small or indistinct clusters rejected, readable threshold rules from a shallow tree. "
-        "The candidate dictionary is computed for the quarter's last published month in the "
-        "strategic schema and compared with production. It goes live only through "
+        "The candidate dictionary is computed for the quarter's last published month by the "
+        "dbt models of the strategic schema (candidate_membership from the compiled candidate, "
+        "cluster_assignments from the labels' Parquet file) and compared with production. It goes live only through "
         "`segment-cadence definitions approve --candidate ...`."
     ),
 )
 def candidate_definitions(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, config_files: ConfigFiles
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    config_files: ConfigFiles,
+    dbt: DbtCliResource,
 ) -> dg.MaterializeResult:
     quarter, month_end = quarter_window(context.partition_key)
     production_document = yaml.safe_load(paths.segments_file().read_text())
@@ -39,17 +67,21 @@ def candidate_definitions(
         for s in production.segments
         if s.priority <= rule.max_priority and not s.fallback
     }
-    with warehouse.connect() as con:
+    with warehouse.connect(read_only=True) as con:
         try:
             buyers = candidate.load_buyers(con, month_end)
         except candidate.CandidateError as error:
             raise dg.Failure(description=f"{quarter}: {error}") from None
-        result = strategic.refit(buyers)
-        previous_ari = candidate.record_clusters(con, quarter, buyers, result.labels)
-        document = strategic.candidate_dictionary(production_document, result, quarter, protected)
-        staged = candidate.stage_membership(con, document, quarter, month_end)
+    result = strategic.refit(buyers)
+    document = strategic.candidate_dictionary(production_document, result, quarter, protected)
+    staged = candidate.validate_candidate(document, quarter)
+    directory = paths.state_dir() / "candidates" / quarter
+    path = candidate.write_candidate(document, directory)
+    clusters = candidate.write_clusters(directory, buyers, result.labels)
+    build_strategic_models(dbt, warehouse, candidate.dbt_vars(staged, quarter, month_end, clusters))
+    with warehouse.connect(read_only=True) as con:
+        previous_ari = candidate.previous_quarter_ari(con, quarter)
         comparison = candidate.compare(con, quarter, month_end, list(staged.business_rules), staged)
-    path = candidate.write_candidate(document, paths.state_dir() / "candidates" / quarter)
     tables = candidate.markdown_tables(comparison)
     scores = ", ".join(f"k={k}: {s:.3f}" for k, s in result.k_scores.items())
     return dg.MaterializeResult(

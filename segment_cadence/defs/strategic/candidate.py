@@ -1,8 +1,10 @@
 """The candidate in staging: computed for the same customers and month, compared with production.
 
 The quarterly candidate never touches published membership. Its membership is computed in
-the `strategic` schema from the published features of the quarter's last month, with the
-same rule compiler production uses, and set beside production: sizes, who moves where,
+the `strategic` schema from the published features of the quarter's last month, by the dbt
+model strategic.candidate_membership fed the candidate compiled like the production
+dictionary (the same vars, the same CASE); the clusters reach strategic.cluster_assignments as
+a Parquet file. Both are set beside production: sizes, who moves where,
 KPIs per candidate segment, business-rule violations. People read that, then approve or not.
 """
 
@@ -44,51 +46,52 @@ def load_buyers(con: duckdb.DuckDBPyConnection, month_end: date) -> pd.DataFrame
     return frame
 
 
-def case_expression(dictionary: segment_dictionary.SegmentDictionary) -> str:
-    """The same CASE the dbt membership model builds (macros/segment_case.sql)."""
-    whens = " ".join(f"when {s.rule_sql} then '{s.id}'" for s in dictionary.ruled)
-    return f"case {whens} else '{dictionary.fallback.id}' end"
-
-
-def stage_membership(
-    con: duckdb.DuckDBPyConnection, document: dict[str, Any], quarter: str, month_end: date
+def validate_candidate(
+    document: dict[str, Any], quarter: str
 ) -> segment_dictionary.SegmentDictionary:
-    dictionary = segment_dictionary.validate(
+    return segment_dictionary.validate(
         document, f"<candidate {quarter}>", segment_dictionary.feature_columns()
     )
-    con.execute("create schema if not exists strategic")
-    con.execute(
-        "create table if not exists strategic.candidate_membership "
-        "(quarter varchar, month_end date, customer_id varchar, segment_id varchar)"
-    )
-    con.execute("delete from strategic.candidate_membership where quarter = ?", [quarter])
-    con.execute(
-        f"insert into strategic.candidate_membership select ?, month_end, customer_id, "
-        f"{case_expression(dictionary)} from published.customer_features where month_end = ?",
-        [quarter, month_end],
-    )
-    return dictionary
 
 
-def record_clusters(con: duckdb.DuckDBPyConnection, quarter: str, buyers: pd.DataFrame,
-                    labels: np.ndarray) -> float | None:  # fmt: skip
-    """Keep this quarter's clusters; return the ARI against the previous quarter's, if any."""
-    con.execute(
-        "create table if not exists strategic.cluster_assignments "
-        "(quarter varchar, customer_id varchar, cluster integer)"
-    )
+CLUSTERS_FILE = "cluster_assignments.parquet"
+
+
+def write_clusters(directory: Path, buyers: pd.DataFrame, labels: np.ndarray) -> Path:
+    """The quarter's k-means labels as a Parquet file beside the candidate: Python's output,
+    read into strategic.cluster_assignments by dbt (models/strategic)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / CLUSTERS_FILE
+    frame = pd.DataFrame({"customer_id": buyers["customer_id"].astype(str), "cluster": labels})
+    frame.astype({"cluster": "int32"}).to_parquet(path, index=False)
+    return path
+
+
+def dbt_vars(
+    dictionary: segment_dictionary.SegmentDictionary,
+    quarter: str,
+    month_end: date,
+    clusters_file: Path,
+) -> dict[str, Any]:
+    """What the strategic dbt models read: the candidate compiled like the production
+    dictionary (the same segment_rules and fallback the membership CASE reads), the quarter,
+    its last month and the clusters' file."""
+    return {
+        **dictionary.dbt_vars(),
+        "quarter": quarter,
+        "month_end": month_end.isoformat(),
+        "cluster_assignments_file": str(clusters_file),
+    }
+
+
+def previous_quarter_ari(con: duckdb.DuckDBPyConnection, quarter: str) -> float | None:
+    """The adjusted Rand index of this quarter's clusters against the latest earlier quarter's
+    (strategic.cluster_assignments), over the buyers in both; None without one."""
     previous = con.execute(
         "select quarter from strategic.cluster_assignments where quarter < ? "
         "order by quarter desc limit 1",
         [quarter],
     ).fetchone()
-    con.execute("delete from strategic.cluster_assignments where quarter = ?", [quarter])
-    frame = pd.DataFrame(
-        {"quarter": quarter, "customer_id": buyers["customer_id"], "cluster": labels}
-    )
-    con.register("_clusters", frame)
-    con.execute("insert into strategic.cluster_assignments select * from _clusters")
-    con.unregister("_clusters")
     if previous is None:
         return None
     pairs = con.execute(
