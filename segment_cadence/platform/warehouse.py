@@ -22,8 +22,8 @@ from segment_cadence.platform import paths
 
 SCHEMAS = ("raw", "quarantine", "churn", "governance", "build", "staging", "published", "strategic")
 
-# Tables owned by Python (not dbt). Published tables mirror the dbt marts column for column;
-# publish inserts BY NAME so column order does not matter.
+# Tables owned by Python (not dbt). The published tables are dbt models
+# (dbt_project/models/published), created by the first publication.
 DDL = (
     """
     create table if not exists raw._loads (
@@ -55,27 +55,6 @@ DDL = (
     )
     """,
     """
-    create table if not exists published.segment_membership (
-        customer_id varchar, month_end date, segment_id varchar, definition_version varchar,
-        previous_segment_id varchar, months_in_segment integer
-    )
-    """,
-    """
-    create table if not exists published.segment_transitions (
-        month_end date, from_segment_id varchar, to_segment_id varchar, customers bigint
-    )
-    """,
-    """
-    create table if not exists published.segment_kpis (
-        month_end date, segment_id varchar, segment_name varchar, paused boolean,
-        customers bigint, share double, revenue_this_month double, revenue_365d double,
-        avg_lifetime_value double, avg_churn_likelihood double, avg_engagement_events_90d double,
-        campaign_response_rate double, avg_months_in_segment double, previous_customers bigint,
-        stayed bigint, moved_in bigint, moved_out bigint, new_customers bigint,
-        retention_rate double
-    )
-    """,
-    """
     create table if not exists governance.definition_versions (
         definition_version varchar, version_number integer, governed_digest varchar,
         author varchar, reason varchar, approved_by varchar, approved_at varchar,
@@ -92,12 +71,6 @@ DDL = (
     create table if not exists governance.retired_segments (
         segment_id varchar, segment_name varchar, rationale varchar, retired_in_version varchar,
         last_size bigint, last_published_month date, recorded_at timestamp
-    )
-    """,
-    """
-    create table if not exists published.publications (
-        month_end date, definition_version varchar, customers bigint, published_at timestamp,
-        run_id varchar, export_path varchar
     )
     """,
     # The publish gate (segment_cadence/defs/segments/gate.py): months held, and releases by an approver.
@@ -219,7 +192,6 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"create schema if not exists {schema}")
     for statement in DDL:
         con.execute(statement)
-    con.execute("alter table published.publications add column if not exists version_label varchar")
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:

@@ -434,9 +434,14 @@ def latest_hold(con: duckdb.DuckDBPyConnection, month_end: date) -> Hold | None:
     ).fetchone()
     if row is None:
         return None
-    published_at = con.execute(
-        "select max(published_at) from published.publications where month_end = ?", [month_end]
-    ).fetchone()[0]
+    published_at = (
+        con.execute(
+            "select max(published_at) from published.publications where month_end = ?",
+            [month_end],
+        ).fetchone()[0]
+        if table_exists(con, "published", "publications")  # none before the first publication
+        else None
+    )
     if published_at is not None and published_at > row[4]:
         return None
     findings = tuple(GateFinding(**f) for f in json.loads(row[3]))
