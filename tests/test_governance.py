@@ -89,6 +89,13 @@ def build(con: duckdb.DuckDBPyConnection, customers: int = 400, seed: int = 11) 
         "'true', ?, 'paused for a reason', 20, 'active', false)",
         [(s, n, i + 1, p) for i, (s, n, p) in enumerate(SEGMENTS)],
     )
+    # Stands in for the published view (dbt_project/models/published): the rows a
+    # publication leaves, written directly.
+    con.execute(
+        "create table if not exists published.segment_membership (customer_id varchar, "
+        "month_end date, segment_id varchar, definition_version varchar, "
+        "previous_segment_id varchar, months_in_segment integer)"
+    )
     membership: dict[date, dict[str, str]] = {}
     previous: dict[str, str] = {}
     for month in (SEPTEMBER, OCTOBER):
