@@ -209,18 +209,18 @@ def publish_month(
 
 
 @contextmanager
-def dbt_vars_in_environment(variables: dict[str, Any]) -> Iterator[None]:
-    """Hand the refresh's parameters to dbt the way the pipeline does (not --vars, which
-    would make dbt re-parse the project), and put the environment back afterwards."""
-    before = os.environ.get(DBT_VARS_ENV)
-    os.environ[DBT_VARS_ENV] = json.dumps(variables)
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for dbt's run in this process, and put them back after."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
         yield
     finally:
-        if before is None:
-            os.environ.pop(DBT_VARS_ENV, None)
-        else:
-            os.environ[DBT_VARS_ENV] = before
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def warehouse_file(con: duckdb.DuckDBPyConnection) -> str:
@@ -234,14 +234,19 @@ def run_published_models(con: duckdb.DuckDBPyConnection, request: PublicationReq
     """`dbt build` of the published models in this process, on the connection's warehouse
     (the same DuckDB file, shared within the process). For callers outside Dagster; the
     asset runs the same models through dagster-dbt."""
-    os.environ["SEGMENT_CADENCE_WAREHOUSE"] = warehouse_file(con)
     project = [
         "--project-dir",
         str(paths.DBT_PROJECT_DIR),
         "--profiles-dir",
         str(paths.DBT_PROJECT_DIR),
     ]
-    with dbt_vars_in_environment(request.dbt_vars()):
+    # The refresh's parameters go to dbt as the pipeline passes them (not --vars, which
+    # would make dbt re-parse the project), and dbt opens the connection's own file.
+    variables = {
+        DBT_VARS_ENV: json.dumps(request.dbt_vars()),
+        "SEGMENT_CADENCE_WAREHOUSE": warehouse_file(con),
+    }
+    with environment(variables):
         result = dbtRunner().invoke(
             [
                 "build",
