@@ -1,7 +1,8 @@
 """dbt's unit tests of the tricky SQL pass: the 365-day window around 29 February, the monthly
 slices, the segment CASE (priority order, a paused segment, the fallback) and the business
 rule; and in the analysis models, the onboarding rule's day 30, pressure patterns against
-last month, the bias audit's ratios and bounds (dbt_project/models/**/*.yml, `unit_tests:`).
+last month, the bias audit's ratios and bounds; and the published views' join on the
+publication ledger (dbt_project/models/**/*.yml, `unit_tests:`).
 
 They run as a developer would run them, through the project's profile against a private
 warehouse: the sources loaded from the session's generated jeweller, every model built
@@ -34,6 +35,7 @@ UNIT_TESTS = {
     "onboarding_rule_counts_sends_before_day_30_only",
     "pressure_counts_this_month_against_last_and_weeks_of_this_month_only",
     "bias_ratios_are_group_share_over_overall_share_flagged_beyond_the_bound",
+    "published_membership_is_the_publication_the_ledger_names",
 }
 
 
