@@ -85,7 +85,10 @@
 
 {% macro default__drop_superseded_publications() -%}
     {%- for model in store_models() %}
-        delete from {{ ref(model) }}
+        {#- the table itself, also under `dbt run --empty` (where ref is a subquery) -#}
+        {%- set store = ref(model) %}
+        delete from {{ api.Relation.create(database=store.database, schema=store.schema,
+                                           identifier=store.identifier) }}
         where month_end = {{ month_end() }} and publication_id <> {{ publication_id() }};
     {%- endfor %}
 {%- endmacro %}
