@@ -19,7 +19,7 @@ from segment_cadence.defs.review.assets import monthly_review_pack
 from segment_cadence.defs.segments.assets import (
     bgnbd_fit,
     publish_gate,
-    published_segment_membership,
+    published_models,
     segments_above_minimum_size,
 )
 from segment_cadence.defs.segments.dbt_assets import (
@@ -49,7 +49,7 @@ def build_definitions(resources: dict[str, object] | None = None) -> dg.Definiti
             bgnbd_fit,
             segment_marts,
             publish_gate,
-            published_segment_membership,
+            published_models,
             definition_changelog,
             *governance_assets,
             governance_and_health_models,

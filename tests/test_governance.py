@@ -96,6 +96,29 @@ def build(con: duckdb.DuckDBPyConnection, customers: int = 400, seed: int = 11) 
         "'true', ?, 'paused for a reason', 20, 'active', false)",
         [(s, n, i + 1, p) for i, (s, n, p) in enumerate(SEGMENTS)],
     )
+    # Stands in for the published view (dbt_project/models/published): the rows a
+    # publication leaves, written directly.
+    con.execute(
+        "create table if not exists published.segment_membership (customer_id varchar, "
+        "month_end date, segment_id varchar, definition_version varchar, "
+        "previous_segment_id varchar, months_in_segment integer)"
+    )
+    # The health models read the published KPIs and features too; none published here.
+    con.execute(
+        "create table if not exists published.segment_kpis (month_end date, segment_id varchar, "
+        "segment_name varchar, paused boolean, customers bigint, share double, "
+        "revenue_this_month double, revenue_365d double, avg_lifetime_value double, "
+        "avg_churn_likelihood double, avg_engagement_events_90d double, "
+        "campaign_response_rate double, avg_months_in_segment double, "
+        "previous_customers bigint, stayed bigint, moved_in bigint, moved_out bigint, "
+        "new_customers bigint, retention_rate double)"
+    )
+    con.execute(
+        "create table if not exists published.customer_features (customer_id varchar, "
+        "month_end date, recency_days bigint, frequency bigint, monetary_value double, "
+        "engagement_events_90d bigint, repeat_purchase_velocity double, "
+        "churn_likelihood double, campaign_response_rate double, spend_this_month double)"
+    )
     membership: dict[date, dict[str, str]] = {}
     previous: dict[str, str] = {}
     for month in (SEPTEMBER, OCTOBER):

@@ -20,6 +20,12 @@ import duckdb
 
 from segment_cadence.platform import paths
 
+# Python declares no tables here. Every table in the warehouse is a dbt model
+# (dbt_project/models: the ingest rules, the build, the BG/NBD parameters and the dictionary
+# fed by vars, the published store, ledger and views, the analysis tables); the governance
+# records and the rest of the operational state live in the state store
+# (segment_cadence/platform/state_store.py); the ingest front door lands files as they are in
+# `landing`. The schemas exist from the start so that a first read finds them.
 SCHEMAS = (
     "landing",
     "raw",
@@ -30,40 +36,6 @@ SCHEMAS = (
     "staging",
     "published",
     "strategic",
-)
-
-# Tables owned by Python (not dbt). The ingest's tables (raw.*, quarantine.rejected_rows and
-# the bookkeeping raw._loads, raw._month_fingerprints) are dbt models: dbt_project/models/ingest.
-# The governance records (definition versions, changelog, retired segments, publish holds and
-# releases) live in the state store (segment_cadence/platform/state_store.py).
-DDL = (
-    """
-    create table if not exists published.segment_membership (
-        customer_id varchar, month_end date, segment_id varchar, definition_version varchar,
-        previous_segment_id varchar, months_in_segment integer
-    )
-    """,
-    """
-    create table if not exists published.segment_transitions (
-        month_end date, from_segment_id varchar, to_segment_id varchar, customers bigint
-    )
-    """,
-    """
-    create table if not exists published.segment_kpis (
-        month_end date, segment_id varchar, segment_name varchar, paused boolean,
-        customers bigint, share double, revenue_this_month double, revenue_365d double,
-        avg_lifetime_value double, avg_churn_likelihood double, avg_engagement_events_90d double,
-        campaign_response_rate double, avg_months_in_segment double, previous_customers bigint,
-        stayed bigint, moved_in bigint, moved_out bigint, new_customers bigint,
-        retention_rate double
-    )
-    """,
-    """
-    create table if not exists published.publications (
-        month_end date, definition_version varchar, customers bigint, published_at timestamp,
-        run_id varchar, export_path varchar
-    )
-    """,
 )
 
 
@@ -165,12 +137,9 @@ def connect(
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the schemas and Python-owned tables if they do not exist (idempotent)."""
+    """Create the schemas if they do not exist (idempotent)."""
     for schema in SCHEMAS:
         con.execute(f"create schema if not exists {schema}")
-    for statement in DDL:
-        con.execute(statement)
-    con.execute("alter table published.publications add column if not exists version_label varchar")
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:

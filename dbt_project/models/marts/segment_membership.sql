@@ -1,6 +1,7 @@
 {#- Every customer in exactly one segment for the month: the dictionary's rules in
     priority order, the fallback for the rest. Dwell (months_in_segment) continues from the
-    previous month's *published* membership, so only checked months count. -#}
+    previous month's *published* membership, so only checked months count (none before the
+    first publication: the view published.segment_membership does not exist yet). -#}
 with features as (
 
     select * from {{ ref('customer_features') }}
@@ -10,7 +11,9 @@ with features as (
 previous_month as (
 
     select customer_id, segment_id, months_in_segment
-    from {{ source('published', 'segment_membership') }}
+    from {{ source_if_exists('published', 'segment_membership',
+                             {'customer_id': 'varchar', 'month_end': 'date', 'segment_id': 'varchar',
+                              'months_in_segment': 'integer'}) }} as published
     where month_end = {{ previous_month_end() }}
 
 ),

@@ -1,22 +1,35 @@
-"""The segments room's Python assets around the dbt models: the monthly BG/NBD fit (four
-parameters in Python, every customer scored in SQL) and publishing the month (visible to
-consumers only after every blocking check passed).
+"""The segments room's assets around the dbt models: the monthly BG/NBD fit (four
+parameters in Python, every customer scored in SQL), the publish gate, and publishing the
+month (the published dbt models, with the checks and the export in Python around them:
+visible to consumers only after every blocking check passed).
 """
 
 from datetime import datetime
 
 import dagster as dg
 import numpy as np
-from dagster_dbt import get_asset_key_for_model
+from dagster_dbt import DbtCliResource, dbt_assets, get_asset_key_for_model
 
 from segment_cadence.defs.dictionary import segment_dictionary, versions
 from segment_cadence.defs.segments import churn, gate, publish
-from segment_cadence.defs.segments.dbt_assets import features_inputs, segment_marts
+from segment_cadence.defs.segments.dbt_assets import (
+    GATE,
+    PUBLISHED,
+    features_inputs,
+    published_translator,
+    run_dbt,
+    segment_marts,
+)
 from segment_cadence.platform import paths, state_store
+from segment_cadence.platform.crash_points import crash_point
 from segment_cadence.platform.partitions import monthly_partitions, refresh_window
-from segment_cadence.platform.resources import WAREHOUSE_POOL, ConfigFiles, WarehouseResource
+from segment_cadence.platform.resources import (
+    WAREHOUSE_POOL,
+    ConfigFiles,
+    WarehouseResource,
+    dbt_project,
+)
 
-GATE = dg.AssetKey(["build", "publish_gate"])
 MARTS = [
     get_asset_key_for_model([segment_marts], model)
     for model in ("segment_membership", "segment_transitions", "segment_kpis")
@@ -101,38 +114,54 @@ def publish_gate(
     )
 
 
-@dg.asset(
+@dbt_assets(
     pool=WAREHOUSE_POOL,
-    key=["published", "segment_membership"],
-    group_name="published",
-    owners=["team:segmentation-owner"],
-    kinds={"duckdb", "parquet"},
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    select=publish.PUBLISHED_MODELS,
+    dagster_dbt_translator=published_translator,
     partitions_def=monthly_partitions,
-    deps=[*MARTS, GATE],
-    description=(
-        "Published: membership, transitions and KPIs for the month, replaced atomically from "
-        "the build once its checks passed, and exported as Parquet for downstream tools. "
-        "A failed refresh never reaches this step, so the last published month stays in place."
-    ),
+    name="published_models",
 )
-def published_segment_membership(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, config_files: ConfigFiles
-) -> dg.MaterializeResult:
+def published_models(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: WarehouseResource,
+    config_files: ConfigFiles,
+):
+    """Publishing the month: the build checked and exported (Python), then the published dbt
+    models (the store, the ledger that commits the publication, the views consumers read).
+    A failed refresh never reaches this step, so the last published month stays in place.
+    published/segment_membership's materialization carries the segment sizes, the row count
+    and the export path, once the ledger has committed."""
     month_end, _ = refresh_window(context.partition_key)
     version = segment_dictionary.definition_version(
         config_files.once("segments", segment_dictionary.load)
     )
     label = versions.check_approved().label
+    export_dir = paths.exports_dir()
     with warehouse.connect() as con:
         try:
-            publication = publish.publish_month(
-                con,
-                month_end,
-                version,
-                run_id=context.run_id,
-                export_dir=paths.exports_dir(),
-                version_label=label,
+            request = publish.prepare_publication(
+                con, month_end, version, context.run_id, export_dir, label
             )
+        except publish.PublishError as error:
+            raise dg.Failure(description=str(error)) from None
+    membership_outputs = []
+    try:
+        for event in run_dbt(context, dbt, warehouse, config_files, request.dbt_vars()):
+            if is_output_of(context, event, PUBLISHED):
+                membership_outputs.append(event)  # its metadata needs dbt to have finished
+            else:
+                yield event
+    except BaseException:
+        crash_point("publish_transaction")
+        with warehouse.connect() as con:
+            publish.abandon_publication(con, request)
+        raise
+    with warehouse.connect() as con:
+        try:
+            publication = publish.complete_publication(con, request, export_dir)
         except publish.PublishError as error:
             raise dg.Failure(description=str(error)) from None
         kpis = con.execute(
@@ -140,16 +169,20 @@ def published_segment_membership(
             "from published.segment_kpis where month_end = ? order by customers desc",
             [month_end],
         ).fetchall()
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": publication.customers,
-            "month_end": month_end.isoformat(),
-            "definition_version": version,
-            "approved_version": label,
-            "export_path": dg.MetadataValue.path(publication.export_path or ""),
-            "segment_sizes": segment_sizes_table(kpis),
-        }
-    )
+    metadata = {
+        "dagster/row_count": publication.customers,
+        "month_end": month_end.isoformat(),
+        "definition_version": version,
+        "approved_version": label,
+        "export_path": dg.MetadataValue.path(publication.export_path or ""),
+        "segment_sizes": segment_sizes_table(kpis),
+    }
+    for output in membership_outputs:
+        yield output.with_metadata({**output.metadata, **metadata})
+
+
+def is_output_of(context: dg.AssetExecutionContext, event: object, key: dg.AssetKey) -> bool:
+    return isinstance(event, dg.Output) and context.asset_key_for_output(event.output_name) == key
 
 
 SEGMENT_SIZES_SCHEMA = dg.TableSchema(
@@ -175,7 +208,7 @@ def segment_sizes_table(kpis: list[tuple]) -> dg.TableMetadataValue:
 
 @dg.asset_check(
     pool=WAREHOUSE_POOL,
-    asset=published_segment_membership,
+    asset=PUBLISHED,
     name="segments_above_minimum_size",
     description="Warns when an active segment has fewer members than its dictionary minimum.",
 )

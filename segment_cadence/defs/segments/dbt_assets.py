@@ -42,6 +42,7 @@ LAYER_GROUPS = {
     "marts": "segments",
     "governance": "governance",
     "health": "health",
+    "published": "published",
     "churn": "features",
     "definitions": "definitions",
 }
@@ -51,10 +52,12 @@ LAYER_OWNERS = {
     "marts": "team:segmentation-owner",
     "governance": "team:operations",
     "health": "team:segmentation-owner",
+    "published": "team:segmentation-owner",
     "churn": "team:data-engineering",
     "definitions": "team:segmentation-owner",
 }
 PUBLISHED = dg.AssetKey(["published", "segment_membership"])
+GATE = dg.AssetKey(["build", "publish_gate"])
 FIREWALL = dg.AssetKey(["governance", "planned_campaign_checks"])
 
 
@@ -143,8 +146,30 @@ class AnalysisTranslator(SegmentCadenceTranslator):
         return spec.replace_attributes(deps=deps)
 
 
+class PublishedTranslator(SegmentCadenceTranslator):
+    """The published models (models/published) read the build marts, which are their real
+    upstream dependencies, and each other (the views read the store and the ledger). They
+    also wait for the publish gate, a Python asset dbt knows nothing of: a held month never
+    reaches them."""
+
+    def get_asset_spec(
+        self, manifest: Mapping[str, Any], unique_id: str, project: Any
+    ) -> dg.AssetSpec:
+        spec = DagsterDbtTranslator.get_asset_spec(self, manifest, unique_id, project)
+        if dbt_resource_type(manifest, unique_id) != "model":
+            return spec
+        return spec.replace_attributes(deps=[*spec.deps, dg.AssetDep(GATE)])
+
+
+def dbt_resource_type(manifest: Mapping[str, Any], unique_id: str) -> str | None:
+    """model, source, test, ... of a node of the manifest."""
+    node = manifest.get("nodes", {}).get(unique_id) or manifest.get("sources", {}).get(unique_id)
+    return node.get("resource_type") if node else None
+
+
 settings = DagsterDbtTranslatorSettings(enable_asset_checks=True)
 translator = SegmentCadenceTranslator(settings=settings)
+published_translator = PublishedTranslator(settings=settings)
 analysis_translator = AnalysisTranslator(settings=settings)
 
 

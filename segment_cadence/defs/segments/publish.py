@@ -1,29 +1,74 @@
 """Publishing a month: from the build schema to what consumers read, all or nothing.
 
 dbt rebuilds a month in the `build` schema. Consumers (campaign tools, the firewall,
-reports) read only `published`. A month moves from one to the other in a single
-transaction, after every blocking check has passed, and only if the build is complete and
-for the month asked. A refresh that fails or is killed before this point leaves the last
-published membership exactly as it was. Re-publishing a month replaces it, never appends.
+reports) read only `published`. The published tables are dbt models (models/published,
+macros/publication.sql): store models keep each publication's rows by (month_end,
+publication_id), the ledger `published.publications` names the publication in force per
+month, and the views consumers read join the two. Replacing the ledger's row is the single
+commit point, so a refresh that fails or is killed before it leaves the last published month
+exactly as it was, and re-publishing a month replaces it, never appends.
+
+What is not SQL stays here: refusing a build that is missing, incomplete or for another
+month; the Parquet export, written from the build before the commit and recorded in the
+ledger; tidying exports no publication refers to. The dbt run sits between the two halves
+(`prepare_publication`, then dbt, then `complete_publication` or `abandon_publication`):
+the Dagster asset runs it through dagster-dbt, `publish_month` through dbt's own runner.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
+from dbt.cli.main import dbtRunner
 
+from segment_cadence.platform import paths
 from segment_cadence.platform.crash_points import crash_point
-from segment_cadence.platform.warehouse import ensure_schema, table_exists, transaction
+from segment_cadence.platform.warehouse import table_exists
 
 PUBLISHED_TABLES = ("segment_membership", "segment_transitions", "segment_kpis")
 
+# dbt's selection of the published models, and the variable dbt reads the refresh's
+# parameters from (dbt_project/macros/cadence_var.sql).
+PUBLISHED_MODELS = "path:models/published"
+DBT_VARS_ENV = "SEGMENT_CADENCE_DBT_VARS"
+
 
 class PublishError(RuntimeError):
-    """The build is not fit to publish; nothing was changed."""
+    """The build is not fit to publish, or the publication did not commit; what readers see
+    was not changed."""
+
+
+@dataclass(frozen=True)
+class PublicationRequest:
+    """One publication on its way: checked, exported, not yet committed by the ledger."""
+
+    month_end: date
+    definition_version: str
+    publication_id: str
+    run_id: str
+    customers: int
+    export_path: str | None
+    version_label: str | None
+
+    def dbt_vars(self) -> dict[str, Any]:
+        """What the published models need of it (dbt_project/macros/publication.sql)."""
+        return {
+            "month_end": self.month_end.isoformat(),
+            "definition_version": self.definition_version,
+            "publication_id": self.publication_id,
+            "run_id": self.run_id,
+            "export_path": self.export_path or "",
+            "version_label": self.version_label or "",
+        }
 
 
 @dataclass(frozen=True)
@@ -62,6 +107,77 @@ def check_build(con: duckdb.DuckDBPyConnection, month_end: date, definition_vers
     return members
 
 
+def prepare_publication(
+    con: duckdb.DuckDBPyConnection,
+    month_end: date,
+    definition_version: str,
+    run_id: str = "",
+    export_dir: Path | None = None,
+    version_label: str | None = None,
+) -> PublicationRequest:
+    """Check the build and write its export, before dbt writes anything readers could see.
+
+    The export goes to a path of its own (the month and the run) that the ledger will
+    record; until then no reader follows it.
+    """
+    customers = check_build(con, month_end, definition_version)
+    if export_dir is not None:
+        tidy_exports(con, Path(export_dir))
+    export_path = (
+        str(export_build(con, month_end, Path(export_dir), run_id)) if export_dir else None
+    )
+    return PublicationRequest(
+        month_end=month_end,
+        definition_version=definition_version,
+        publication_id=run_id or f"adhoc-{uuid.uuid4().hex}",
+        run_id=run_id,
+        customers=customers,
+        export_path=export_path,
+        version_label=version_label,
+    )
+
+
+def publication_in_force(con: duckdb.DuckDBPyConnection, month_end: date) -> str | None:
+    """The publication the ledger names for the month, if any."""
+    if not table_exists(con, "published", "publications"):
+        return None
+    row = con.execute(
+        "select publication_id from published.publications where month_end = ?", [month_end]
+    ).fetchone()
+    return row[0] if row else None
+
+
+def committed(con: duckdb.DuckDBPyConnection, request: PublicationRequest) -> bool:
+    return publication_in_force(con, request.month_end) == request.publication_id
+
+
+def abandon_publication(con: duckdb.DuckDBPyConnection, request: PublicationRequest) -> None:
+    """After a failed dbt run: remove the export unless the ledger committed it (a failure
+    after the commit, a view's test for one, leaves a publication that refers to it)."""
+    if request.export_path and not committed(con, request):
+        Path(request.export_path).unlink(missing_ok=True)
+
+
+def complete_publication(
+    con: duckdb.DuckDBPyConnection, request: PublicationRequest, export_dir: Path | None = None
+) -> Publication:
+    """After dbt: make sure the ledger committed this publication, then tidy the exports."""
+    if not committed(con, request):
+        raise PublishError(
+            f"the ledger does not name publication {request.publication_id} for "
+            f"{request.month_end}: the published models did not run; nothing was changed"
+        )
+    if export_dir is not None:
+        tidy_exports(con, Path(export_dir))
+    return Publication(
+        month_end=request.month_end,
+        definition_version=request.definition_version,
+        customers=request.customers,
+        segment_sizes=segment_sizes(con, request.month_end),
+        export_path=request.export_path,
+    )
+
+
 def publish_month(
     con: duckdb.DuckDBPyConnection,
     month_end: date,
@@ -69,61 +185,89 @@ def publish_month(
     run_id: str = "",
     export_dir: Path | None = None,
     version_label: str | None = None,
+    run_models: Callable[[duckdb.DuckDBPyConnection, PublicationRequest], None] | None = None,
 ) -> Publication:
     """Replace the month in `published` with the build and its export, as one unit.
 
-    The export is written first, from the build, to a path of its own (the month and the
-    run); the transaction that replaces the month records that path. Readers follow the
-    record, so they see either the old month with its old export or the new month with its
-    new one: a failure or a kill before the commit leaves the old pair in force, and the
-    next publish removes the unreferenced file.
+    The export is written first, from the build, to a path of its own; the dbt run of the
+    published models then writes the store and commits the ledger, which records that path.
+    Readers follow the ledger, so they see either the old month with its old export or the
+    new month with its new one: a failure or a kill before the commit leaves the old pair in
+    force, and the next publish removes the unreferenced file. `run_models` runs the
+    published models (default: dbt's own runner in this process, `run_published_models`).
     """
-    ensure_schema(con)
-    customers = check_build(con, month_end, definition_version)
-    if export_dir is not None:
-        tidy_exports(con, Path(export_dir))
-    export_path = (
-        str(export_build(con, month_end, Path(export_dir), run_id)) if export_dir else None
+    request = prepare_publication(
+        con, month_end, definition_version, run_id, export_dir, version_label
     )
     try:
-        with transaction(con):
-            for table in PUBLISHED_TABLES:
-                con.execute(f"delete from published.{table} where month_end = ?", [month_end])
-                con.execute(
-                    f"insert into published.{table} by name "
-                    f"select * from build.{table} where month_end = ?",
-                    [month_end],
-                )
-            # Features as published, for the quarterly re-fit and drift against earlier months.
-            con.execute(
-                "create table if not exists published.customer_features as "
-                "select * from build.customer_features where false"
-            )
-            con.execute("delete from published.customer_features where month_end = ?", [month_end])
-            con.execute(
-                "insert into published.customer_features by name select * from build.customer_features"
-            )
-            con.execute("delete from published.publications where month_end = ?", [month_end])
-            con.execute(
-                "insert into published.publications (month_end, definition_version, customers, "
-                "published_at, run_id, export_path, version_label) "
-                "values (?, ?, ?, current_timestamp, ?, ?, ?)",
-                [month_end, definition_version, customers, run_id, export_path, version_label],
-            )
-            crash_point("publish_transaction")
+        (run_models or run_published_models)(con, request)
     except BaseException:
-        if export_path:
-            Path(export_path).unlink(missing_ok=True)
+        crash_point("publish_transaction")
+        abandon_publication(con, request)
         raise
-    if export_dir is not None:
-        tidy_exports(con, Path(export_dir))
-    return Publication(
-        month_end=month_end,
-        definition_version=definition_version,
-        customers=customers,
-        segment_sizes=segment_sizes(con, month_end),
-        export_path=export_path,
-    )
+    return complete_publication(con, request, export_dir)
+
+
+@contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for dbt's run in this process, and put them back after."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def warehouse_file(con: duckdb.DuckDBPyConnection) -> str:
+    """The file the connection has open, for dbt to open too."""
+    return con.execute(
+        "select path from duckdb_databases() where database_name = current_database()"
+    ).fetchone()[0]
+
+
+def run_published_models(con: duckdb.DuckDBPyConnection, request: PublicationRequest) -> None:
+    """`dbt build` of the published models in this process, on the connection's warehouse
+    (the same DuckDB file, shared within the process). For callers outside Dagster; the
+    asset runs the same models through dagster-dbt."""
+    project = [
+        "--project-dir",
+        str(paths.DBT_PROJECT_DIR),
+        "--profiles-dir",
+        str(paths.DBT_PROJECT_DIR),
+    ]
+    # The refresh's parameters go to dbt as the pipeline passes them (not --vars, which
+    # would make dbt re-parse the project), and dbt opens the connection's own file.
+    variables = {
+        DBT_VARS_ENV: json.dumps(request.dbt_vars()),
+        "SEGMENT_CADENCE_WAREHOUSE": warehouse_file(con),
+    }
+    with environment(variables):
+        result = dbtRunner().invoke(
+            [
+                "build",
+                "--select",
+                PUBLISHED_MODELS,
+                "--exclude-resource-type",
+                "unit_test",
+                "--quiet",
+                *project,
+            ]
+        )
+    if not result.success:
+        failed = [
+            f"{r.node.name}: {r.message}"
+            for r in getattr(result.result, "results", [])
+            if str(r.status) in ("error", "fail")
+        ]
+        raise PublishError(
+            f"the published models failed for {request.month_end}: "
+            f"{'; '.join(failed) or result.exception or 'see the dbt log'}"
+        )
 
 
 EXPORT_COLUMNS = "customer_id, month_end, segment_id, definition_version, months_in_segment"
@@ -171,9 +315,13 @@ def tidy_exports(con: duckdb.DuckDBPyConnection, export_dir: Path) -> list[Path]
     export files no publication refers to. Returns what was removed."""
     referenced = {
         str(Path(path).resolve())
-        for (path,) in con.execute(
-            "select export_path from published.publications where export_path is not null"
-        ).fetchall()
+        for (path,) in (
+            con.execute(
+                "select export_path from published.publications where export_path is not null"
+            ).fetchall()
+            if table_exists(con, "published", "publications")
+            else []
+        )
     }
     removed: list[Path] = []
     staging = staging_dir(export_dir)
