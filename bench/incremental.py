@@ -89,14 +89,14 @@ def main() -> None:
         lines = duckdb.sql(f"select count(*) from '{raw}/orders.parquet'").fetchall()[0][0]
         home = work / f"home-h{history}"
         env = pipeline_env(home, raw)
-        first, first_peak, _ = measure([*refresh, "--month", before], env)
+        first, first_peak, _, _ = measure([*refresh, "--month", before], env)
         print(f"  first refresh ({before}: ingest, {history} months built): {first:.1f} s",
               flush=True)  # fmt: skip
         runs: dict[str, list[tuple[float, float, float]]] = {"incremental": [], "full": []}
         for repeat in range(args.repeats):
             for kind, extra in (("incremental", []), ("full", ["--full-rebuild"])):
                 load = load_average()
-                seconds, peak, _ = measure([*refresh, "--month", args.month, *extra], env)
+                seconds, peak, _, _ = measure([*refresh, "--month", args.month, *extra], env)
                 runs[kind].append((seconds, peak, model_seconds(home)))
                 print(f"  {kind:<12} repeat {repeat + 1}: {seconds:6.1f} s "
                       f"(history models {runs[kind][-1][2]:.2f} s, load {load})", flush=True)  # fmt: skip

@@ -1,6 +1,6 @@
 """dbt's unit tests of the tricky SQL pass: the 365-day window around 29 February, the monthly
 slices, the segment CASE (priority order, a paused segment, the fallback) and the business
-rule; and in the analysis models, the onboarding rule's day 30, pressure patterns against
+rule; the ingest rules' plausible days and amount bounds; and in the analysis models, the onboarding rule's day 30, pressure patterns against
 last month, the bias audit's ratios and bounds (dbt_project/models/**/*.yml, `unit_tests:`).
 
 They run as a developer would run them, through the project's profile against a private
@@ -34,6 +34,8 @@ UNIT_TESTS = {
     "onboarding_rule_counts_sends_before_day_30_only",
     "pressure_counts_this_month_against_last_and_weeks_of_this_month_only",
     "bias_ratios_are_group_share_over_overall_share_flagged_beyond_the_bound",
+    "implausible_dates_are_refused_outside_the_plausible_days_both_ends_included",
+    "amounts_are_refused_below_zero_and_above_the_maximum_not_at_either_bound",
 }
 
 

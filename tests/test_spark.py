@@ -26,6 +26,7 @@ import dagster as dg
 import pytest
 
 from segment_cadence.defs.governance import governance
+from segment_cadence.defs.ingest import ingest
 from segment_cadence.platform import paths, spark_server, spark_warehouse, warehouse
 
 pytestmark = [
@@ -199,9 +200,13 @@ def spark_month(spark_home, duckdb_month, spark) -> float:
     started = time.perf_counter()
     load_inputs(db, spark, INPUTS, published_before=variables["month_end"])
     # The analysis models read the published month, which this comparison does not publish
-    # on Spark; test_spark_analysis_tables_equal_duckdb builds them from DuckDB's.
+    # on Spark; test_spark_analysis_tables_equal_duckdb builds them from DuckDB's. The ingest
+    # models wrote the raw tables copied in (INPUTS).
     dbt_build_on_spark(
-        variables, work, env, ["--exclude", "path:models/governance", "path:models/health"]
+        variables,
+        work,
+        env,
+        ["--exclude", "path:models/governance", "path:models/health", "path:models/ingest"],
     )
     return time.perf_counter() - started
 
@@ -314,3 +319,83 @@ def test_spark_analysis_tables_equal_duckdb(
             + ", ".join(f"{t} {n}" for t, n in compared.items())
             + f" rows (Spark part {time.perf_counter() - started:.0f}s)"
         )
+
+
+# Customers and day-first order lines with one refused row of each kind the rules know.
+INGEST_CUSTOMERS = "Kunde;Angemeldet\nK1;01/02/2024\nK2;15/03/2024\nK3;01/01/1850\n"
+INGEST_ORDERS = """LineRef;OrderRef;Client;Placed;Value;Type
+A1;O1;K1;05/01/2025;450.00;rings
+A2;O1;K1;05/01/2025;120.50;earrings
+;O3;K2;18/03/2025;99.00;rings
+A5;O4;K2;31/02/2025;300;rings
+A6;O5;K2;01/04/2025;-40;repairs
+A7;O6;K2;02/04/2025;98765432;watches
+A1;O1;K1;05/01/2025;450.00;rings
+A9;O7;K9;03/04/2025;150;rings
+A10;O8;K2;04/04/2025;lots;rings
+A11;O9;K2;;10;rings
+A12;O10;K2;01/01/2099;10;rings
+"""
+
+
+def test_spark_ingest_rules_refuse_and_keep_the_same_rows_as_duckdb(spark_home, spark, tmp_path):
+    """The ingest models on Spark, from the files DuckDB landed: the same rows accepted, the
+    same rows refused for the same reasons (the day-first format through Spark's patterns)."""
+    home, env = spark_home
+    (tmp_path / "kunden.csv").write_text(INGEST_CUSTOMERS)
+    (tmp_path / "orders.csv").write_text(INGEST_ORDERS)
+    canonical = {
+        "customer_id": "Kunde",
+        "signup_date": "Angemeldet",
+        "region": "Kunde",
+        "age_band": "Kunde",
+        "language": "Kunde",
+        "email_consent": "Kunde",
+    }
+    orders = {
+        "order_line_id": "LineRef",
+        "order_id": "OrderRef",
+        "customer_id": "Client",
+        "order_date": "Placed",
+        "amount": "Value",
+        "category": "Type",
+    }
+    mapping = tmp_path / "sources.yaml"
+    mapping.write_text(
+        json.dumps(
+            {
+                "sources": {
+                    name: {
+                        "path": str(tmp_path / file),
+                        "date_format": "%d/%m/%Y",
+                        "csv": {"delimiter": ";"},
+                        "columns": columns,
+                    }
+                    for name, file, columns in (
+                        ("customers", "kunden.csv", canonical),
+                        ("orders", "orders.csv", orders),
+                    )
+                }
+            }
+        )
+    )
+    config = ingest.load_config(mapping)
+    db = tmp_path / "ingest.duckdb"
+    with warehouse.connect(db) as con:
+        loaded = ingest.load_all(con, config)
+    assert loaded["orders"].rows_loaded == 2 and loaded["orders"].rows_quarantined == 9
+    load_inputs(db, spark, {"landing": ["customers", "orders"]}, None)
+    for name in ("customers", "orders"):
+        job = ingest.rules_build(
+            config.sources[name], config.max_order_amount, config.plausible_dates, "spark"
+        )
+        dbt_build_on_spark(job.variables, home / "spark", env, ["--select", *job.select])
+    with warehouse.connect(db, read_only=True) as con:
+        for table in ("customers", "orders"):
+            duck = sorted(con.execute(f"select * from raw.{table}").fetchall())
+            on_spark = sorted(spark.execute(f"select * from {SPARK_SCHEMA}_raw.{table}").fetchall())
+            assert on_spark == duck, table
+        refused = "select source, source_row, reason from {} order by 1, 2"
+        duck = con.execute(refused.format("quarantine.rejected_rows")).fetchall()
+    on_spark = spark.execute(refused.format(f"{SPARK_SCHEMA}_quarantine.rejected_rows")).fetchall()
+    assert on_spark == duck

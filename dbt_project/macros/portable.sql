@@ -268,3 +268,64 @@
 {% macro spark__float_literal(text) -%}
     {{ text }}D
 {%- endmacro %}
+
+{#- Text parsed as a date or timestamp with a strptime format (config/sources.yaml
+    date_format), NULL when it does not match. Spark parses with its own datetime patterns:
+    the common strptime fields are translated. -#}
+{% macro parse_with_format(text, strptime_format, target_type) -%}
+    {{- return(adapter.dispatch("parse_with_format", "segment_cadence")(text, strptime_format, target_type)) -}}
+{%- endmacro %}
+
+{% macro default__parse_with_format(text, strptime_format, target_type) -%}
+    cast(try_strptime({{ text }}, '{{ strptime_format | replace("'", "''") }}') as {{ target_type }})
+{%- endmacro %}
+
+{% macro spark__parse_with_format(text, strptime_format, target_type) -%}
+    {%- set pattern = strptime_format | replace("%Y", "yyyy") | replace("%m", "MM") | replace("%d", "dd")
+                      | replace("%H", "HH") | replace("%M", "mm") | replace("%S", "ss") | replace("%y", "yy") -%}
+    cast(try_to_timestamp({{ text }}, '{{ pattern | replace("'", "\\'") }}') as {{ target_type }})
+{%- endmacro %}
+
+{#- The day `days` days after the warehouse's today, as a date. -#}
+{% macro days_after_today(days) -%}
+    {{- return(adapter.dispatch("days_after_today", "segment_cadence")(days)) -}}
+{%- endmacro %}
+
+{% macro default__days_after_today(days) -%}
+    (current_date + {{ days }})
+{%- endmacro %}
+
+{% macro spark__days_after_today(days) -%}
+    date_add(current_date(), {{ days }})
+{%- endmacro %}
+
+{#- A whole-row checksum that a sum over rows keeps order-free (raw._month_fingerprints),
+    as text. -#}
+{% macro rows_checksum(columns) -%}
+    {{- return(adapter.dispatch("rows_checksum", "segment_cadence")(columns)) -}}
+{%- endmacro %}
+
+{% macro default__rows_checksum(columns) -%}
+    cast(sum(hash({{ columns | join(", ") }})) as varchar)
+{%- endmacro %}
+
+{% macro spark__rows_checksum(columns) -%}
+    cast(sum(cast(hash({{ columns | join(", ") }}) as bigint)) as string)
+{%- endmacro %}
+
+{#- A row as a JSON object of text, {column: value} in the given order. -#}
+{% macro json_record(alias, columns) -%}
+    {{- return(adapter.dispatch("json_record", "segment_cadence")(alias, columns)) -}}
+{%- endmacro %}
+
+{% macro default__json_record(alias, columns) -%}
+    cast(to_json({ {%- for column in columns -%}
+        '{{ column | replace("'", "''") }}': {{ alias }}.{{ quoted_column(column) }}{{ ", " if not loop.last }}
+    {%- endfor -%} }) as varchar)
+{%- endmacro %}
+
+{% macro spark__json_record(alias, columns) -%}
+    to_json(named_struct( {%- for column in columns -%}
+        '{{ column | replace("'", "\\'") }}', {{ alias }}.{{ quoted_column(column) }}{{ ", " if not loop.last }}
+    {%- endfor -%} ))
+{%- endmacro %}

@@ -20,27 +20,23 @@ import duckdb
 
 from segment_cadence.platform import paths
 
-SCHEMAS = ("raw", "quarantine", "churn", "governance", "build", "staging", "published", "strategic")
+SCHEMAS = (
+    "landing",
+    "raw",
+    "quarantine",
+    "churn",
+    "governance",
+    "build",
+    "staging",
+    "published",
+    "strategic",
+)
 
-# Tables owned by Python (not dbt). Published tables mirror the dbt marts column for column;
+# Tables owned by Python (not dbt). The ingest's tables (raw.*, quarantine.rejected_rows and
+# the bookkeeping raw._loads, raw._month_fingerprints) are dbt models: dbt_project/models/ingest.
+# Published tables mirror the dbt marts column for column;
 # publish inserts BY NAME so column order does not matter.
 DDL = (
-    """
-    create table if not exists raw._loads (
-        source varchar, fingerprint varchar, loaded_at timestamp, rows_loaded bigint,
-        rows_quarantined bigint
-    )
-    """,
-    """
-    create table if not exists raw._month_fingerprints (
-        source varchar, month date, row_count bigint, fingerprint varchar
-    )
-    """,
-    """
-    create table if not exists quarantine.rejected_rows (
-        source varchar, source_row bigint, reason varchar, record varchar, loaded_at timestamp
-    )
-    """,
     """
     create table if not exists churn.bgnbd_params (
         month_end date, r double, alpha double, a double, b double, log_likelihood double,

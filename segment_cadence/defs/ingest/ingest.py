@@ -2,10 +2,16 @@
 
 A retailer's order log arrives with its own column names and date format. The mapping in
 config/sources.yaml says which of their columns is which canonical column, so a new file
-loads without code changes. Rows that cannot be trusted (missing id, unparseable or
-implausible date, negative or absurd amount, duplicate key, unknown customer) are never
-dropped silently and never crash the run: they go to `quarantine.rejected_rows` with the
-reason and the original record, and the counts are reported.
+loads without code changes. This module is the front door: it reads the mapping, finds the
+files, says in one line what is wrong with either, lands a changed file as it is in
+landing.<source> with each row's position, and skips a file that has not changed.
+
+The rules that decide which rows can be trusted are dbt models (dbt_project/models/ingest,
+macros/ingest.sql), built here in this process right after the landing: rows with a
+missing id, an unparseable or implausible date, a negative or absurd amount, a duplicate
+key or an unknown customer are never dropped silently and never crash the run: they go to
+`quarantine.rejected_rows` with the reason and the original record, the others to
+raw.<source>, and the counts are reported.
 """
 
 from __future__ import annotations
@@ -22,66 +28,34 @@ from typing import Any
 import duckdb
 import yaml
 
-from segment_cadence.platform import paths
+from segment_cadence.platform import dbt_in_process, paths
 from segment_cadence.platform.crash_points import crash_point
-from segment_cadence.platform.warehouse import ensure_schema, table_exists, transaction
+from segment_cadence.platform.warehouse import ensure_schema, table_exists
 
+
+def _ingest_sources() -> dict[str, dict[str, Any]]:
+    """The canonical columns, kinds, keys and month columns of each source: the dbt
+    project's `ingest_sources` var, which the ingest rules read too (one home for both)."""
+    project = yaml.safe_load((paths.DBT_PROJECT_DIR / "dbt_project.yml").read_text())
+    return project["vars"]["ingest_sources"]
+
+
+INGEST_SOURCES = _ingest_sources()
 # Canonical columns and their kinds, per source. The kind decides parsing and checks.
 CANONICAL: dict[str, dict[str, str]] = {
-    "customers": {
-        "customer_id": "id",
-        "signup_date": "date",
-        "region": "text",
-        "age_band": "text",
-        "language": "text",
-        "email_consent": "bool",
-    },
-    "team_members": {"sender_id": "id", "name": "text", "team": "text", "joined_date": "date"},
-    "orders": {
-        "order_line_id": "id",
-        "order_id": "id",
-        "customer_id": "id",
-        "order_date": "date",
-        "amount": "amount",
-        "category": "text",
-    },
-    "engagement_events": {
-        "event_id": "id",
-        "customer_id": "id",
-        "event_type": "text",
-        "channel": "text",
-        "event_at": "timestamp",
-    },
-    "campaign_sends": {
-        "send_id": "id",
-        "campaign_id": "id",
-        "campaign_name": "text",
-        "customer_id": "id",
-        "sender_id": "text",
-        "channel": "text",
-        "targeted_segment": "text",
-        "sent_at": "timestamp",
-    },
+    name: dict(spec["columns"]) for name, spec in INGEST_SOURCES.items()
 }
-PRIMARY_KEY = {
-    "customers": "customer_id",
-    "team_members": "sender_id",
-    "orders": "order_line_id",
-    "engagement_events": "event_id",
-    "campaign_sends": "send_id",
-}
+PRIMARY_KEY = {name: spec["key"] for name, spec in INGEST_SOURCES.items()}
 # The date that places a row in a calendar month, for the sources that monthly models read
-# incrementally (see month_fingerprints below).
+# incrementally (raw._month_fingerprints, dbt_project/models/ingest/ingest_month_fingerprints.sql).
 MONTH_COLUMN = {
-    "orders": "order_date",
-    "engagement_events": "event_at",
-    "campaign_sends": "sent_at",
+    name: spec["month_column"] for name, spec in INGEST_SOURCES.items() if spec.get("month_column")
 }
 # Sources whose customer_id must name a loaded customer.
-REFERENCES_CUSTOMERS = ("orders", "engagement_events", "campaign_sends")
+REFERENCES_CUSTOMERS = tuple(
+    name for name, spec in INGEST_SOURCES.items() if spec.get("references_customers")
+)
 LOAD_ORDER = ("customers", "team_members", "orders", "engagement_events", "campaign_sends")
-SQL_TYPES = {"id": "varchar", "text": "varchar", "date": "date", "timestamp": "timestamp",
-             "amount": "double", "bool": "boolean"}  # fmt: skip
 
 
 class IngestConfigError(ValueError):
@@ -281,114 +255,155 @@ def _reader(spec: SourceSpec) -> str:
     )
 
 
-def _row_number(spec: SourceSpec) -> str:
-    """Position of a row in its source, 1-based. A single Parquet file reports it cheaply;
-    otherwise rows are numbered in reading order."""
-    single_parquet = spec.format == "parquet" and len(_files(spec)) == 1
-    return "src.file_row_number + 1" if single_parquet else "row_number() over ()"
+class IngestRulesFailed(RuntimeError):
+    """The ingest rules (dbt) could not run on a landed file; the message says which and why."""
 
 
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
+@dataclass(frozen=True)
+class LastLoad:
+    fingerprint: str
+    rows_loaded: int
 
 
-NATIVE_TYPES = {
-    "date": ("DATE",),
-    "timestamp": ("TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "DATE"),
-    "amount": ("DOUBLE", "FLOAT", "REAL", "INTEGER", "BIGINT", "SMALLINT", "HUGEINT"),
-    "bool": ("BOOLEAN",),
-}
+def _landed_relation(spec: SourceSpec) -> str:
+    """How the file is landed: a view over a single Parquet file, whose row positions the
+    file itself gives (nothing is copied); otherwise a table, numbered in reading order once,
+    so that every rule sees the same positions."""
+    return "view" if spec.format == "parquet" and len(_files(spec)) == 1 else "table"
 
 
-def _parse_expr(
-    kind: str, column: str, date_format: str | None, source_type: str = "VARCHAR"
-) -> str:
-    """Typed value of a source column, NULL when it cannot be read as its kind.
-
-    Columns already of the right type (Parquet usually) are cast directly; text is trimmed
-    and parsed, with the mapping's date format when one is given.
-    """
-    raw = f"src.{_quote(column)}"
-    if (
-        source_type.upper() in NATIVE_TYPES.get(kind, ())
-        or source_type.upper().startswith("DECIMAL")
-        and kind == "amount"
-    ):
-        return f"cast({raw} as {SQL_TYPES[kind]})"
-    text = f"nullif(trim(cast({raw} as varchar)), '')"
-    if kind in ("id", "text"):
-        return text
-    if kind in ("date", "timestamp"):
-        target = SQL_TYPES[kind]
-        parsed = f"try_cast({text} as {target})"
-        if date_format:
-            fmt = date_format.replace("'", "''")
-            parsed = f"coalesce(try_strptime({text}, '{fmt}')::{target}, {parsed})"
-        return parsed
-    if kind == "amount":
-        return f"try_cast({text} as double)"
-    if kind == "bool":
-        return f"try_cast({text} as boolean)"
-    raise AssertionError(kind)
+def _landing_select(spec: SourceSpec) -> str:
+    """The file's own columns, as read, and each row's position (_source_row, 1-based)."""
+    if _landed_relation(spec) == "view":
+        return (
+            "select * exclude (file_row_number), file_row_number + 1 as _source_row "
+            f"from {_reader(spec)}"
+        )
+    exclude = " exclude (file_row_number)" if spec.format == "parquet" else ""
+    return f"select *{exclude}, row_number() over () as _source_row from {_reader(spec)} as src"
 
 
-def _implausible(column: str, plausible: PlausibleDates) -> str:
-    """SQL true when a date or timestamp falls outside the plausible days. The latest day is
-    computed by the warehouse at load time; a timestamp is implausible from the first instant
-    of the day after it."""
-    first_day_after = plausible.latest_days_ahead + 1
-    return (
-        f"{column} < date '{plausible.earliest.isoformat()}' "
-        f"or {column} >= current_date + {first_day_after}"
+def _drop_landed(con: duckdb.DuckDBPyConnection, source: str) -> None:
+    found = con.execute(
+        "select table_type from information_schema.tables "
+        "where table_schema = 'landing' and table_name = ?",
+        [source],
+    ).fetchone()
+    if found:
+        kind = "view" if found[0] == "VIEW" else "table"
+        con.execute(f"drop {kind} landing.{source}")
+
+
+def land(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> None:
+    """landing.<source>: the file as it is, once its mapped columns are known to be there."""
+    try:
+        described = con.execute(f"describe select * from {_reader(spec)}").fetchall()
+    except duckdb.Error as error:
+        raise IngestConfigError(f"source '{spec.name}': cannot read {spec.path}: {error}") from None
+    available = [r[0] for r in described if r[0] != "file_row_number"]
+    missing = [src for src in spec.columns.values() if src not in available]
+    if missing:
+        raise IngestConfigError(
+            f"source '{spec.name}': column(s) {', '.join(missing)} named in the mapping are not in "
+            f"{spec.path}; the file has: {', '.join(available)}"
+        )
+    # Numbering in reading order needs the order kept (dbt's settings turn it off).
+    con.execute("set preserve_insertion_order = true")
+    _drop_landed(con, spec.name)
+    con.execute(
+        f"create or replace {_landed_relation(spec)} landing.{spec.name} as {_landing_select(spec)}"
     )
 
 
-def _reason_expr(source: str, max_amount: float, plausible: PlausibleDates) -> str:
-    """The first reason a typed row cannot be loaded, or NULL when it is fine."""
-    whens: list[str] = []
-    kinds = CANONICAL[source]
-    key = PRIMARY_KEY[source]
-    for column, kind in kinds.items():
-        if kind == "id":
-            whens.append(f"when {column} is null then 'missing {column}'")
-    for column, kind in kinds.items():
-        if kind in ("date", "timestamp"):
-            whens.append(f"when {column} is null and _blank_{column} then 'missing {column}'")
-            whens.append(f"when {column} is null then 'unparseable {column}'")
-            whens.append(f"when {_implausible(column, plausible)} then 'implausible {column}'")
-        if kind == "amount":
-            whens.append(f"when {column} is null and _blank_{column} then 'missing {column}'")
-            whens.append(f"when {column} is null then 'unparseable {column}'")
-            whens.append(f"when isnan({column}) or isinf({column}) then 'absurd {column}'")
-            whens.append(f"when {column} < 0 then 'negative {column}'")
-            whens.append(f"when {column} > {max_amount!r} then 'absurd {column}'")
-    whens.append(f"when _is_duplicate then 'duplicate {key}'")
-    if source in REFERENCES_CUSTOMERS:
-        whens.append("when not _known_customer then 'unknown customer_id'")
-    return "case " + " ".join(whens) + " end"
+def rules_build(
+    spec: SourceSpec, max_order_amount: float, plausible: PlausibleDates, load_fingerprint: str
+) -> dbt_in_process.DbtBuild:
+    """The ingest models that check one landed source, and their parameters."""
+    select = [f"ingest_{spec.name}", "ingest_rejected_rows", "ingest_loads"]
+    if spec.name in MONTH_COLUMN:
+        select.append("ingest_month_fingerprints")
+    return dbt_in_process.DbtBuild(
+        select=tuple(select),
+        variables={
+            "ingest_source": spec.name,
+            "ingest_columns": spec.columns,
+            "ingest_date_format": spec.date_format or "",
+            "max_order_amount": float(max_order_amount),
+            "plausible_earliest": plausible.earliest.isoformat(),
+            "plausible_latest_days_ahead": plausible.latest_days_ahead,
+            "ingest_fingerprint": load_fingerprint,
+        },
+    )
+
+
+def _build(con: duckdb.DuckDBPyConnection, source: str, job: dbt_in_process.DbtBuild) -> None:
+    try:
+        dbt_in_process.build(con, job)
+    except dbt_in_process.DbtBuildFailed as error:
+        raise IngestRulesFailed(f"source '{source}': the ingest rules failed: {error}") from None
 
 
 def store_month_fingerprints(con: duckdb.DuckDBPyConnection, source: str) -> None:
-    """Row count and checksum per calendar month of a loaded source, in raw._month_fingerprints.
+    """Row count and checksum per calendar month of a loaded source, in raw._month_fingerprints
+    (the dbt model ingest_month_fingerprints, over raw.<source> as it stands).
 
     The incremental dbt models (dbt_project/macros/monthly_slices.sql) compare them with the
     fingerprints their slices were built from: a month whose rows changed (late or corrected
-    data) is rebuilt on the next refresh, the others are left alone. One scan of the table,
-    done only when the source is (re)loaded.
+    data) is rebuilt on the next refresh, the others are left alone. A load does it as one of
+    its rules; this is for a source loaded before fingerprints existed, or changed by hand.
     """
     if source not in MONTH_COLUMN:
         return
-    columns = ", ".join(CANONICAL[source])
-    con.execute("delete from raw._month_fingerprints where source = ?", [source])
-    con.execute(
-        f"""
-        insert into raw._month_fingerprints
-        select ?, cast(date_trunc('month', {MONTH_COLUMN[source]}) as date), count(*),
-               cast(sum(hash({columns})) as varchar)
-        from raw.{source} group by 2
-        """,
+    job = dbt_in_process.DbtBuild(("ingest_month_fingerprints",), {"ingest_source": source})
+    _build(con, source, job)
+
+
+def last_load(con: duckdb.DuckDBPyConnection, source: str) -> LastLoad | None:
+    """The latest load of a source recorded in raw._loads, if any."""
+    if not table_exists(con, "raw", "_loads"):
+        return None
+    found = con.execute(
+        "select fingerprint, rows_loaded from raw._loads where source = ? "
+        "order by loaded_at desc limit 1",
         [source],
+    ).fetchone()
+    return LastLoad(found[0], found[1]) if found else None
+
+
+def quarantine_counts(con: duckdb.DuckDBPyConnection, source: str) -> dict[str, int]:
+    """Refused rows of a source by reason, as the last load left them."""
+    if not table_exists(con, "quarantine", "rejected_rows"):
+        return {}
+    return dict(
+        con.execute(
+            "select reason, count(*) from quarantine.rejected_rows where source = ? "
+            "group by 1 order by 1",
+            [source],
+        ).fetchall()
     )
+
+
+def _has_month_fingerprints(con: duckdb.DuckDBPyConnection, source: str) -> bool:
+    return table_exists(con, "raw", "_month_fingerprints") and bool(
+        con.execute(
+            "select count(*) from raw._month_fingerprints where source = ?", [source]
+        ).fetchone()[0]
+    )
+
+
+def load_fingerprint(
+    con: duckdb.DuckDBPyConnection,
+    spec: SourceSpec,
+    max_order_amount: float,
+    plausible: PlausibleDates,
+) -> str:
+    """The source's fingerprint, with the customers' for the sources checked against them:
+    the unknown-customer rule depends on the customers loaded, so reload when they change."""
+    own = fingerprint(spec, max_order_amount, plausible)
+    if spec.name not in REFERENCES_CUSTOMERS:
+        return own
+    customers = last_load(con, "customers")
+    return hashlib.sha256((own + (customers.fingerprint if customers else "")).encode()).hexdigest()
 
 
 def load_source(
@@ -399,145 +414,36 @@ def load_source(
     *,
     plausible: PlausibleDates = PlausibleDates(),
 ) -> LoadResult:
-    """Load one source into raw.<source>, quarantining bad rows. Idempotent.
+    """Land one source and run its ingest rules: raw.<source> gets the accepted rows,
+    quarantine.rejected_rows the refused ones. Idempotent.
 
     A load whose files and mapping are unchanged since the last one is skipped, so a
-    24-month backfill reads each file once.
+    24-month backfill reads each file once. A load interrupted before its rules finish
+    leaves raw.<source> and raw._loads as they were (each model replaces its table whole,
+    the load's record is written last), so the next refresh loads again.
     """
     ensure_schema(con)
     files = _files(spec)
-    print_fp = fingerprint(spec, max_order_amount, plausible)
-    if spec.name in REFERENCES_CUSTOMERS:
-        # The unknown-customer check depends on the customers loaded: reload when they change.
-        customers = con.execute(
-            "select fingerprint from raw._loads where source = 'customers' "
-            "order by loaded_at desc limit 1"
-        ).fetchone()
-        print_fp = hashlib.sha256(
-            (print_fp + (customers[0] if customers else "")).encode()
-        ).hexdigest()
-    last = con.execute(
-        "select fingerprint, rows_loaded from raw._loads where source = ? "
-        "order by loaded_at desc limit 1",
-        [spec.name],
-    ).fetchone()
-    if not force and last and last[0] == print_fp and table_exists(con, "raw", spec.name):
-        if (
-            spec.name in MONTH_COLUMN
-            and not con.execute(
-                "select count(*) from raw._month_fingerprints where source = ?", [spec.name]
-            ).fetchone()[0]
-        ):
+    print_fp = load_fingerprint(con, spec, max_order_amount, plausible)
+    last = last_load(con, spec.name)
+    if not force and last and last.fingerprint == print_fp and table_exists(con, "raw", spec.name):
+        if spec.name in MONTH_COLUMN and not _has_month_fingerprints(con, spec.name):
             store_month_fingerprints(con, spec.name)  # loaded before fingerprints existed
-        quarantined = dict(
-            con.execute(
-                "select reason, count(*) from quarantine.rejected_rows where source = ? group by 1",
-                [spec.name],
-            ).fetchall()
+        quarantined = quarantine_counts(con, spec.name)
+        return LoadResult(
+            spec.name,
+            last.rows_loaded + sum(quarantined.values()),
+            last.rows_loaded,
+            quarantined,
+            skipped=True,
+            files=files,
         )
-        return LoadResult(spec.name, last[1] + sum(quarantined.values()), last[1], quarantined,
-                          skipped=True, files=files)  # fmt: skip
-
-    try:
-        con.execute(f"create or replace temp view _src as select * from {_reader(spec)}")
-        described = con.execute("describe _src").fetchall()
-        available = [r[0] for r in described]
-        source_types = {r[0]: str(r[1]) for r in described}
-    except duckdb.Error as error:
-        raise IngestConfigError(f"source '{spec.name}': cannot read {spec.path}: {error}") from None
-    missing = [src for src in spec.columns.values() if src not in available]
-    if missing:
-        raise IngestConfigError(
-            f"source '{spec.name}': column(s) {', '.join(missing)} named in the mapping are not in "
-            f"{spec.path}; the file has: {', '.join(available)}"
-        )
-
-    kinds = CANONICAL[spec.name]
-    key = PRIMARY_KEY[spec.name]
-    typed = [
-        f"{_parse_expr(kind, spec.columns[c], spec.date_format, source_types[spec.columns[c]])} as {c}"
-        for c, kind in kinds.items()
-    ]
-    # Only columns that can be unparseable need to know whether the source value was blank.
-    typed += [
-        f"src.{_quote(spec.columns[c])} is null as _blank_{c}"
-        if source_types[spec.columns[c]] != "VARCHAR"
-        else f"nullif(trim(src.{_quote(spec.columns[c])}), '') is null as _blank_{c}"
-        for c, kind in kinds.items()
-        if kind in ("date", "timestamp", "amount")
-    ]
-    known = (
-        "customer_id in (select customer_id from raw.customers)"
-        if spec.name in REFERENCES_CUSTOMERS
-        else "true"
-    )
-    # Typed rows are never stored: each pass streams from the source. One aggregate finds the
-    # duplicated keys (the first occurrence stays); one scan writes the good rows; only when
-    # some rows were refused does another scan set them aside with their original record.
-    single_parquet = spec.format == "parquet" and len(files) == 1
-    numbered = f"(select *, {_row_number(spec)} as _row from _src as src)"
-    key_expr = _parse_expr(
-        kinds[key], spec.columns[key], spec.date_format, source_types[spec.columns[key]]
-    )
-    checked = f"""
-        select *, {_reason_expr(spec.name, max_order_amount, plausible)} as _reason
-        from (
-            select typed.*,
-                coalesce(typed._row <> d._first_row, false) as _is_duplicate,
-                {known} as _known_customer
-            from (select _row, {", ".join(typed)} from {numbered} as src) as typed
-            left join _first_of_duplicates as d on d._key = typed.{key}
-        )
-    """
-    columns = ", ".join(kinds)
-    if single_parquet:
-        # Rows are numbered by their position in the file, so the order in which they are
-        # processed does not matter, and DuckDB need not keep it (less memory, more threads).
-        con.execute("set preserve_insertion_order = false")
-    try:
-        con.execute(
-            f"""
-            create or replace temp table _first_of_duplicates as
-            select {key_expr} as _key, min(_row) as _first_row
-            from {numbered} as src
-            where {key_expr} is not null
-            group by 1 having count(*) > 1
-            """
-        )
-        rows_read = con.execute("select count(*) from _src").fetchone()[0]
-        with transaction(con):
-            con.execute(
-                f"create or replace table raw.{spec.name} as select {columns} from ({checked}) "
-                "where _reason is null"
-            )
-            rows_loaded = con.execute(f"select count(*) from raw.{spec.name}").fetchone()[0]
-            store_month_fingerprints(con, spec.name)
-            con.execute("delete from quarantine.rejected_rows where source = ?", [spec.name])
-            if rows_loaded < rows_read:
-                # The original record, as read, only for the rows that are kept aside.
-                con.execute(
-                    "insert into quarantine.rejected_rows "
-                    "select ?, bad._row, bad._reason, cast(to_json(src) as varchar), current_timestamp "
-                    f"from (select _row, _reason from ({checked}) where _reason is not null) as bad "
-                    f"join {numbered} as src using (_row)",
-                    [spec.name],
-                )
-            quarantined = dict(
-                con.execute(
-                    "select reason, count(*) from quarantine.rejected_rows where source = ? "
-                    "group by 1 order by 1",
-                    [spec.name],
-                ).fetchall()
-            )
-            con.execute(
-                "insert into raw._loads values (?, ?, current_timestamp, ?, ?)",
-                [spec.name, print_fp, rows_loaded, sum(quarantined.values())],
-            )
-            crash_point("ingest")
-    finally:
-        con.execute("drop table if exists _first_of_duplicates")
-        if single_parquet:
-            con.execute("reset preserve_insertion_order")
+    land(con, spec)
+    crash_point("ingest")
+    _build(con, spec.name, rules_build(spec, max_order_amount, plausible, print_fp))
+    rows_read = con.execute(f"select count(*) from landing.{spec.name}").fetchone()[0]
+    rows_loaded = con.execute(f"select count(*) from raw.{spec.name}").fetchone()[0]
+    quarantined = quarantine_counts(con, spec.name)
     return LoadResult(spec.name, rows_read, rows_loaded, quarantined, skipped=False, files=files)
 
 
