@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SPARK_STAMP := $(VENV)/.installed-spark
 
-.PHONY: setup run test test-spark ui bench lint format clean
+.PHONY: setup run test test-spark spark-server ui bench lint format clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ $(SPARK_STAMP): $(STAMP)
 ## The dbt models on Spark (local mode, needs Java 17): one month compared with DuckDB.
 test-spark: setup $(SPARK_STAMP)
 	$(BIN)/python -m pytest -q -m spark
+
+## A local Spark SQL endpoint (Spark's Thrift server, needs Java 17) until Ctrl-C, on
+## 127.0.0.1:10000 (SPARK_ARGS="--port 0" picks a free port); its metastore in var/spark.
+spark-server: setup $(SPARK_STAMP)
+	$(BIN)/python -m segment_cadence.platform.spark_server $(SPARK_ARGS)
 
 ## Open the Dagster UI on http://127.0.0.1:3000 with the local instance.
 ui: setup

@@ -126,9 +126,11 @@ def pytest_itemcollected(item: pytest.Item) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Spark tests run when pyspark is installed (the spark extra, `make test-spark`) and are
-    skipped otherwise, unless selected with `-m spark`: then a missing extra is an error."""
-    if importlib.util.find_spec("pyspark") is not None or "spark" in (config.option.markexpr or ""):
+    """Spark tests run when the spark extra is installed (pyspark for the local endpoint,
+    PyHive to talk to it; `make test-spark`) and are skipped otherwise, unless selected with
+    `-m spark`: then a missing extra is an error."""
+    installed = all(importlib.util.find_spec(name) for name in ("pyspark", "pyhive"))
+    if installed or "spark" in (config.option.markexpr or ""):
         return
     skip = pytest.mark.skip(reason="needs the spark extra: make test-spark")
     for item in items:

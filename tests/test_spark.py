@@ -1,15 +1,17 @@
-"""The same dbt models on Spark (dbt-spark, session method, local mode) give the same
-membership as on DuckDB, customer by customer.
+"""The same dbt models on Spark (dbt-spark over Thrift to a local Spark endpoint) give the
+same membership as on DuckDB, customer by customer.
 
 DuckDB runs the real monthly job for two months. The inputs of the second month's dbt run
 (raw tables, the BG/NBD parameters, the dictionary, the previous published month) are
-exported to Parquet and registered in a local Spark metastore; dbt then builds that month
-on the `spark` target with the same refresh parameters, in this process, so dbt-spark's
-session method picks up the SparkSession created here. Then the analysis models
-(models/governance, models/health) are built on Spark for both months, one after the other
-as the monthly job does, from the same published months, firewall records and quarantine as
-on DuckDB, and their tables are compared row by row. Selected with `-m spark`
-(`make test-spark`); skipped when pyspark is not installed (tests/conftest.py).
+landed as Parquet tables on the module's local Spark endpoint
+(segment_cadence/platform/spark_server.py), through the endpoint as the pipeline's Python
+side does (segment_cadence/platform/spark_warehouse.py); dbt then builds that month on the
+`spark` target, over Thrift to the same endpoint, with the same refresh parameters. Then
+the analysis models (models/governance, models/health) are built on Spark for both months,
+one after the other as the monthly job does, from the same published months, firewall
+records and quarantine as on DuckDB, and their tables are compared row by row. Selected
+with `-m spark` (`make test-spark`); skipped when pyspark is not installed
+(tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import pytest
 from segment_cadence.defs.governance import governance
 from segment_cadence.defs.ingest import ingest
 from segment_cadence.defs.segments import churn
-from segment_cadence.platform import paths, state_store, warehouse
+from segment_cadence.platform import paths, spark_server, spark_warehouse, state_store, warehouse
 
 pytestmark = [
     pytest.mark.spark,
@@ -114,41 +116,34 @@ def duckdb_month(spark_home):
 
 @pytest.fixture(scope="module")
 def spark(spark_home):
-    """A local Spark with its own metastore and warehouse directory under the test's state."""
-    from pyspark.sql import SparkSession
-
-    home, _ = spark_home
+    """The module's local Spark endpoint (its own metastore and warehouse directory under the
+    test's state) and a session on it, as the pipeline's Python side would have."""
+    home, env = spark_home
     work = home / "spark"
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("segment-cadence-test")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "4")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.warehouse.dir", str(work / "warehouse"))
-        .config(
-            "spark.hadoop.javax.jdo.option.ConnectionURL",
-            f"jdbc:derby:;databaseName={work / 'metastore_db'};create=true",
-        )  # fmt: skip
-        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={work}")
-        .enableHiveSupport()
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
+    config = spark_server.SparkServerConfig(work_dir=work)
+    with spark_server.running(config) as server:
+        for key, value in server.environment().items():
+            env.setenv(key, value)
+        endpoint = spark_warehouse.SparkEndpoint(
+            host=server.host,
+            port=server.port,
+            schema_prefix=SPARK_SCHEMA,
+            landing_dir=work / "landing",
+        )
+        with spark_warehouse.connect(endpoint) as session:
+            yield session
 
 
 def load_inputs(
-    db: Path, spark, out: Path, inputs: dict[str, list[str]], published_before: str | None
+    db: Path,
+    spark: spark_warehouse.SparkWarehouse,
+    inputs: dict[str, list[str]],
+    published_before: str | None,
 ) -> None:
     """dbt inputs, from DuckDB to Parquet to Spark tables (replacing tables already there);
     published months only before `published_before` when given."""
     with warehouse.connect(db, read_only=True) as con:
         for schema, tables in inputs.items():
-            spark.sql(f"create database if not exists {SPARK_SCHEMA}_{schema}")
             for table in tables:
                 # Only what DuckDB's run could see: published months before this one.
                 where = (
@@ -156,19 +151,13 @@ def load_inputs(
                     if schema == "published" and published_before
                     else ""
                 )
-                folder = out / f"{schema}.{table}.{published_before or 'all'}"
-                folder.mkdir(parents=True)
-                con.execute(f"copy (select * from {schema}.{table} {where}) "
-                            f"to '{folder / 'part-0.parquet'}' (format parquet)")  # fmt: skip
-                spark.sql(f"drop table if exists {SPARK_SCHEMA}_{schema}.{table}")
-                spark.sql(f"create table {SPARK_SCHEMA}_{schema}.{table} "
-                          f"using parquet location '{folder}'")  # fmt: skip
+                spark.land(con, schema, table, query=f"select * from {schema}.{table} {where}")
 
 
 def dbt_build_on_spark(
     variables: dict, work: Path, env: pytest.MonkeyPatch, selection: list[str]
 ) -> None:
-    """`dbt build` on the spark target, in this process (the session method needs that)."""
+    """`dbt build` on the spark target: dbt in this process, Spark behind the endpoint."""
     from dbt.cli.main import dbtRunner
 
     env.setenv("SEGMENT_CADENCE_DBT_TARGET", "spark")
@@ -211,7 +200,7 @@ def spark_month(spark_home, duckdb_month, spark) -> float:
     db, variables = duckdb_month
     work = home / "spark"
     started = time.perf_counter()
-    load_inputs(db, spark, work, INPUTS, published_before=variables["month_end"])
+    load_inputs(db, spark, INPUTS, published_before=variables["month_end"])
     # The analysis models read the published month, which this comparison does not publish
     # on Spark; test_spark_analysis_tables_equal_duckdb builds them from DuckDB's. The ingest
     # models wrote the raw tables copied in (INPUTS); the quarterly candidate's models belong
@@ -250,11 +239,13 @@ def test_spark_membership_equals_duckdb_customer_by_customer(
         feature_columns = [column[0] for column in features.description]
         duck_features = rows_by_customer(features.fetchall())
     on_spark = rows_by_customer(
-        spark.sql(f"select {MEMBERSHIP} from {SPARK_SCHEMA}_build.segment_membership").collect()
+        spark.execute(
+            f"select {MEMBERSHIP} from {SPARK_SCHEMA}_build.segment_membership"
+        ).fetchall()
     )
     selected = ", ".join(feature_columns)
     spark_features = rows_by_customer(
-        spark.sql(f"select {selected} from {SPARK_SCHEMA}_build.customer_features").collect()
+        spark.execute(f"select {selected} from {SPARK_SCHEMA}_build.customer_features").fetchall()
     )
 
     assert len(duck) == CUSTOMERS
@@ -289,7 +280,7 @@ def test_spark_analysis_tables_equal_duckdb(
     db, _ = duckdb_month
     work = home / "spark"
     started = time.perf_counter()
-    load_inputs(db, spark, work, ANALYSIS_INPUTS, published_before=None)
+    load_inputs(db, spark, ANALYSIS_INPUTS, published_before=None)
     analysis = ["--select", "path:models/governance", "path:models/health"]
     settings = governance.dbt_vars(governance.load())
     for month in [*MONTHS, MONTHS[-1]]:  # the last month twice: a re-run changes nothing
@@ -304,7 +295,7 @@ def test_spark_analysis_tables_equal_duckdb(
                 lambda sql: con.execute(sql).fetchall(), schema, table, keys, columns
             )
             on_spark = analysis_rows(
-                lambda sql: [tuple(row) for row in spark.sql(sql).collect()],
+                lambda sql: spark.execute(sql).fetchall(),
                 f"{SPARK_SCHEMA}_{schema}",
                 table,
                 keys,
@@ -320,9 +311,9 @@ def test_spark_analysis_tables_equal_duckdb(
             compared[table] = len(duck)
     months = {
         row[0]
-        for row in spark.sql(
+        for row in spark.execute(
             f"select distinct month_end from {SPARK_SCHEMA}_governance.red_flags"
-        ).collect()
+        ).fetchall()
     }
     assert {m.isoformat() for m in months} == {dbt_vars(m)["month_end"] for m in MONTHS}
     assert compared["red_flags"] and compared["metrics"] and compared["bias_audit"]
@@ -397,7 +388,10 @@ def test_spark_ingest_rules_refuse_and_keep_the_same_rows_as_duckdb(spark_home, 
     with warehouse.connect(db) as con:
         loaded = ingest.load_all(con, config)
     assert loaded["orders"].rows_loaded == 2 and loaded["orders"].rows_quarantined == 9
-    load_inputs(db, spark, tmp_path / "spark", {"landing": ["customers", "orders"]}, None)
+    load_inputs(db, spark, {"landing": ["customers", "orders"]}, None)
+    # The analysis test lands DuckDB's quarantine as a plain table; the ingest models keep
+    # their own, partitioned by source, and cannot drop a partition of that one.
+    spark.execute(f"drop table if exists {SPARK_SCHEMA}_quarantine.rejected_rows")
     for name in ("customers", "orders"):
         job = ingest.rules_build(
             config.sources[name], config.max_order_amount, config.plausible_dates, "spark"
@@ -406,14 +400,9 @@ def test_spark_ingest_rules_refuse_and_keep_the_same_rows_as_duckdb(spark_home, 
     with warehouse.connect(db, read_only=True) as con:
         for table in ("customers", "orders"):
             duck = sorted(con.execute(f"select * from raw.{table}").fetchall())
-            on_spark = sorted(
-                tuple(r) for r in spark.sql(f"select * from {SPARK_SCHEMA}_raw.{table}").collect()
-            )
+            on_spark = sorted(spark.execute(f"select * from {SPARK_SCHEMA}_raw.{table}").fetchall())
             assert on_spark == duck, table
         refused = "select source, source_row, reason from {} order by 1, 2"
         duck = con.execute(refused.format("quarantine.rejected_rows")).fetchall()
-    on_spark = [
-        tuple(r)
-        for r in spark.sql(refused.format(f"{SPARK_SCHEMA}_quarantine.rejected_rows")).collect()
-    ]
+    on_spark = spark.execute(refused.format(f"{SPARK_SCHEMA}_quarantine.rejected_rows")).fetchall()
     assert on_spark == duck
