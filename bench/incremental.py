@@ -40,12 +40,24 @@ def generate(customers: int, history: int, month: str, out: Path) -> None:
         return
     months = history + 1
     subprocess.run(
-        [str(BIN / "segment-cadence"), "generate", "--customers", str(customers),
-         "--end-month", month, "--history-months", str(months),
-         "--orders-per-customer", f"{LINES_PER_CUSTOMER_MONTH * months:.6f}",
-         "--out", str(out), "--no-progress"],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        [
+            str(BIN / "segment-cadence"),
+            "generate",
+            "--customers",
+            str(customers),
+            "--end-month",
+            month,
+            "--history-months",
+            str(months),
+            "--orders-per-customer",
+            f"{LINES_PER_CUSTOMER_MONTH * months:.6f}",
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+        check=True,
+        capture_output=True,
+    )
 
 
 def model_seconds(home: Path) -> float:
@@ -90,16 +102,20 @@ def main() -> None:
         home = work / f"home-h{history}"
         env = pipeline_env(home, raw)
         first, first_peak, _, _ = measure([*refresh, "--month", before], env)
-        print(f"  first refresh ({before}: ingest, {history} months built): {first:.1f} s",
-              flush=True)  # fmt: skip
+        print(
+            f"  first refresh ({before}: ingest, {history} months built): {first:.1f} s", flush=True
+        )
         runs: dict[str, list[tuple[float, float, float]]] = {"incremental": [], "full": []}
         for repeat in range(args.repeats):
             for kind, extra in (("incremental", []), ("full", ["--full-rebuild"])):
                 load = load_average()
                 seconds, peak, _, _ = measure([*refresh, "--month", args.month, *extra], env)
                 runs[kind].append((seconds, peak, model_seconds(home)))
-                print(f"  {kind:<12} repeat {repeat + 1}: {seconds:6.1f} s "
-                      f"(history models {runs[kind][-1][2]:.2f} s, load {load})", flush=True)  # fmt: skip
+                print(
+                    f"  {kind:<12} repeat {repeat + 1}: {seconds:6.1f} s "
+                    f"(history models {runs[kind][-1][2]:.2f} s, load {load})",
+                    flush=True,
+                )
         results[history] = {
             "lines": lines,
             "first": first,
@@ -111,23 +127,31 @@ def main() -> None:
         }
 
     print()
-    print(f"Refresh of {args.month} after H months of history, {args.customers:,} customers; "
-          f"medians of {args.repeats} runs")  # fmt: skip
-    print(f"{'history':>8}{'order lines':>14}{'monthly s':>11}{'history dbt s':>15}"
-          f"{'full rebuild s':>16}{'its dbt s':>11}{'peak MiB':>10}")  # fmt: skip
+    print(
+        f"Refresh of {args.month} after H months of history, {args.customers:,} customers; "
+        f"medians of {args.repeats} runs"
+    )
+    print(
+        f"{'history':>8}{'order lines':>14}{'monthly s':>11}{'history dbt s':>15}"
+        f"{'full rebuild s':>16}{'its dbt s':>11}{'peak MiB':>10}"
+    )
     for history, r in results.items():
-        print(f"{history:>8}{r['lines']:>14,}{r['incremental_seconds']:>11.1f}"
-              f"{r['incremental_models']:>15.2f}{r['full_seconds']:>16.1f}"
-              f"{r['full_models']:>11.2f}{r['incremental_peak']:>10.0f}")  # fmt: skip
+        print(
+            f"{history:>8}{r['lines']:>14,}{r['incremental_seconds']:>11.1f}"
+            f"{r['incremental_models']:>15.2f}{r['full_seconds']:>16.1f}"
+            f"{r['full_models']:>11.2f}{r['incremental_peak']:>10.0f}"
+        )
     low, high = min(results), max(results)
     if low != high:
         lo, hi = results[low], results[high]
         print()
-        print(f"ratio {high}/{low} months: monthly refresh "
-              f"{hi['incremental_seconds'] / lo['incremental_seconds']:.2f}, history models "
-              f"{hi['incremental_models'] / max(lo['incremental_models'], 1e-9):.2f}; with a full "
-              f"rebuild {hi['full_seconds'] / lo['full_seconds']:.2f} and "
-              f"{hi['full_models'] / max(lo['full_models'], 1e-9):.2f}")  # fmt: skip
+        print(
+            f"ratio {high}/{low} months: monthly refresh "
+            f"{hi['incremental_seconds'] / lo['incremental_seconds']:.2f}, history models "
+            f"{hi['incremental_models'] / max(lo['incremental_models'], 1e-9):.2f}; with a full "
+            f"rebuild {hi['full_seconds'] / lo['full_seconds']:.2f} and "
+            f"{hi['full_models'] / max(lo['full_models'], 1e-9):.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -20,8 +20,9 @@ def main(raw: str, month: str, params_json: str, out: str) -> None:
     p = json.loads(params_json)
     customers = pd.read_parquet(f"{raw}/customers.parquet", columns=["customer_id", "signup_date"])
     customers = customers[pd.to_datetime(customers["signup_date"]) <= end]
-    orders = pd.read_parquet(f"{raw}/orders.parquet",
-                             columns=["order_id", "customer_id", "order_date", "amount"])  # fmt: skip
+    orders = pd.read_parquet(
+        f"{raw}/orders.parquet", columns=["order_id", "customer_id", "order_date", "amount"]
+    )
     orders["order_date"] = pd.to_datetime(orders["order_date"])
     orders = orders[orders["order_date"] <= end]
     grouped = orders.groupby("customer_id")
@@ -39,14 +40,18 @@ def main(raw: str, month: str, params_json: str, out: str) -> None:
     t_x = (purchases["last"] - purchases["first"]).dt.days / 7.0
     big_t = (end - purchases["first"]).dt.days / 7.0
     with np.errstate(divide="ignore", invalid="ignore"):
-        log_odds = (np.log(p["a"]) - np.log(p["b"] + x - 1)
-                    + (p["r"] + x) * np.log((p["alpha"] + big_t) / (p["alpha"] + t_x)))  # fmt: skip
+        log_odds = (
+            np.log(p["a"])
+            - np.log(p["b"] + x - 1)
+            + (p["r"] + x) * np.log((p["alpha"] + big_t) / (p["alpha"] + t_x))
+        )
     purchases["churn_likelihood"] = np.where(
         x > 0, 1 - 1 / (1 + np.exp(np.minimum(log_odds, 700))), 0.0
     )
 
-    events = pd.read_parquet(f"{raw}/engagement_events.parquet",
-                             columns=["customer_id", "channel", "event_at"])  # fmt: skip
+    events = pd.read_parquet(
+        f"{raw}/engagement_events.parquet", columns=["customer_id", "channel", "event_at"]
+    )
     day = events["event_at"].dt.normalize()
     events = events[(day <= end) & (day > end - pd.Timedelta(days=365))]
     recent = events[events["event_at"].dt.normalize() > end - pd.Timedelta(days=90)]
@@ -55,8 +60,13 @@ def main(raw: str, month: str, params_json: str, out: str) -> None:
     engagement["engagement_channels_90d"] = recent.groupby("customer_id")["channel"].nunique()
 
     f = customers.set_index("customer_id").join(purchases).join(engagement)
-    for column in ("frequency", "monetary_value", "engagement_events_365d",
-                   "engagement_events_90d", "engagement_channels_90d"):  # fmt: skip
+    for column in (
+        "frequency",
+        "monetary_value",
+        "engagement_events_365d",
+        "engagement_events_90d",
+        "engagement_channels_90d",
+    ):
         f[column] = f[column].fillna(0)
     buyers = f[f["frequency"] > 0].reset_index().sort_values(["monetary_value", "customer_id"])
     f["m_score"] = pd.Series(ntile(len(buyers), 5), index=buyers["customer_id"].to_numpy())

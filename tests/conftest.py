@@ -63,8 +63,11 @@ def generated_data(state_home: Path) -> Path:
     from segment_cadence.example.generator import GeneratorConfig, generate
 
     raw = state_home / "raw"
-    generate(raw, GeneratorConfig(customers=1_500, end_month="2025-12", history_months=36, seed=7),
-             progress=False)  # fmt: skip
+    generate(
+        raw,
+        GeneratorConfig(customers=1_500, end_month="2025-12", history_months=36, seed=7),
+        progress=False,
+    )
     return raw
 
 

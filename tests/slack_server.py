@@ -152,7 +152,7 @@ class SlackServer:
                                 "channel_id": args.get("channel_id"),
                                 "initial_comment": args.get("initial_comment"),
                                 "bytes": server.uploads.get(f["id"], b""),
-                            }  # fmt: skip
+                            }
                         )
                     self._reply(200, {"ok": True, "files": [{"id": f["id"]} for f in files]})
                 else:

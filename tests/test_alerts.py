@@ -28,21 +28,50 @@ CONFIG = thresholds.validate(
             "persist_refreshes": 3,
         },
         "rules": [
-            {"id": "size_change", "metric": "size", "relative": {"warn": 0.2, "critical": 0.5},
-             "kind_of_alert": "size", "clear_after": 2, "runbook": "Check the migration matrix."},
+            {
+                "id": "size_change",
+                "metric": "size",
+                "relative": {"warn": 0.2, "critical": 0.5},
+                "kind_of_alert": "size",
+                "clear_after": 2,
+                "runbook": "Check the migration matrix.",
+            },
             {"id": "churn_rising", "metric": "churn_likelihood", "above": {"warn": 0.5}},
-            {"id": "inputs_stale", "metric": "freshness_days", "above": {"warn": 7, "critical": 21},
-             "depends_on_inputs": False, "kind_of_alert": "data_quality"},
+            {
+                "id": "inputs_stale",
+                "metric": "freshness_days",
+                "above": {"warn": 7, "critical": 21},
+                "depends_on_inputs": False,
+                "kind_of_alert": "data_quality",
+            },
         ],
     },
     "thresholds.yaml",
-)  # fmt: skip
+)
 
 
-def breach(rule_id: str, segment: str, metric: str, value: float, month: date,
-           severity: str = "warn", baseline: float | None = 100.0, bound: float = 0.2):  # fmt: skip
-    return thresholds.Breach(month, rule_id, segment, metric, value, baseline, bound, "relative",
-                             severity, "Check the migration matrix.")  # fmt: skip
+def breach(
+    rule_id: str,
+    segment: str,
+    metric: str,
+    value: float,
+    month: date,
+    severity: str = "warn",
+    baseline: float | None = 100.0,
+    bound: float = 0.2,
+):
+    return thresholds.Breach(
+        month,
+        rule_id,
+        segment,
+        metric,
+        value,
+        baseline,
+        bound,
+        "relative",
+        severity,
+        "Check the migration matrix.",
+    )
 
 
 @pytest.fixture()
@@ -69,17 +98,31 @@ def client_for(server: SlackServer):
 
 def refresh(con, month: date, breaches, now: datetime, changed: set[str] | None = None):
     return alerts.process_refresh(
-        con, month_end=month, breaches=breaches, config=CONFIG, definition_version="abc123",
-        owners=OWNERS, changed_segments=changed or set(), now=now, render=slack.Renderer(),
-    )  # fmt: skip
+        con,
+        month_end=month,
+        breaches=breaches,
+        config=CONFIG,
+        definition_version="abc123",
+        owners=OWNERS,
+        changed_segments=changed or set(),
+        now=now,
+        render=slack.Renderer(),
+    )
 
 
 OCT, NOV, DEC, JAN = date(2025, 10, 31), date(2025, 11, 30), date(2025, 12, 31), date(2026, 1, 31)
 
 
 def test_a_breach_posts_one_grouped_message_to_the_owner_channel(con, server):
-    refresh(con, OCT, [breach("size_change", "vip_collectors", "size", 140, OCT),
-                       breach("churn_rising", "vip_collectors", "churn_likelihood", 0.6, OCT)], T0)  # fmt: skip
+    refresh(
+        con,
+        OCT,
+        [
+            breach("size_change", "vip_collectors", "size", 140, OCT),
+            breach("churn_rising", "vip_collectors", "churn_likelihood", 0.6, OCT),
+        ],
+        T0,
+    )
     counts = slack.deliver_pending(con, client_for(server), T0)
     assert counts["sent"] == 1
     (post,) = server.posts()
@@ -158,8 +201,14 @@ def test_without_a_token_alerts_land_in_the_local_outbox_file(con, tmp_path):
 
 
 def test_a_silence_suppresses_until_it_expires(con, server):
-    alerts.silence(con, segment_id="vip_collectors", created_by="asha", reason="Festive window",
-                   expires_at=T0 + timedelta(days=10), now=T0)  # fmt: skip
+    alerts.silence(
+        con,
+        segment_id="vip_collectors",
+        created_by="asha",
+        reason="Festive window",
+        expires_at=T0 + timedelta(days=10),
+        now=T0,
+    )
     counts = refresh(con, OCT, [breach("size_change", "vip_collectors", "size", 140, OCT)], T0)
     assert counts["suppressed"] == 1 and counts["messages"] == 0
     reason = sql(con, "select reason from suppressed").fetchone()[0]
@@ -183,8 +232,13 @@ def test_inhibition_by_data_quality_and_by_definition_change(con):
     assert counts["suppressed"] == 1  # the churn alert depends on the inputs
     reasons = [r[0] for r in sql(con, "select reason from suppressed").fetchall()]
     assert any("data-quality" in r for r in reasons)
-    counts = refresh(con, NOV, [breach("size_change", "dormant", "size", 140, NOV)], T0 + timedelta(days=30),
-                     changed={"dormant"})  # fmt: skip
+    counts = refresh(
+        con,
+        NOV,
+        [breach("size_change", "dormant", "size", 140, NOV)],
+        T0 + timedelta(days=30),
+        changed={"dormant"},
+    )
     assert counts["suppressed"] == 1
 
 
@@ -252,8 +306,14 @@ def test_acknowledgement_and_silence_from_slack_reactions_and_replies(con, serve
 def render_all() -> dict[str, dict]:
     routing = alerts.Routing.from_settings(CONFIG.settings)
     renderer = slack.Renderer()
-    items = [{"key": "k", "consecutive": 2, "rule": CONFIG.rules[0],
-              "breach": breach("size_change", "vip_collectors", "size", 140, OCT)}]  # fmt: skip
+    items = [
+        {
+            "key": "k",
+            "consecutive": 2,
+            "rule": CONFIG.rules[0],
+            "breach": breach("size_change", "vip_collectors", "size", 140, OCT),
+        }
+    ]
     rows = [("k", "vip_collectors", "size_change", "size", 140.0, "warn")]
     return {
         "firing": renderer.firing("vip_collectors", "clienteling", OCT, "abc123", items, routing),
@@ -282,8 +342,15 @@ def test_block_kit_matches_the_golden_file_and_slack_limits(kind):
 
 def test_a_long_message_is_clipped_within_limits():
     routing = alerts.Routing.from_settings(CONFIG.settings)
-    items = [{"key": f"k{i}", "consecutive": 1, "rule": CONFIG.rules[0],
-              "breach": breach("size_change", "s" * 200, f"metric_{i}" * 40, 1e9, OCT)} for i in range(80)]  # fmt: skip
+    items = [
+        {
+            "key": f"k{i}",
+            "consecutive": 1,
+            "rule": CONFIG.rules[0],
+            "breach": breach("size_change", "s" * 200, f"metric_{i}" * 40, 1e9, OCT),
+        }
+        for i in range(80)
+    ]
     payload = slack.Renderer().firing("s" * 200, "o", OCT, "v", items, routing)
     assert len(payload["blocks"]) <= 50 and len(payload["text"]) <= 3000
     assert len(payload["blocks"][0]["text"]["text"]) <= 150

@@ -14,9 +14,14 @@ from segment_cadence.defs.segments import churn
 
 # Fader, Hardie & Lee (2005), section 5: the BG/NBD fit to CDNOW's 39-week calibration period.
 PUBLISHED = churn.BgNbdParams(
-    r=0.243, alpha=4.414, a=0.793, b=2.426, log_likelihood=-9582.4, n_customers=2357,
+    r=0.243,
+    alpha=4.414,
+    a=0.793,
+    b=2.426,
+    log_likelihood=-9582.4,
+    n_customers=2357,
     converged=True,
-)  # fmt: skip
+)
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +66,10 @@ def test_log_likelihood_matches_equation_6_evaluated_directly() -> None:
     expected = np.log(
         beta_fn(a, b + x) / beta_fn(a, b) * gamma_part / (alpha + big_t) ** (r + x)
         + np.where(x > 0, beta_fn(a + 1, b + x - 1), 0.0)
-        / beta_fn(a, b) * gamma_part / (alpha + t_x) ** (r + x)
-    ).sum()  # fmt: skip
+        / beta_fn(a, b)
+        * gamma_part
+        / (alpha + t_x) ** (r + x)
+    ).sum()
     got = churn.bgnbd_log_likelihood(np.array([r, alpha, a, b]), x, t_x, big_t)
     assert got == pytest.approx(expected, rel=1e-12)
     # Heavy buyers underflow the naive form, not ours; parameters <= 0 have likelihood 0.
@@ -90,9 +97,14 @@ def test_p_alive_sql_matches_python() -> None:
 
     # Column names are parameters; qualified names work, and NULL histories stay NULL.
     renamed = churn.p_alive_sql(
-        PUBLISHED.r, PUBLISHED.alpha, PUBLISHED.a, PUBLISHED.b,
-        x_col="h.repeat_days", t_x_col="h.last_week", T_col="h.weeks",
-    )  # fmt: skip
+        PUBLISHED.r,
+        PUBLISHED.alpha,
+        PUBLISHED.a,
+        PUBLISHED.b,
+        x_col="h.repeat_days",
+        t_x_col="h.last_week",
+        T_col="h.weeks",
+    )
     rows = con.execute(
         f"select {renamed} from (select id, x as repeat_days, t_x as last_week, T as weeks "
         "from history union all select 99, null, null, null) h order by id"
@@ -187,11 +199,17 @@ def test_summarise_transactions_counts_repeat_purchase_days_in_weeks() -> None:
         {
             "customer": ["a", "a", "a", "a", "b", "c"],
             "ordered_at": pd.to_datetime(
-                ["2024-01-01 09:00", "2024-01-01 17:00", "2024-01-15 12:00", "2024-03-01 10:00",
-                 "2024-01-29 08:30", "2024-02-05 19:45"]
+                [
+                    "2024-01-01 09:00",
+                    "2024-01-01 17:00",
+                    "2024-01-15 12:00",
+                    "2024-03-01 10:00",
+                    "2024-01-29 08:30",
+                    "2024-02-05 19:45",
+                ]
             ),
         }
-    )  # fmt: skip
+    )
     summary = churn.summarise_transactions(log, "customer", "ordered_at", "2024-02-26")
     # a: the two orders on 1 January are one purchase day; the March order is after the end.
     assert summary.loc["a"].tolist() == [1.0, 2.0, 8.0]

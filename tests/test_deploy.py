@@ -74,13 +74,35 @@ def postgres() -> Iterator[dict[str, str]]:
 
     try:
         run(initdb, "-D", str(data), "-U", "dagster", "--auth=trust", "--no-sync")
-        run(pg_ctl, "-D", str(data), "-w", "-t", "60", "-l", str(root / "server.log"), "-o",
-            f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off", "start")  # fmt: skip
+        run(
+            pg_ctl,
+            "-D",
+            str(data),
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            str(root / "server.log"),
+            "-o",
+            f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off",
+            "start",
+        )
         for _ in range(30):
             created = subprocess.run(
-                [*as_user, str(Path(pg_ctl).resolve().with_name("createdb")), "-h", "127.0.0.1", "-p",
-                 str(port), "-U", "dagster", "dagster"], capture_output=True, text=True,
-            )  # fmt: skip
+                [
+                    *as_user,
+                    str(Path(pg_ctl).resolve().with_name("createdb")),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(port),
+                    "-U",
+                    "dagster",
+                    "dagster",
+                ],
+                capture_output=True,
+                text=True,
+            )
             if created.returncode == 0:
                 break
             time.sleep(0.5)
@@ -131,9 +153,14 @@ def test_there_are_examples_for_docker_and_kubernetes():
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
 def test_dagster_instance_info_accepts_the_example(example: Path, postgres, tmp_path):
     home = instance_home(example, tmp_path)
-    env = {**os.environ, **postgres, "DAGSTER_HOME": str(home),
-           "SEGMENT_CADENCE_IMAGE": "segment-cadence:test", "DAGSTER_DOCKER_NETWORK": "test",
-           "SEGMENT_CADENCE_NAMESPACE": "default"}  # fmt: skip
+    env = {
+        **os.environ,
+        **postgres,
+        "DAGSTER_HOME": str(home),
+        "SEGMENT_CADENCE_IMAGE": "segment-cadence:test",
+        "DAGSTER_DOCKER_NETWORK": "test",
+        "SEGMENT_CADENCE_NAMESPACE": "default",
+    }
     dagster = str(Path(sys.executable).parent / "dagster")
     result = subprocess.run(
         [dagster, "instance", "info"], env=env, capture_output=True, text=True, timeout=300
@@ -150,10 +177,17 @@ def test_dagster_instance_info_accepts_the_example(example: Path, postgres, tmp_
     # `instance info` does not build the run coordinator; load it, and the launcher, as the
     # daemon does, and see that run monitoring is on (a dead run is failed, freeing the queue).
     loaded = subprocess.run(
-        [sys.executable, "-c", "import dagster as dg; i = dg.DagsterInstance.get(); "
-         "print(type(i.run_coordinator).__name__, type(i.run_launcher).__name__, "
-         "i.run_monitoring_enabled)"],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "import dagster as dg; i = dg.DagsterInstance.get(); "
+            "print(type(i.run_coordinator).__name__, type(i.run_launcher).__name__, "
+            "i.run_monitoring_enabled)",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert loaded.returncode == 0, loaded.stderr
     assert loaded.stdout.split() == ["QueuedRunCoordinator", launcher, "True"]

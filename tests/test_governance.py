@@ -62,8 +62,10 @@ def build(con: duckdb.DuckDBPyConnection, customers: int = 400, seed: int = 11) 
         "create table raw.customers (customer_id varchar, signup_date date, region varchar, "
         "age_band varchar, language varchar, email_consent boolean)"
     )
-    con.execute("create table raw.team_members (sender_id varchar, name varchar, team varchar, "
-                "joined_date date)")  # fmt: skip
+    con.execute(
+        "create table raw.team_members (sender_id varchar, name varchar, team varchar, "
+        "joined_date date)"
+    )
     con.execute(
         "create table raw.campaign_sends (send_id varchar, campaign_id varchar, "
         "campaign_name varchar, customer_id varchar, sender_id varchar, channel varchar, "
@@ -81,7 +83,7 @@ def build(con: duckdb.DuckDBPyConnection, customers: int = 400, seed: int = 11) 
                 i % 10 != 0,
             )
             for i, c in enumerate(ids)
-        ],  # fmt: skip
+        ],
     )
     con.executemany("insert into raw.team_members values (?, ?, ?, ?)", TEAM)
     # The per-version dictionary as the dbt model keeps it (dbt is not under test here).
@@ -138,25 +140,57 @@ def build(con: duckdb.DuckDBPyConnection, customers: int = 400, seed: int = 11) 
     in_pause = [c for c in ids if september[c] in PAUSED]
     sends, planted_pause, planted_onboarding = [], 0, 0
     n = 0
-    for k, (sender, channel) in enumerate([("S001", "email"), ("S002", "sms"), ("S003", "email"),
-                                           ("S001", "whatsapp"), ("S004", "email")]):  # fmt: skip
+    for k, (sender, channel) in enumerate(
+        [
+            ("S001", "email"),
+            ("S002", "sms"),
+            ("S003", "email"),
+            ("S001", "whatsapp"),
+            ("S004", "email"),
+        ]
+    ):
         campaign = f"CMP{k:03d}"
         day = datetime(2026, 10, 3 + 5 * k, 10)
         recipients = rng.sample(eligible, 30)
         leaked = rng.sample(in_pause, k) if k in (1, 3) else []  # planted: 1 + 3 leaks
         for customer in recipients + leaked:
             n += 1
-            sends.append((f"SND{n:06d}", campaign, f"Campaign {k}", customer, sender, channel,
-                          "loyal_repeat", day))  # fmt: skip
+            sends.append(
+                (
+                    f"SND{n:06d}",
+                    campaign,
+                    f"Campaign {k}",
+                    customer,
+                    sender,
+                    channel,
+                    "loyal_repeat",
+                    day,
+                )
+            )
         planted_pause += len(leaked)
         if sender == "S004":  # Dev sends on 2026-10-23, within 30 days of joining
             planted_onboarding += len(recipients) + len(leaked)
     # A send on 2026-11-02 by Dev is after his first 30 days: not an October violation.
-    sends.append(("SND999999", "CMP900", "November", eligible[0], "S004", "email", "loyal_repeat",
-                  datetime(2026, 11, 2, 9)))  # fmt: skip
+    sends.append(
+        (
+            "SND999999",
+            "CMP900",
+            "November",
+            eligible[0],
+            "S004",
+            "email",
+            "loyal_repeat",
+            datetime(2026, 11, 2, 9),
+        )
+    )
     con.executemany("insert into raw.campaign_sends values (?, ?, ?, ?, ?, ?, ?, ?)", sends)
-    return {"pause": planted_pause, "onboarding": planted_onboarding, "membership": membership,
-            "in_pause": in_pause, "eligible": eligible}  # fmt: skip
+    return {
+        "pause": planted_pause,
+        "onboarding": planted_onboarding,
+        "membership": membership,
+        "in_pause": in_pause,
+        "eligible": eligible,
+    }
 
 
 def measure(con: duckdb.DuckDBPyConnection, month: date) -> red_flags.RedFlags:
@@ -165,12 +199,16 @@ def measure(con: duckdb.DuckDBPyConnection, month: date) -> red_flags.RedFlags:
     return red_flags.read(con, month)
 
 
-def record_segment_changes(con: duckdb.DuckDBPyConnection, month: date,
-                           recorded_at: datetime | None = None) -> int:  # fmt: skip
+def record_segment_changes(
+    con: duckdb.DuckDBPyConnection, month: date, recorded_at: datetime | None = None
+) -> int:
     """Build the audit trail for the month; the rows it added."""
     count = "select count(*) from governance.segment_audit_log"
-    before = con.execute(count).fetchone()[0] if warehouse.table_exists(
-        con, "governance", "segment_audit_log") else 0  # fmt: skip
+    before = (
+        con.execute(count).fetchone()[0]
+        if warehouse.table_exists(con, "governance", "segment_audit_log")
+        else 0
+    )
     build_analysis(con, month, recorded_at=recorded_at)
     return con.execute(count).fetchone()[0] - before
 
@@ -182,17 +220,23 @@ def measure_bias(con: duckdb.DuckDBPyConnection, month: date) -> int:
 
 
 def campaign(**overrides) -> Campaign:
-    fields = {"name": "Autumn edit", "sender_id": "S001", "channel": "email",
-              "planned_at": datetime(2026, 11, 10, 9), "target_segments": ("loyal_repeat",)}  # fmt: skip
+    fields = {
+        "name": "Autumn edit",
+        "sender_id": "S001",
+        "channel": "email",
+        "planned_at": datetime(2026, 11, 10, 9),
+        "target_segments": ("loyal_repeat",),
+    }
     return Campaign(**(fields | overrides))
 
 
 def test_a_campaign_targeting_a_paused_segment_is_blocked_and_recorded(con):
     truth = build(con)
     decision = firewall.check_campaign(
-        con, campaign(target_segments=("evaluation", "loyal_repeat")),
+        con,
+        campaign(target_segments=("evaluation", "loyal_repeat")),
         checked_at=datetime(2026, 11, 5),
-    )  # fmt: skip
+    )
     october = truth["membership"][OCTOBER]
     evaluation = {c for c, s in october.items() if s == "evaluation"}
     assert decision.membership_month == OCTOBER
@@ -226,8 +270,9 @@ def test_customers_without_consent_or_outside_the_targets_are_blocked_with_reaso
     assert reasons[no_consent] == ("no_consent",)
     assert reasons["C99999"] == ("unknown_customer",)
     # SMS has no consent column here: the same customer may be reached by SMS.
-    sms = firewall.check_campaign(con, campaign(channel="sms", customer_ids=(no_consent,)),
-                                  record=False)  # fmt: skip
+    sms = firewall.check_campaign(
+        con, campaign(channel="sms", customer_ids=(no_consent,)), record=False
+    )
     assert no_consent in sms.allowed
     # The firewall reports retired language in what it checks (advice, not a block).
     worded = firewall.check_campaign(
@@ -243,8 +288,9 @@ def test_a_sender_in_their_first_30_days_is_blocked(con):
     assert {b.reasons[0] for b in decision.blocked} == {"sender_in_onboarding"}
     assert decision.onboarding_until == date(2026, 11, 19)
     # After 30 days the same sender may send.
-    later = firewall.check_campaign(con, campaign(sender_id="S005",
-                                                  planned_at=datetime(2026, 11, 19, 9)))  # fmt: skip
+    later = firewall.check_campaign(
+        con, campaign(sender_id="S005", planned_at=datetime(2026, 11, 19, 9))
+    )
     assert later.allowed and later.onboarding_until is None
     assert {b.reasons for b in later.blocked} == {("no_consent",)}
 
@@ -277,9 +323,12 @@ def test_an_override_is_refused_and_recorded_with_who_when_why(con):
     build(con)
     at = datetime(2026, 11, 6, 14, 30)
     answer = firewall.request_override(
-        con, campaign(target_segments=("evaluation",)), requested_by="marketing-lead",
-        reason="Festive target is behind; send this once", requested_at=at,
-    )  # fmt: skip
+        con,
+        campaign(target_segments=("evaluation",)),
+        requested_by="marketing-lead",
+        reason="Festive target is behind; send this once",
+        requested_at=at,
+    )
     assert answer.refused and answer.segments == ("evaluation",)
     assert "They're currently in Evaluation." in answer.message
     assert "increases hesitation" in answer.message  # the risk, from governance.yaml
@@ -292,8 +341,17 @@ def test_an_override_is_refused_and_recorded_with_who_when_why(con):
         )
         .fetchall()
     )
-    assert rows == [("override", "marketing-lead", at, "Festive target is behind; send this once",
-                     "evaluation", "refused", "crm")]  # fmt: skip
+    assert rows == [
+        (
+            "override",
+            "marketing-lead",
+            at,
+            "Festive target is behind; send this once",
+            "evaluation",
+            "refused",
+            "crm",
+        )
+    ]
     flags = measure(con, NOVEMBER)
     assert flags.values["manual_override_attempts"] == 1
 
@@ -326,9 +384,12 @@ def test_pressure_patterns_group_attempts_by_team_channel_segment_and_week(con):
     build(con)
     for i, (sender, by) in enumerate([("S001", "asha"), ("S002", "ben"), ("S001", "asha")]):
         firewall.request_override(
-            con, campaign(sender_id=sender, name=f"Push {i}", target_segments=("evaluation",)),
-            requested_by=by, reason="quarter end", requested_at=datetime(2026, 11, 3 + 7 * i),
-        )  # fmt: skip
+            con,
+            campaign(sender_id=sender, name=f"Push {i}", target_segments=("evaluation",)),
+            requested_by=by,
+            reason="quarter end",
+            requested_at=datetime(2026, 11, 3 + 7 * i),
+        )
     measure(con, NOVEMBER)
     rows = dict(
         con.execute(
@@ -364,8 +425,10 @@ def test_the_language_lint_catches_each_retired_phrase(text, phrase):
 def test_the_language_lint_passes_clean_copy_and_the_shipped_dictionary():
     from segment_cadence.defs.dictionary import segment_dictionary
 
-    clean = ("A quiet note for customers in their current segment: new pieces are in store, "
-             "visit when you are ready. Pause respected; readiness observed.")  # fmt: skip
+    clean = (
+        "A quiet note for customers in their current segment: new pieces are in store, "
+        "visit when you are ready. Pause respected; readiness observed."
+    )
     assert governance.lint_text(clean, source="campaign", object_id="c", field="copy") == []
     assert governance.lint_segments(list(segment_dictionary.load().segments)) == []
 
@@ -376,11 +439,19 @@ def test_governance_settings_are_validated_with_clear_errors():
     with pytest.raises(
         governance.GovernanceConfigError, match=r"retired\[0\].pattern is not a valid regular"
     ):
-        governance.validate({"firewall": {"channels": {"email": None}},
-                             "language": {"retired": [{"phrase": "x", "pattern": "(", "suggest": "y"}]}})  # fmt: skip
+        governance.validate(
+            {
+                "firewall": {"channels": {"email": None}},
+                "language": {"retired": [{"phrase": "x", "pattern": "(", "suggest": "y"}]},
+            }
+        )
     with pytest.raises(governance.GovernanceConfigError, match="does not match its own phrase"):
-        governance.validate({"firewall": {"channels": {"email": None}},
-                             "language": {"retired": [{"phrase": "x", "pattern": "y", "suggest": "z"}]}})  # fmt: skip
+        governance.validate(
+            {
+                "firewall": {"channels": {"email": None}},
+                "language": {"retired": [{"phrase": "x", "pattern": "y", "suggest": "z"}]},
+            }
+        )
 
 
 def test_the_audit_trail_answers_for_one_customer_across_months(con):
@@ -394,9 +465,15 @@ def test_the_audit_trail_answers_for_one_customer_across_months(con):
         for c in truth["membership"][OCTOBER]
         if truth["membership"][OCTOBER][c] != truth["membership"][SEPTEMBER][c]
     )
-    audit.record_dispute(con, customer, raised_by="customer-care", reason="asked why no offers",
-                         decision="rejected", decided_by="segmentation-owner",
-                         raised_at=datetime(2026, 11, 7))  # fmt: skip
+    audit.record_dispute(
+        con,
+        customer,
+        raised_by="customer-care",
+        reason="asked why no offers",
+        decision="rejected",
+        decided_by="segmentation-owner",
+        raised_at=datetime(2026, 11, 7),
+    )
     record = audit.customer_record(con, customer)
     assert [(m, s) for m, s, _, _ in record.months] == [
         (SEPTEMBER, truth["membership"][SEPTEMBER][customer]),
@@ -406,8 +483,13 @@ def test_the_audit_trail_answers_for_one_customer_across_months(con):
         (SEPTEMBER, None, truth["membership"][SEPTEMBER][customer]),
         (OCTOBER, truth["membership"][SEPTEMBER][customer], truth["membership"][OCTOBER][customer]),
     ]
-    assert record.requests[0][1:] == ("dispute", "customer-care", "asked why no offers",
-                                      "rejected", "segmentation-owner")  # fmt: skip
+    assert record.requests[0][1:] == (
+        "dispute",
+        "customer-care",
+        "asked why no offers",
+        "rejected",
+        "segmentation-owner",
+    )
     text = "\n".join(record.lines())
     assert "dispute by customer-care" in text and "version v1hash" in text
 

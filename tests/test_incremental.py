@@ -55,15 +55,32 @@ class Warehouse:
             "previous_month_end": month_end(previous_month(start)).isoformat(),
         }
         variables["bgnbd_fit"] = FIT if variables["month_end"] in FITTED_MONTHS else None
-        env = {**os.environ, "SEGMENT_CADENCE_WAREHOUSE": str(self.path),
-               "SEGMENT_CADENCE_DBT_VARS": json.dumps(variables)}  # fmt: skip
+        env = {
+            **os.environ,
+            "SEGMENT_CADENCE_WAREHOUSE": str(self.path),
+            "SEGMENT_CADENCE_DBT_VARS": json.dumps(variables),
+        }
         result = subprocess.run(
-            [str(Path(sys.executable).parent / "dbt"), "run", *SELECT, *args, "--quiet",
-             "--project-dir", str(paths.DBT_PROJECT_DIR), "--profiles-dir",
-             str(paths.DBT_PROJECT_DIR), "--target-path", str(self.target),
-             "--log-path", str(self.target)],
-            env=env, capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            [
+                str(Path(sys.executable).parent / "dbt"),
+                "run",
+                *SELECT,
+                *args,
+                "--quiet",
+                "--project-dir",
+                str(paths.DBT_PROJECT_DIR),
+                "--profiles-dir",
+                str(paths.DBT_PROJECT_DIR),
+                "--target-path",
+                str(self.target),
+                "--log-path",
+                str(self.target),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert result.returncode == 0, (
             f"dbt run for {month} failed:\n{result.stdout}{result.stderr}"
         )
@@ -101,7 +118,11 @@ def assert_same_features(got: list[dict], expected: list[dict]) -> None:
         for column, value in want.items():
             if isinstance(value, float) and isinstance(row[column], float):
                 assert math.isclose(row[column], value, rel_tol=1e-9, abs_tol=1e-9), (
-                    row["customer_id"], column, row[column], value)  # fmt: skip
+                    row["customer_id"],
+                    column,
+                    row[column],
+                    value,
+                )
             else:
                 assert row[column] == value, (row["customer_id"], column, row[column], value)
 

@@ -190,11 +190,15 @@ def day_first(day: date) -> str:
 
 
 def test_implausible_dates_are_quarantined_with_their_reason_and_counted(tmp_path, foreign_files):
-    with_orders(tmp_path, foreign_files, [
-        "A1;O1;K1;01/01/1800;100;rings",
-        "A2;O2;K1;01/01/2099;100;rings",
-        "A3;O3;K2;05/01/2025;100;rings",
-    ])  # fmt: skip
+    with_orders(
+        tmp_path,
+        foreign_files,
+        [
+            "A1;O1;K1;01/01/1800;100;rings",
+            "A2;O2;K1;01/01/2099;100;rings",
+            "A3;O3;K2;05/01/2025;100;rings",
+        ],
+    )
     (tmp_path / "kunden.csv").write_text(CUSTOMERS_CSV + "K4;01/01/1850;West;25-34;en;true\n")
     config = ingest.load_config(foreign_files)
     with warehouse.connect(tmp_path / "w.duckdb") as con:
@@ -214,12 +218,16 @@ def test_the_plausible_range_is_inclusive_of_its_earliest_day_and_of_tomorrow(
     tmp_path, foreign_files
 ):
     today = date.today()
-    with_orders(tmp_path, foreign_files, [
-        "A1;O1;K1;01/01/1900;100;rings",
-        "A2;O2;K1;31/12/1899;100;rings",
-        f"A3;O3;K1;{day_first(today + timedelta(days=1))};100;rings",
-        f"A4;O4;K1;{day_first(today + timedelta(days=2))};100;rings",
-    ])  # fmt: skip
+    with_orders(
+        tmp_path,
+        foreign_files,
+        [
+            "A1;O1;K1;01/01/1900;100;rings",
+            "A2;O2;K1;31/12/1899;100;rings",
+            f"A3;O3;K1;{day_first(today + timedelta(days=1))};100;rings",
+            f"A4;O4;K1;{day_first(today + timedelta(days=2))};100;rings",
+        ],
+    )
     config = ingest.load_config(foreign_files)
     with warehouse.connect(tmp_path / "w.duckdb") as con:
         ingest.load_all(con, config)

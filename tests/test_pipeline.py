@@ -125,23 +125,41 @@ def test_every_customer_lands_in_exactly_one_segment_each_month(pipeline):
 
 def test_transitions_and_dwell_continue_from_the_previous_published_month(pipeline):
     *_, db = pipeline
-    moved, total = query(db, "select sum(customers) filter (where from_segment_id <> '(new)'), "
-                             "sum(customers) from published.segment_transitions "
-                             "where month_end = ?", [DECEMBER])[0]  # fmt: skip
-    november = query(db, "select count(*) from published.segment_membership where month_end = ?",
-                     [date(2025, 11, 30)])[0][0]  # fmt: skip
+    moved, total = query(
+        db,
+        "select sum(customers) filter (where from_segment_id <> '(new)'), "
+        "sum(customers) from published.segment_transitions "
+        "where month_end = ?",
+        [DECEMBER],
+    )[0]
+    november = query(
+        db,
+        "select count(*) from published.segment_membership where month_end = ?",
+        [date(2025, 11, 30)],
+    )[0][0]
     assert moved == november
-    assert total == query(db, "select count(*) from published.segment_membership "
-                              "where month_end = ?", [DECEMBER])[0][0]  # fmt: skip
-    dwell = query(db, "select max(months_in_segment) from published.segment_membership "
-                      "where month_end = ?", [DECEMBER])[0][0]  # fmt: skip
+    assert (
+        total
+        == query(
+            db, "select count(*) from published.segment_membership where month_end = ?", [DECEMBER]
+        )[0][0]
+    )
+    dwell = query(
+        db,
+        "select max(months_in_segment) from published.segment_membership where month_end = ?",
+        [DECEMBER],
+    )[0][0]
     assert dwell == 3
 
 
 def test_kpis_cover_every_active_segment_and_add_up(pipeline):
     *_, db = pipeline
-    rows = query(db, "select segment_id, customers, share, paused from published.segment_kpis "
-                     "where month_end = ?", [DECEMBER])  # fmt: skip
+    rows = query(
+        db,
+        "select segment_id, customers, share, paused from published.segment_kpis "
+        "where month_end = ?",
+        [DECEMBER],
+    )
     assert len(rows) == 10
     assert (
         sum(r[1] for r in rows)
@@ -440,8 +458,12 @@ def test_health_checks_and_the_alert_sensor_on_published_months(pipeline, state_
 def test_governance_metrics_and_checks_appear_for_each_month(pipeline):
     """The red flags, audit trail, bias audit, lint and firewall run in the monthly job."""
     defs, _, instance, db = pipeline
-    governance_keys = [k for k in defs.resolve_asset_graph().get_all_asset_keys()
-                       if k.path[0] == "governance" and k.path[1] not in ("changelog", "segment_dictionary", "segment_dictionary_versions")]  # fmt: skip
+    governance_keys = [
+        k
+        for k in defs.resolve_asset_graph().get_all_asset_keys()
+        if k.path[0] == "governance"
+        and k.path[1] not in ("changelog", "segment_dictionary", "segment_dictionary_versions")
+    ]
     assert len(governance_keys) == 9
     for key in governance_keys:
         partitions = instance.get_materialized_partitions(key)
@@ -460,24 +482,35 @@ def test_governance_metrics_and_checks_appear_for_each_month(pipeline):
     evaluation = latest.event.dagster_event.event_specific_data
     assert evaluation.passed == (flags["2025-12-31:pause_violation_count"] == 0)
     # The planned January campaign was checked against December and its paused members blocked.
-    checked = query(db, "select membership_month, decision, blocked_segments "
-                        "from ops.firewall_checks")  # fmt: skip
+    checked = query(
+        db, "select membership_month, decision, blocked_segments from ops.firewall_checks"
+    )
     assert checked == [(DECEMBER, "partially_blocked", "evaluation")]
-    lint = stored("select phrase from language_findings where month_end = :month",
-                  {"month": DECEMBER})  # fmt: skip
+    lint = stored(
+        "select phrase from language_findings where month_end = :month", {"month": DECEMBER}
+    )
     assert ("push them",) in lint
     # A non-zero pause violation count is a critical breach, so it alerts through the ladder.
-    breaches = stored("select count(*) from breaches where month_end = :month "
-                      "and rule_id = 'pause_violations' and severity = 'critical'",
-                      {"month": DECEMBER})[0][0]  # fmt: skip
+    breaches = stored(
+        "select count(*) from breaches where month_end = :month "
+        "and rule_id = 'pause_violations' and severity = 'critical'",
+        {"month": DECEMBER},
+    )[0][0]
     assert (breaches > 0) == (flags["2025-12-31:pause_violation_count"] > 0)
     # Earlier tests re-published December under other versions; the trail keeps each version.
-    trail = query(db, "select count(*) from governance.segment_audit_log where month_end = ? "
-                      "and definition_version in (select definition_version from "
-                      "published.segment_membership where month_end = ?)",
-                  [DECEMBER, DECEMBER])[0][0]  # fmt: skip
-    changed = query(db, "select count(*) from published.segment_membership where month_end = ? "
-                        "and previous_segment_id is distinct from segment_id", [DECEMBER])[0][0]  # fmt: skip
+    trail = query(
+        db,
+        "select count(*) from governance.segment_audit_log where month_end = ? "
+        "and definition_version in (select definition_version from "
+        "published.segment_membership where month_end = ?)",
+        [DECEMBER, DECEMBER],
+    )[0][0]
+    changed = query(
+        db,
+        "select count(*) from published.segment_membership where month_end = ? "
+        "and previous_segment_id is distinct from segment_id",
+        [DECEMBER],
+    )[0][0]
     assert trail == changed > 0
 
 
@@ -489,27 +522,45 @@ def test_the_review_pack_figures_match_the_tables(pipeline):
     with warehouse.connect(db, read_only=True) as con:
         pack = review_pack.gather(con, DECEMBER)
     assert [s.id for s in pack.sections][:5] == list(review_pack.AGENDA)
-    flags = dict(query(db, "select metric, value from governance.red_flags where month_end = ?",
-                       [DECEMBER]))  # fmt: skip
+    flags = dict(
+        query(db, "select metric, value from governance.red_flags where month_end = ?", [DECEMBER])
+    )
     assert (
         pack.section("pause_violations").figures["pause_violation_count"]
         == flags["pause_violation_count"]
     )
-    assert pack.section("suppressed_volume").figures["suppressed_campaign_volume"] == query(
-        db, "select coalesce(sum(blocked), 0) from ops.firewall_checks "
-        "where last_day(planned_at) = ?", [DECEMBER])[0][0]  # fmt: skip
-    sizes = dict(query(db, "select segment_id, customers from published.segment_kpis "
-                           "where month_end = ?", [DECEMBER]))  # fmt: skip
+    assert (
+        pack.section("suppressed_volume").figures["suppressed_campaign_volume"]
+        == query(
+            db,
+            "select coalesce(sum(blocked), 0) from ops.firewall_checks "
+            "where last_day(planned_at) = ?",
+            [DECEMBER],
+        )[0][0]
+    )
+    sizes = dict(
+        query(
+            db,
+            "select segment_id, customers from published.segment_kpis where month_end = ?",
+            [DECEMBER],
+        )
+    )
     assert pack.section("segment_sizes").figures["sizes"] == sizes
-    moved = query(db, "select sum(customers) from published.segment_transitions where month_end = ? "
-                      "and from_segment_id <> to_segment_id and from_segment_id <> '(new)'",
-                  [DECEMBER])[0][0]  # fmt: skip
+    moved = query(
+        db,
+        "select sum(customers) from published.segment_transitions where month_end = ? "
+        "and from_segment_id <> to_segment_id and from_segment_id <> '(new)'",
+        [DECEMBER],
+    )[0][0]
     assert pack.section("migration").figures["customers_moved"] == moved
-    dwell = stored("select count(*) from breaches where month_end = :month "
-                   "and metric = 'dwell_months'", {"month": DECEMBER})[0][0]  # fmt: skip
+    dwell = stored(
+        "select count(*) from breaches where month_end = :month and metric = 'dwell_months'",
+        {"month": DECEMBER},
+    )[0][0]
     assert pack.section("dwell_anomalies").figures["dwell_anomalies"] == dwell
-    flagged = query(db, "select count(*) from governance.bias_audit where month_end = ? and flagged",
-                    [DECEMBER])[0][0]  # fmt: skip
+    flagged = query(
+        db, "select count(*) from governance.bias_audit where month_end = ? and flagged", [DECEMBER]
+    )[0][0]
     assert pack.section("bias_audit").figures["flagged_cells"] == flagged
     quarantined = query(db, "select count(*) from quarantine.rejected_rows")[0][0]
     assert pack.section("data_quality").figures["quarantined_rows"] == quarantined
@@ -534,8 +585,11 @@ def test_the_review_pack_is_written_recorded_once_and_opens_in_chromium(pipeline
     page = html.read_text()
     assert "<script" not in page and not re.search(r'(src|href)="(https?:)?//', page)  # offline
     entries = stored("select entry_id from changelog where kind = 'review_pack'")
-    assert sorted(e[0] for e in entries) == [f"review_pack:{m[:7]}" for m in
-                                             ("2025-10-31", "2025-11-30", "2025-12-31")] or len(entries) == 3  # fmt: skip
+    assert (
+        sorted(e[0] for e in entries)
+        == [f"review_pack:{m[:7]}" for m in ("2025-10-31", "2025-11-30", "2025-12-31")]
+        or len(entries) == 3
+    )
     # Re-rendering December adds nothing to the changelog.
     with state_store.transaction() as state:
         summary = state.execute(
@@ -551,21 +605,51 @@ def test_the_review_pack_is_written_recorded_once_and_opens_in_chromium(pipeline
         if os.environ.get("SEGMENT_CADENCE_REQUIRE_CHROMIUM"):
             pytest.fail("chromium is required here (SEGMENT_CADENCE_REQUIRE_CHROMIUM) but missing")
         pytest.skip("chromium is not installed (.ci/run installs it)")
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={state_home / 'chromium-profile'}"]  # fmt: skip
-    dom = subprocess.run([browser, *flags, "--dump-dom", html.as_uri()], capture_output=True,
-                         text=True, timeout=120, check=True).stdout  # fmt: skip
-    pack_sections = [s for s in ("pause_violations", "dwell_anomalies", "suppressed_volume",
-                                 "exception_requests", "pressure", "segment_sizes", "migration",
-                                 "kpi_trends", "alerts", "definition_changes", "bias_audit",
-                                 "data_quality")]  # fmt: skip
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={state_home / 'chromium-profile'}",
+    ]
+    dom = subprocess.run(
+        [browser, *flags, "--dump-dom", html.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    pack_sections = [
+        s
+        for s in (
+            "pause_violations",
+            "dwell_anomalies",
+            "suppressed_volume",
+            "exception_requests",
+            "pressure",
+            "segment_sizes",
+            "migration",
+            "kpi_trends",
+            "alerts",
+            "definition_changes",
+            "bias_audit",
+            "data_quality",
+        )
+    ]
     for section_id in pack_sections:
         assert f'<section id="{section_id}"' in dom, section_id
     assert dom.count("<svg") >= 2  # the sizes chart and the migration heatmap at least
     screenshot = state_home / "review-pack.png"
-    subprocess.run([browser, *flags, f"--screenshot={screenshot}", "--window-size=1200,6000",
-                    html.as_uri()], capture_output=True, timeout=120, check=True)  # fmt: skip
+    subprocess.run(
+        [browser, *flags, f"--screenshot={screenshot}", "--window-size=1200,6000", html.as_uri()],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
     assert screenshot.stat().st_size > 20_000
 
 

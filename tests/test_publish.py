@@ -18,8 +18,11 @@ MONTH = date(2025, 6, 30)
 
 def build_month(con, month_end: date, version: str, segments: dict[str, str]) -> None:
     """A minimal build: what dbt leaves in the build schema for one month."""
-    con.execute("create or replace table build.customer_features as select ?::date as month_end, "
-                "unnest(?::varchar[]) as customer_id", [month_end, list(segments)])  # fmt: skip
+    con.execute(
+        "create or replace table build.customer_features as select ?::date as month_end, "
+        "unnest(?::varchar[]) as customer_id",
+        [month_end, list(segments)],
+    )
     con.execute(
         "create or replace table build.segment_membership as "
         "select unnest(?::varchar[]) as customer_id, ?::date as month_end, "
@@ -43,13 +46,21 @@ def build_month(con, month_end: date, version: str, segments: dict[str, str]) ->
 # The published KPIs' figures (dbt_project/models/published/published_segment_kpis.yml), left
 # empty here: publishing copies them, whatever they are.
 KPI_FIGURES = [
-    ("share", "double"), ("revenue_this_month", "double"), ("revenue_365d", "double"),
-    ("avg_lifetime_value", "double"), ("avg_churn_likelihood", "double"),
-    ("avg_engagement_events_90d", "double"), ("campaign_response_rate", "double"),
-    ("avg_months_in_segment", "double"), ("previous_customers", "bigint"), ("stayed", "bigint"),
-    ("moved_in", "bigint"), ("moved_out", "bigint"), ("new_customers", "bigint"),
+    ("share", "double"),
+    ("revenue_this_month", "double"),
+    ("revenue_365d", "double"),
+    ("avg_lifetime_value", "double"),
+    ("avg_churn_likelihood", "double"),
+    ("avg_engagement_events_90d", "double"),
+    ("campaign_response_rate", "double"),
+    ("avg_months_in_segment", "double"),
+    ("previous_customers", "bigint"),
+    ("stayed", "bigint"),
+    ("moved_in", "bigint"),
+    ("moved_out", "bigint"),
+    ("new_customers", "bigint"),
     ("retention_rate", "double"),
-]  # fmt: skip
+]
 
 
 @pytest.fixture()
@@ -134,7 +145,7 @@ def published_views(path: Path) -> dict[str, list[tuple]]:
                 "segment_kpis",
                 "customer_features",
                 "publications",
-            )  # fmt: skip
+            )
         }
 
 

@@ -86,8 +86,11 @@ def spark_home(tmp_path_factory: pytest.TempPathFactory):
         (home / "dagster_home").mkdir()
         from segment_cadence.example.generator import GeneratorConfig, generate
 
-        generate(home / "raw", GeneratorConfig(customers=CUSTOMERS, end_month="2025-12",
-                                               history_months=36, seed=11), progress=False)  # fmt: skip
+        generate(
+            home / "raw",
+            GeneratorConfig(customers=CUSTOMERS, end_month="2025-12", history_months=36, seed=11),
+            progress=False,
+        )
         yield home, env
 
 
@@ -166,11 +169,22 @@ def dbt_build_on_spark(
     try:
         project = str(paths.DBT_PROJECT_DIR)
         result = dbtRunner().invoke(
-            ["build", "--project-dir", project, "--profiles-dir", project,
-             "--target-path", str(work / "dbt_target"), "--log-path", str(work / "dbt_logs"),
-             # unit tests check the SQL on DuckDB (tests/test_dbt_unit_tests.py)
-             *selection, "--exclude-resource-type", "unit_test"]
-        )  # fmt: skip
+            [
+                "build",
+                "--project-dir",
+                project,
+                "--profiles-dir",
+                project,
+                "--target-path",
+                str(work / "dbt_target"),
+                "--log-path",
+                str(work / "dbt_logs"),
+                # unit tests check the SQL on DuckDB (tests/test_dbt_unit_tests.py)
+                *selection,
+                "--exclude-resource-type",
+                "unit_test",
+            ]
+        )
     finally:
         env.setenv("SEGMENT_CADENCE_DBT_TARGET", "duckdb")
     results = getattr(result.result, "results", None) or []

@@ -42,8 +42,11 @@ def test_invalid_rules_name_the_file_rule_and_problem(fields, message):
 
 def test_unknown_metric_is_refused():
     with pytest.raises(thresholds.ThresholdError, match="unknown metric 'sise'"):
-        thresholds.validate({"rules": [{"id": "r", "metric": "sise", "above": {"warn": 1}}]},
-                            "t.yaml", known_metrics={"size"})  # fmt: skip
+        thresholds.validate(
+            {"rules": [{"id": "r", "metric": "sise", "above": {"warn": 1}}]},
+            "t.yaml",
+            known_metrics={"size"},
+        )
 
 
 def test_absolute_bounds_give_warn_and_critical():

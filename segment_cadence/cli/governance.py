@@ -33,9 +33,12 @@ def cmd_campaign(args: argparse.Namespace) -> int:
         if args.action == "override":
             with command_connection("campaign override", read_only=True) as con:
                 answer = firewall.request_override(
-                    con, campaign, requested_by=args.by, reason=args.reason,
+                    con,
+                    campaign,
+                    requested_by=args.by,
+                    reason=args.reason,
                     requested_at=datetime.now(),
-                )  # fmt: skip
+                )
             print(answer.message)
             print(f"recorded as manual override attempt {answer.request_id}")
             return EXIT_REFUSED
@@ -68,9 +71,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
         with command_connection("audit dispute", read_only=True) as con:
             try:
                 request_id = audit.record_dispute(
-                    con, args.customer, raised_by=args.by, reason=args.reason,
-                    decision=args.decision, decided_by=args.decided_by,
-                )  # fmt: skip
+                    con,
+                    args.customer,
+                    raised_by=args.by,
+                    reason=args.reason,
+                    decision=args.decision,
+                    decided_by=args.decided_by,
+                )
             except ValueError as error:
                 print(f"error: {error}", file=sys.stderr)
                 return 1

@@ -140,8 +140,15 @@ def cmd_strategic(args: argparse.Namespace) -> int:
     for event in result.get_asset_materialization_events():
         metadata = event.materialization.metadata
         print(f"candidate: {metadata['candidate_file'].value}")
-        for key in ("chosen_k", "clusters_kept", "bootstrap_ari_mean", "previous_quarter_ari",
-                    "rule_fidelity", "unchanged_share", "business_rule_violations"):  # fmt: skip
+        for key in (
+            "chosen_k",
+            "clusters_kept",
+            "bootstrap_ari_mean",
+            "previous_quarter_ari",
+            "rule_fidelity",
+            "unchanged_share",
+            "business_rule_violations",
+        ):
             print(f"  {key}: {metadata[key].value}")
         print(metadata["sizes"].value)
     return 0
@@ -362,7 +369,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 orders_per_customer=3.0,
                 out=None,
                 no_progress=False,
-            )  # fmt: skip
+            )
         )
     return cmd_refresh(argparse.Namespace(month=None, months=args.months, full_rebuild=False))
 
@@ -420,8 +427,10 @@ def cmd_definitions(args: argparse.Namespace) -> int:
                     print(f"      - {line}")
         else:
             version = versions.check_approved()
-            print(f"{paths.segments_file()}: approved as {version.label} "
-                  f"({version.approved_by}, {version.approved_at[:10]})")  # fmt: skip
+            print(
+                f"{paths.segments_file()}: approved as {version.label} "
+                f"({version.approved_by}, {version.approved_at[:10]})"
+            )
             print(f"{paths.thresholds_file()}: approved with it (routing settings not governed)")
     except (
         versions.ApprovalError,
@@ -512,9 +521,14 @@ def cmd_alerts(args: argparse.Namespace) -> int:
             return 0 if count else 1
         if args.action == "silence":
             silence_id = alerts.silence(
-                state, segment_id=args.segment, rule_id=args.rule, created_by=args.by,
-                reason=args.reason, expires_at=now + timedelta(hours=args.hours), now=now,
-            )  # fmt: skip
+                state,
+                segment_id=args.segment,
+                rule_id=args.rule,
+                created_by=args.by,
+                reason=args.reason,
+                expires_at=now + timedelta(hours=args.hours),
+                now=now,
+            )
             print(
                 f"silence {silence_id} until {now + timedelta(hours=args.hours):%Y-%m-%d %H:%M} UTC"
             )

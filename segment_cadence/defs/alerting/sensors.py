@@ -44,13 +44,16 @@ def segment_health_alerts(context: dg.SensorEvaluationContext):
     summary = result.summary()
     context.log.info(summary)
     previous = json.loads(context.cursor) if context.cursor else {}
-    cursor = json.dumps({
-        "last_tick": now.isoformat(timespec="seconds"),
-        "months_processed": (
-            previous.get("months_processed", []) + [m.isoformat() for m in result.months_processed]
-        )[-24:],
-        "sent_total": previous.get("sent_total", 0) + result.sent,
-    })  # fmt: skip
+    cursor = json.dumps(
+        {
+            "last_tick": now.isoformat(timespec="seconds"),
+            "months_processed": (
+                previous.get("months_processed", [])
+                + [m.isoformat() for m in result.months_processed]
+            )[-24:],
+            "sent_total": previous.get("sent_total", 0) + result.sent,
+        }
+    )
     requests = []
     if result.strategic_quarter:
         requests.append(

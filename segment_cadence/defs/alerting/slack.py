@@ -58,14 +58,23 @@ def _bound_text(breach: Any) -> str:
 class Renderer:
     """Builds Block Kit payloads. Pure: the same alert renders the same JSON (golden tests)."""
 
-    def firing(self, segment_id: str, owner: str | None, month_end: date, version: str,
-               items: list[dict[str, Any]], routing: Any) -> dict[str, Any]:  # fmt: skip
+    def firing(
+        self,
+        segment_id: str,
+        owner: str | None,
+        month_end: date,
+        version: str,
+        items: list[dict[str, Any]],
+        routing: Any,
+    ) -> dict[str, Any]:
         worst = "critical" if any(i["breach"].severity == "critical" for i in items) else "warn"
         header = _clip(
             f"{worst.upper()}: segment {segment_id} health, {month_end:%B %Y}", HEADER_LIMIT
         )
-        link = (f"{routing.dagster_url}/assets/health/segment_health?partition="
-                f"{month_end.replace(day=1).isoformat()}")  # fmt: skip
+        link = (
+            f"{routing.dagster_url}/assets/health/segment_health?partition="
+            f"{month_end.replace(day=1).isoformat()}"
+        )
         blocks: list[dict[str, Any]] = [
             {"type": "header", "text": {"type": "plain_text", "text": header}},
             {
@@ -80,7 +89,7 @@ class Renderer:
                         ),
                     }
                 ],
-            },  # fmt: skip
+            },
         ]
         lines = []
         for item in items[: BLOCK_LIMIT - 6]:
@@ -98,10 +107,21 @@ class Renderer:
         blocks.append(
             {"type": "section", "text": {"type": "mrkdwn", "text": f"<{link}|Open in Dagster>"}}
         )
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": (
-            "Acknowledge: react with :white_check_mark: or reply `ack`. Silence: reply "
-            "`silence 72h <reason>` or `segment-cadence alerts silence --segment "
-            f"{segment_id} --hours 72 --by NAME --reason TEXT`.")}]})  # fmt: skip
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [
+                    {
+                        "type": "mrkdwn",
+                        "text": (
+                            "Acknowledge: react with :white_check_mark: or reply `ack`. Silence: reply "
+                            "`silence 72h <reason>` or `segment-cadence alerts silence --segment "
+                            f"{segment_id} --hours 72 --by NAME --reason TEXT`."
+                        ),
+                    }
+                ],
+            }
+        )
         fallback = _clip(
             f"{header}. Owner {owner or 'unassigned'}, version {version}. "
             + " | ".join(
@@ -116,23 +136,30 @@ class Renderer:
 
     def resolved(self, key: str, month_end: date, routing: Any) -> dict[str, Any]:
         rule_id, segment_id, metric, _ = key.split("|")
-        text = (f":white_check_mark: Resolved in {month_end:%B %Y}: {metric} of segment "
-                f"{segment_id} (rule {rule_id}) is back within bounds.")  # fmt: skip
+        text = (
+            f":white_check_mark: Resolved in {month_end:%B %Y}: {metric} of segment "
+            f"{segment_id} (rule {rule_id}) is back within bounds."
+        )
         return {
             "text": text,
             "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
         }
 
-    def escalation(self, segment_id: str, level: int, why: str, items: list[tuple],
-                   routing: Any) -> dict[str, Any]:  # fmt: skip
+    def escalation(
+        self, segment_id: str, level: int, why: str, items: list[tuple], routing: Any
+    ) -> dict[str, Any]:
         metrics = ", ".join(f"{r[3]}={_fmt(r[4])} ({r[5]})" for r in items)
         if level >= 3:
-            text = (f"{routing.oncall_mention} Level 3: segment *{segment_id}* still breaches "
-                    f"({metrics}). The quarterly strategic refresh has been requested for review; "
-                    "thresholds trigger refinement, not overhauls.")  # fmt: skip
+            text = (
+                f"{routing.oncall_mention} Level 3: segment *{segment_id}* still breaches "
+                f"({metrics}). The quarterly strategic refresh has been requested for review; "
+                "thresholds trigger refinement, not overhauls."
+            )
         else:
-            text = (f"{routing.oncall_mention} Level 2 ({why}): segment *{segment_id}* — "
-                    f"{metrics}. Please hold the huddle and acknowledge.")  # fmt: skip
+            text = (
+                f"{routing.oncall_mention} Level 2 ({why}): segment *{segment_id}* — "
+                f"{metrics}. Please hold the huddle and acknowledge."
+            )
         text = _clip(text, TEXT_LIMIT)
         return {
             "text": text,

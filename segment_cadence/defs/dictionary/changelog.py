@@ -49,7 +49,7 @@ def version_entries(ledger: Path | None = None) -> list[Entry]:
                 None,
                 None,
                 f"{header}\n{body}",
-            )  # fmt: skip
+            )
         )
     return entries
 
@@ -66,9 +66,10 @@ def edit_entries(dictionary_path: Path | None = None, ledger: Path | None = None
     if versions.full_digest(snapshot) == versions.full_digest(dictionary_path):
         return []
     changes = [
-        c for c in versions.describe_changes(segment_dictionary.read_document(snapshot), document)
+        c
+        for c in versions.describe_changes(segment_dictionary.read_document(snapshot), document)
         if "(not governed)" in c
-    ]  # fmt: skip
+    ]
     if not changes:
         return []
     return [
@@ -79,7 +80,7 @@ def edit_entries(dictionary_path: Path | None = None, ledger: Path | None = None
             None,
             None,
             "Edits that need no approval:\n" + "\n".join(f"- {c}" for c in changes),
-        )  # fmt: skip
+        )
     ]
 
 
@@ -100,7 +101,7 @@ def publication_entries(con: duckdb.DuckDBPyConnection) -> list[Entry]:
             version,
             month,
             f"Published {month:%B %Y} with {label or version}: {customers:,} customers ({sizes})",
-        )  # fmt: skip
+        )
         for month, version, label, customers, sizes in rows
     ]
 
@@ -117,7 +118,7 @@ def review_pack_entries(state: Connection) -> list[Entry]:
             None,
             month,
             f"Review pack for {month:%B %Y}: {path}",
-        )  # fmt: skip
+        )
         for month, path in rows
     ]
 

@@ -53,7 +53,7 @@ def _md_table(header: list[str], rows: list[tuple]) -> dg.MetadataValue:
             "planned_campaigns_are_valid",
             asset=FIREWALL,
             description="Every planned campaign file can be checked.",
-        ),  # fmt: skip
+        ),
     ],
 )
 def planned_campaign_checks(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
@@ -75,10 +75,18 @@ def planned_campaign_checks(context: dg.AssetExecutionContext, warehouse: Wareho
             export_dir.mkdir(parents=True, exist_ok=True)
             allowed = export_dir / f"{path.stem}-{month_end:%Y-%m}-allowed.csv"
             allowed.write_text("customer_id\n" + "".join(f"{c}\n" for c in decision.allowed))
-            rows.append((campaign.name, campaign.sender_id, campaign.channel,
-                         f"{campaign.planned_at:%Y-%m-%d}", len(decision.allowed),
-                         len(decision.blocked), decision.decision,
-                         json.dumps(decision.reason_counts())))  # fmt: skip
+            rows.append(
+                (
+                    campaign.name,
+                    campaign.sender_id,
+                    campaign.channel,
+                    f"{campaign.planned_at:%Y-%m-%d}",
+                    len(decision.allowed),
+                    len(decision.blocked),
+                    decision.decision,
+                    json.dumps(decision.reason_counts()),
+                )
+            )
         # The red flags downstream count these checks: refresh the warehouse's copy of the
         # firewall records (the state store is where they are written).
         copied = state_store.copy_firewall_records(con)
@@ -98,7 +106,7 @@ def planned_campaign_checks(context: dg.AssetExecutionContext, warehouse: Wareho
                     "reasons",
                 ],
                 rows,
-            ),  # fmt: skip
+            ),
             "allowed_lists": dg.MetadataValue.path(str(export_dir)),
             "firewall_records_copied": dg.MetadataValue.json(copied),
         }
@@ -150,7 +158,7 @@ def _checked_month(context: dg.AssetCheckExecutionContext, con, table: str):
             asset=RED_FLAGS,
             description="WARN when anyone asked to bypass the firewall this month.",
         ),
-    ],  # fmt: skip
+    ],
 )
 def red_flag_checks(
     context: dg.AssetCheckExecutionContext,
@@ -193,30 +201,39 @@ def red_flag_checks(
         ).fetchall()
     v = flags.values
     pause = v["pause_violation_count"]
-    named = "; ".join(f"{c} ({n}) by {s} ({sn}): {cnt} sends to {seg}"
-                      for c, n, s, sn, seg, cnt in violations)  # fmt: skip
+    named = "; ".join(
+        f"{c} ({n}) by {s} ({sn}): {cnt} sends to {seg}" for c, n, s, sn, seg, cnt in violations
+    )
     yield dg.AssetCheckResult(
-        check_name="pause_violation_count_is_zero", asset_key=PAUSE,
+        check_name="pause_violation_count_is_zero",
+        asset_key=PAUSE,
         passed=pause == 0,
         severity=dg.AssetCheckSeverity.ERROR if pause else dg.AssetCheckSeverity.WARN,
         description=(named or flags.details.get("pause_violation_count") or "No pause violations."),
         metadata={
             "pause_violation_count": -1 if pause is None else pause,
-            "by_campaign": _md_table(["campaign", "name", "sender", "sender name", "segments",
-                                      "sends"], violations),
+            "by_campaign": _md_table(
+                ["campaign", "name", "sender", "sender name", "segments", "sends"], violations
+            ),
         },
-    )  # fmt: skip
+    )
     yield dg.AssetCheckResult(
-        check_name="no_sends_in_first_30_days", asset_key=ONBOARDING,
-        passed=not v["onboarding_violations"], severity=dg.AssetCheckSeverity.ERROR,
-        description="; ".join(f"{s} ({n}, joined {j}) sent {c} on day {d}: {k} sends"
-                              for s, n, _, j, c, d, k in onboarding) or "No sends in anyone's first 30 days.",
+        check_name="no_sends_in_first_30_days",
+        asset_key=ONBOARDING,
+        passed=not v["onboarding_violations"],
+        severity=dg.AssetCheckSeverity.ERROR,
+        description="; ".join(
+            f"{s} ({n}, joined {j}) sent {c} on day {d}: {k} sends"
+            for s, n, _, j, c, d, k in onboarding
+        )
+        or "No sends in anyone's first 30 days.",
         metadata={
             "sends": v["onboarding_violations"] or 0,
-            "senders": _md_table(["sender", "name", "team", "joined", "campaign", "day", "sends"],
-                                 onboarding),
+            "senders": _md_table(
+                ["sender", "name", "team", "joined", "campaign", "day", "sends"], onboarding
+            ),
         },
-    )  # fmt: skip
+    )
     now = v["segment_unsafe_attempts"] or 0
     surging = (
         previous_unsafe is not None
@@ -224,29 +241,47 @@ def red_flag_checks(
         and now > previous_unsafe * (1 + config.unsafe_attempts_rise)
     )
     yield dg.AssetCheckResult(
-        check_name="unsafe_attempts_not_surging", asset_key=UNSAFE, passed=not surging,
+        check_name="unsafe_attempts_not_surging",
+        asset_key=UNSAFE,
+        passed=not surging,
         severity=dg.AssetCheckSeverity.WARN,
         metadata={
-            "this_month": now, "last_month": -1 if previous_unsafe is None else previous_unsafe,
-            "attempts": _md_table(["source", "campaign", "sender", "team", "channel", "segments",
-                                   "reasons", "customers"], unsafe),
-            "pressure_largest_changes": _md_table(["dimension", "key", "attempts", "last month",
-                                                   "change"], pressure),
+            "this_month": now,
+            "last_month": -1 if previous_unsafe is None else previous_unsafe,
+            "attempts": _md_table(
+                [
+                    "source",
+                    "campaign",
+                    "sender",
+                    "team",
+                    "channel",
+                    "segments",
+                    "reasons",
+                    "customers",
+                ],
+                unsafe,
+            ),
+            "pressure_largest_changes": _md_table(
+                ["dimension", "key", "attempts", "last month", "change"], pressure
+            ),
         },
-    )  # fmt: skip
+    )
     yield dg.AssetCheckResult(
-        check_name="override_attempts_reviewed", asset_key=RED_FLAGS,
-        passed=not v["manual_override_attempts"], severity=dg.AssetCheckSeverity.WARN,
+        check_name="override_attempts_reviewed",
+        asset_key=RED_FLAGS,
+        passed=not v["manual_override_attempts"],
+        severity=dg.AssetCheckSeverity.WARN,
         description="On the monthly review agenda: where did pressure show up?",
         metadata={
             "attempts": v["manual_override_attempts"] or 0,
             "suppressed_campaign_volume": v["suppressed_campaign_volume"] or 0,
             "suppressed_campaigns": v["suppressed_campaigns"] or 0,
             "exception_requests": v["exception_requests"] or 0,
-            "overrides": _md_table(["when", "who", "team", "campaign", "segments", "why"],
-                                   overrides),
+            "overrides": _md_table(
+                ["when", "who", "team", "campaign", "segments", "why"], overrides
+            ),
         },
-    )  # fmt: skip
+    )
 
 
 AUDIT = dg.AssetKey(["governance", "segment_audit_trail"])
@@ -281,9 +316,13 @@ def every_change_is_recorded(
     return dg.AssetCheckResult(
         passed=published == recorded,
         severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"published_changes": published, "recorded": recorded,
-                  "changes_this_month": recorded, "trail_rows": total},
-    )  # fmt: skip
+        metadata={
+            "published_changes": published,
+            "recorded": recorded,
+            "changes_this_month": recorded,
+            "trail_rows": total,
+        },
+    )
 
 
 BIAS = dg.AssetKey(["governance", "bias_audit"])
@@ -305,8 +344,9 @@ def no_flagged_disparity(
         month_end = _checked_month(context, con, "governance.bias_audit")
         flagged = audit.count_flagged(con, month_end)
         rows = audit.flagged_bias(con, month_end)
-    table = _md_table(["attribute", "group", "segment", "members", "group share", "overall",
-                       "ratio"], rows)  # fmt: skip
+    table = _md_table(
+        ["attribute", "group", "segment", "members", "group share", "overall", "ratio"], rows
+    )
     return dg.AssetCheckResult(
         passed=flagged == 0,
         severity=dg.AssetCheckSeverity.WARN,
@@ -336,7 +376,7 @@ LANGUAGE = dg.AssetKey(["governance", "language_lint"])
             asset=LANGUAGE,
             description=("WARN when a retired phrase is in use."),
         )
-    ],  # fmt: skip
+    ],
 )
 def language_lint(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, config_files: ConfigFiles
@@ -352,27 +392,38 @@ def language_lint(
         except firewall.CampaignError:
             continue  # reported by planned_campaign_checks
         for field_name, text in (("name", campaign.name), ("copy", campaign.copy)):
-            findings += governance.lint_text(text, source="campaign", object_id=path.stem,
-                                             field=field_name, config=config)  # fmt: skip
+            findings += governance.lint_text(
+                text, source="campaign", object_id=path.stem, field=field_name, config=config
+            )
     with warehouse.connect() as con:
-        names = con.execute(
-            "select distinct campaign_id, campaign_name from raw.campaign_sends "
-            "where last_day(cast(sent_at as date)) = ?",
-            [month_end],
-        ).fetchall() if table_exists(con, "raw", "campaign_sends") else []  # fmt: skip
+        names = (
+            con.execute(
+                "select distinct campaign_id, campaign_name from raw.campaign_sends "
+                "where last_day(cast(sent_at as date)) = ?",
+                [month_end],
+            ).fetchall()
+            if table_exists(con, "raw", "campaign_sends")
+            else []
+        )
         for campaign_id, name in names:
-            findings += governance.lint_text(name or "", source="campaign", object_id=campaign_id,
-                                             field="name", config=config)  # fmt: skip
+            findings += governance.lint_text(
+                name or "", source="campaign", object_id=campaign_id, field="name", config=config
+            )
     with state_store.transaction() as state:
         governance.store_findings(state, month_end, findings)
     rows = [(f.source, f.object_id, f.field, f.found, f.suggest) for f in findings]
-    yield dg.MaterializeResult(metadata={
-        "findings": len(findings),
-        "table": _md_table(["source", "object", "field", "found", "say instead"], rows),
-    })  # fmt: skip
-    yield dg.AssetCheckResult(check_name="no_retired_language", passed=not findings,
-                              severity=dg.AssetCheckSeverity.WARN,
-                              metadata={"findings": len(findings)})  # fmt: skip
+    yield dg.MaterializeResult(
+        metadata={
+            "findings": len(findings),
+            "table": _md_table(["source", "object", "field", "found", "say instead"], rows),
+        }
+    )
+    yield dg.AssetCheckResult(
+        check_name="no_retired_language",
+        passed=not findings,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"findings": len(findings)},
+    )
 
 
 governance_assets = [planned_campaign_checks, language_lint]

@@ -51,9 +51,16 @@ REASONS = (
     "no_consent",
 )
 CAMPAIGN_FIELDS = {
-    "name", "sender", "channel", "planned_at", "target_segments", "customers", "copy",
-    "requested_by", "team",
-}  # fmt: skip
+    "name",
+    "sender",
+    "channel",
+    "planned_at",
+    "target_segments",
+    "customers",
+    "copy",
+    "requested_by",
+    "team",
+}
 
 
 class CampaignError(ValueError):
@@ -149,8 +156,10 @@ def _as_datetime(value: Any, label: str) -> datetime:
     try:
         return datetime.fromisoformat(str(value))
     except ValueError:
-        raise CampaignError(f"{label}: planned_at {value!r} is not a date or date-time "
-                            "(use 2026-11-10 or 2026-11-10T09:00)") from None  # fmt: skip
+        raise CampaignError(
+            f"{label}: planned_at {value!r} is not a date or date-time "
+            "(use 2026-11-10 or 2026-11-10T09:00)"
+        ) from None
 
 
 def _string_list(value: Any, key: str, label: str) -> tuple[str, ...]:
@@ -330,16 +339,26 @@ def check_campaign(
         )
     if not rows:
         warnings.append("the campaign reaches nobody: its targets have no members")
-    language = governance.lint_text(campaign.name, source="campaign", object_id=campaign.name,
-                                    field="name", config=config)  # fmt: skip
-    language += governance.lint_text(campaign.copy, source="campaign", object_id=campaign.name,
-                                     field="copy", config=config)  # fmt: skip
+    language = governance.lint_text(
+        campaign.name, source="campaign", object_id=campaign.name, field="name", config=config
+    )
+    language += governance.lint_text(
+        campaign.copy, source="campaign", object_id=campaign.name, field="copy", config=config
+    )
     check_id = hashlib.sha256(f"{campaign.fingerprint()}|{month}".encode()).hexdigest()[:16]
     decision = FirewallDecision(
-        check_id=check_id, campaign=campaign, membership_month=month, team=team, allowed=allowed,
-        blocked=blocked, segment_names=names, paused_segments=paused, language=language,
-        warnings=warnings, onboarding_until=onboarding_until if in_onboarding else None,
-    )  # fmt: skip
+        check_id=check_id,
+        campaign=campaign,
+        membership_month=month,
+        team=team,
+        allowed=allowed,
+        blocked=blocked,
+        segment_names=names,
+        paused_segments=paused,
+        language=language,
+        warnings=warnings,
+        onboarding_until=onboarding_until if in_onboarding else None,
+    )
     if record:
         with state_store.transaction() as state:
             decision.recorded = record_check(state, decision, checked_at or datetime.now())
@@ -425,8 +444,11 @@ def request_override(
             f"and may send from {decision.onboarding_until:%Y-%m-%d}; until then, observe "
             "segmentation and review suppressed campaigns."
         )
-    other = {r: n for r, n in decision.reason_counts().items()
-             if r not in ("paused_segment", "sender_in_onboarding")}  # fmt: skip
+    other = {
+        r: n
+        for r, n in decision.reason_counts().items()
+        if r not in ("paused_segment", "sender_in_onboarding")
+    }
     if other:
         parts.append(
             "Also blocked: "

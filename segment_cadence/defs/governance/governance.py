@@ -76,8 +76,14 @@ class GovernanceConfig:
         return self.risks.get(segment_id, self.default_risk)
 
 
-def _number(section: dict[str, Any], key: str, label: str, problems: list[str],
-            default: float, minimum: float = 0) -> float:  # fmt: skip
+def _number(
+    section: dict[str, Any],
+    key: str,
+    label: str,
+    problems: list[str],
+    default: float,
+    minimum: float = 0,
+) -> float:
     value = section.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
         problems.append(f"{label}.{key} must be a number >= {minimum}, got {value!r}")
@@ -97,8 +103,12 @@ def validate(document: Any, source: str = "governance.yaml") -> GovernanceConfig
     red_flags = document.get("red_flags") or {}
     bias = document.get("bias") or {}
     language = document.get("language") or {}
-    for name, section in (("firewall", firewall), ("red_flags", red_flags), ("bias", bias),
-                          ("language", language)):  # fmt: skip
+    for name, section in (
+        ("firewall", firewall),
+        ("red_flags", red_flags),
+        ("bias", bias),
+        ("language", language),
+    ):
         if not isinstance(section, dict):
             problems.append(f"{name} must be a mapping")
     if problems:
@@ -197,7 +207,7 @@ def lint_text(
             findings.append(
                 LanguageFinding(
                     source, object_id, field, retired.phrase, match.group(0), retired.suggest
-                )  # fmt: skip
+                )
             )
     return findings
 
@@ -209,8 +219,13 @@ def lint_segments(
     findings = []
     for segment in segments:
         for field_name in ("name", "description"):
-            findings += lint_text(str(getattr(segment, field_name, "") or ""), source="segment",
-                                  object_id=segment.id, field=field_name, config=config)  # fmt: skip
+            findings += lint_text(
+                str(getattr(segment, field_name, "") or ""),
+                source="segment",
+                object_id=segment.id,
+                field=field_name,
+                config=config,
+            )
     return findings
 
 

@@ -88,7 +88,7 @@ def segment_health(
                             "severity": b.severity,
                         }
                         for b in found
-                    }  # fmt: skip
+                    }
                 ),
             },
         )

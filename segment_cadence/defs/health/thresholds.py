@@ -137,10 +137,23 @@ def validate(document: Any, path: str, known_metrics: set[str] | None = None) ->
             continue
         merged = {**defaults, **raw}
         unknown = set(merged) - {
-            "id", "metric", "segments", "direction", "above", "below", "relative", "robust_z",
-            "min_history", "min_absolute_change", "consecutive", "clear_after", "runbook",
-            "depends_on_inputs", "kind_of_alert", "except_segments",
-        }  # fmt: skip
+            "id",
+            "metric",
+            "segments",
+            "direction",
+            "above",
+            "below",
+            "relative",
+            "robust_z",
+            "min_history",
+            "min_absolute_change",
+            "consecutive",
+            "clear_after",
+            "runbook",
+            "depends_on_inputs",
+            "kind_of_alert",
+            "except_segments",
+        }
         for name in sorted(unknown):
             problems.append(f"{label}: unknown field '{name}'")
         for required in ("id", "metric"):
@@ -157,8 +170,10 @@ def validate(document: Any, path: str, known_metrics: set[str] | None = None) ->
             problems.append(f"{label}: direction must be one of {', '.join(DIRECTIONS)}")
         segments = merged.get("segments", "*")
         segments = (segments,) if isinstance(segments, str) else tuple(segments)
-        bounds = {k: _bounds(merged.get(k), f"{label}: {k}", problems)
-                  for k in ("above", "below", "relative", "robust_z")}  # fmt: skip
+        bounds = {
+            k: _bounds(merged.get(k), f"{label}: {k}", problems)
+            for k in ("above", "below", "relative", "robust_z")
+        }
         if not any(b.warn is not None or b.critical is not None for b in bounds.values()):
             problems.append(
                 f"{label}: no bounds; give at least one of above, below, relative, robust_z"
@@ -180,7 +195,10 @@ def validate(document: Any, path: str, known_metrics: set[str] | None = None) ->
             continue
         rules.append(
             ThresholdRule(
-                id=merged["id"], metric=metric, segments=segments, direction=direction,
+                id=merged["id"],
+                metric=metric,
+                segments=segments,
+                direction=direction,
                 except_segments=tuple(merged.get("except_segments") or ()),
                 min_history=int(merged.get("min_history", 6)),
                 min_absolute_change=float(merged.get("min_absolute_change", 0.0)),
@@ -191,7 +209,7 @@ def validate(document: Any, path: str, known_metrics: set[str] | None = None) ->
                 kind_of_alert=str(merged.get("kind_of_alert", "health")),
                 **bounds,
             )
-        )  # fmt: skip
+        )
     try:
         bounds_from_document(document, path)
     except GateConfigError as error:
@@ -280,9 +298,13 @@ def evaluate_one(
     if above:
         found.append((above[0], above[1], None, "absolute"))
     if rule.below.warn is not None or rule.below.critical is not None:
-        below = _exceeds(-value, Bounds(
-            None if rule.below.warn is None else -rule.below.warn,
-            None if rule.below.critical is None else -rule.below.critical))  # fmt: skip
+        below = _exceeds(
+            -value,
+            Bounds(
+                None if rule.below.warn is None else -rule.below.warn,
+                None if rule.below.critical is None else -rule.below.critical,
+            ),
+        )
         if below:
             found.append((below[0], -below[1], None, "absolute"))
     if history:
@@ -328,6 +350,18 @@ def evaluate(
             result = evaluate_one(rule, value, history.get((segment_id, metric), []))
             if result:
                 severity, bound, baseline, kind = result
-                breaches.append(Breach(month_end, rule.id, segment_id, metric, float(value),
-                                       baseline, bound, kind, severity, rule.runbook))  # fmt: skip
+                breaches.append(
+                    Breach(
+                        month_end,
+                        rule.id,
+                        segment_id,
+                        metric,
+                        float(value),
+                        baseline,
+                        bound,
+                        kind,
+                        severity,
+                        rule.runbook,
+                    )
+                )
     return breaches

@@ -115,9 +115,11 @@ def _red_flag(con: duckdb.DuckDBPyConnection, month: date, metric: str) -> Any:
 
 
 def _pause_violations(con: duckdb.DuckDBPyConnection, month: date) -> Section:
-    s = Section("pause_violations", "1. Pause violations",
-                ["governance.red_flags", "governance.pause_violations",
-                 "governance.onboarding_violations"])  # fmt: skip
+    s = Section(
+        "pause_violations",
+        "1. Pause violations",
+        ["governance.red_flags", "governance.pause_violations", "governance.onboarding_violations"],
+    )
     s.no_data = _missing(con, s.sources)
     if s.no_data:
         return s
@@ -128,37 +130,46 @@ def _pause_violations(con: duckdb.DuckDBPyConnection, month: date) -> Section:
     s.figures["pause_violation_count"] = count
     s.figures["onboarding_sends"] = _red_flag(con, month, "onboarding_violations") or 0
     if count == "not evaluated":
-        s.notes.append("Not evaluated: the month before was not published, so membership at "
-                       "send time is unknown.")  # fmt: skip
+        s.notes.append(
+            "Not evaluated: the month before was not published, so membership at "
+            "send time is unknown."
+        )
     elif count == 0:
         s.notes.append("Zero sends reached a paused segment. The target is zero.")
     else:
-        s.notes.append(f"**{count} sends reached customers in paused segments.** Target zero: "
-                       "each source below is reviewed and the leak fixed.")  # fmt: skip
-        s.tables.append(Table(
-            ["campaign", "name", "sender", "sender name", "team", "paused segment", "sends"],
-            con.execute(
-                "select campaign_id, any_value(campaign_name), sender_id, any_value(sender_name), "
-                "any_value(team), segment_id, count(*) from governance.pause_violations "
-                "where month_end = ? group by campaign_id, sender_id, segment_id order by 7 desc",
-                [month],
-            ).fetchall()))  # fmt: skip
+        s.notes.append(
+            f"**{count} sends reached customers in paused segments.** Target zero: "
+            "each source below is reviewed and the leak fixed."
+        )
+        s.tables.append(
+            Table(
+                ["campaign", "name", "sender", "sender name", "team", "paused segment", "sends"],
+                con.execute(
+                    "select campaign_id, any_value(campaign_name), sender_id, any_value(sender_name), "
+                    "any_value(team), segment_id, count(*) from governance.pause_violations "
+                    "where month_end = ? group by campaign_id, sender_id, segment_id order by 7 desc",
+                    [month],
+                ).fetchall(),
+            )
+        )
     onboarding = con.execute(
         "select sender_id, sender_name, team, joined_date, campaign_name, days_after_joining, sends "
         "from governance.onboarding_violations where month_end = ? order by sender_id",
         [month],
     ).fetchall()
     if onboarding:
-        s.notes.append(f"Onboarding rule: {s.figures['onboarding_sends']} sends by team members "
-                       "in their first 30 days.")  # fmt: skip
-        s.tables.append(Table(["sender", "name", "team", "joined", "campaign", "day", "sends"],
-                              onboarding))  # fmt: skip
+        s.notes.append(
+            f"Onboarding rule: {s.figures['onboarding_sends']} sends by team members "
+            "in their first 30 days."
+        )
+        s.tables.append(
+            Table(["sender", "name", "team", "joined", "campaign", "day", "sends"], onboarding)
+        )
     return s
 
 
 def _dwell(con: duckdb.DuckDBPyConnection, month: date) -> Section:
-    s = Section("dwell_anomalies", "2. Segment dwell anomalies",
-                ["health.metrics", "ops.breaches"])  # fmt: skip
+    s = Section("dwell_anomalies", "2. Segment dwell anomalies", ["health.metrics", "ops.breaches"])
     s.no_data = _missing(con, s.sources)
     if s.no_data:
         return s
@@ -192,8 +203,11 @@ def _dwell(con: duckdb.DuckDBPyConnection, month: date) -> Section:
 
 
 def _suppressed(con: duckdb.DuckDBPyConnection, month: date) -> Section:
-    s = Section("suppressed_volume", "3. Suppressed campaign volume",
-                ["governance.red_flags", "ops.firewall_checks"])  # fmt: skip
+    s = Section(
+        "suppressed_volume",
+        "3. Suppressed campaign volume",
+        ["governance.red_flags", "ops.firewall_checks"],
+    )
     s.no_data = _missing(con, s.sources)
     if s.no_data:
         return s
@@ -213,17 +227,35 @@ def _suppressed(con: duckdb.DuckDBPyConnection, month: date) -> Section:
     if not checks:
         s.notes.append("No campaigns were checked by the firewall for this month.")
     else:
-        s.notes.append(f"The firewall kept {volume} messages from being sent, across "
-                       f"{len(checks)} checked campaigns ({s.figures['suppressed_campaigns']} "
-                       "blocked outright). Silence here is the system working.")  # fmt: skip
-        s.tables.append(Table(["campaign", "sender", "channel", "planned", "allowed", "blocked",
-                               "decision", "reasons"], checks))  # fmt: skip
+        s.notes.append(
+            f"The firewall kept {volume} messages from being sent, across "
+            f"{len(checks)} checked campaigns ({s.figures['suppressed_campaigns']} "
+            "blocked outright). Silence here is the system working."
+        )
+        s.tables.append(
+            Table(
+                [
+                    "campaign",
+                    "sender",
+                    "channel",
+                    "planned",
+                    "allowed",
+                    "blocked",
+                    "decision",
+                    "reasons",
+                ],
+                checks,
+            )
+        )
     return s
 
 
 def _exceptions(con: duckdb.DuckDBPyConnection, month: date) -> Section:
-    s = Section("exception_requests", "4. Exception requests and override attempts",
-                ["ops.exception_requests"])  # fmt: skip
+    s = Section(
+        "exception_requests",
+        "4. Exception requests and override attempts",
+        ["ops.exception_requests"],
+    )
     s.no_data = _missing(con, s.sources)
     if s.no_data:
         return s
@@ -239,17 +271,35 @@ def _exceptions(con: duckdb.DuckDBPyConnection, month: date) -> Section:
     if not rows:
         s.notes.append("No exception requests this month.")
     else:
-        s.notes.append(f"{len(rows)} requests, {s.figures['manual_override_attempts']} of them to "
-                       "override the firewall (all refused: exceptions change logic through "
-                       "review, never bypass it).")  # fmt: skip
-        s.tables.append(Table(["when", "kind", "who", "team", "campaign / customer", "segments",
-                               "why", "decision"], rows))  # fmt: skip
+        s.notes.append(
+            f"{len(rows)} requests, {s.figures['manual_override_attempts']} of them to "
+            "override the firewall (all refused: exceptions change logic through "
+            "review, never bypass it)."
+        )
+        s.tables.append(
+            Table(
+                [
+                    "when",
+                    "kind",
+                    "who",
+                    "team",
+                    "campaign / customer",
+                    "segments",
+                    "why",
+                    "decision",
+                ],
+                rows,
+            )
+        )
     return s
 
 
 def _pressure(con: duckdb.DuckDBPyConnection, month: date) -> Section:
-    s = Section("pressure", "5. Where did pressure show up this month?",
-                ["governance.pressure_patterns", "governance.unsafe_attempts"])  # fmt: skip
+    s = Section(
+        "pressure",
+        "5. Where did pressure show up this month?",
+        ["governance.pressure_patterns", "governance.unsafe_attempts"],
+    )
     s.no_data = _missing(con, s.sources)
     if s.no_data:
         return s
@@ -268,14 +318,21 @@ def _pressure(con: duckdb.DuckDBPyConnection, month: date) -> Section:
     by_team = [(r[1], r[2]) for r in rows if r[0] == "team" and r[2]]
     s.figures["attempts_by_team"] = dict(sorted(by_team))
     top = rows[0]
-    s.notes.append(f"{s.figures['segment_unsafe_attempts']} segment-unsafe attempts. Largest "
-                   f"change against last month: {top[0]} '{top[1]}' ({top[3]} -> {top[2]}).")  # fmt: skip
+    s.notes.append(
+        f"{s.figures['segment_unsafe_attempts']} segment-unsafe attempts. Largest "
+        f"change against last month: {top[0]} '{top[1]}' ({top[3]} -> {top[2]})."
+    )
     s.tables.append(Table(["by", "who / what", "attempts", "last month", "change"], rows[:15]))
     weeks = sorted((r[1], r[2]) for r in rows if r[0] == "week")
     if weeks:
-        s.charts.append(Chart("bars", "Attempts by week", {"labels": [w for w, _ in weeks],
-                                                          "values": [v for _, v in weeks]},
-                              "Bar chart of segment-unsafe and override attempts by week"))  # fmt: skip
+        s.charts.append(
+            Chart(
+                "bars",
+                "Attempts by week",
+                {"labels": [w for w, _ in weeks], "values": [v for _, v in weeks]},
+                "Bar chart of segment-unsafe and override attempts by week",
+            )
+        )
     return s
 
 
@@ -298,11 +355,18 @@ def _sizes(con: duckdb.DuckDBPyConnection, month: date) -> Section:
     s.figures["sizes"] = current
     s.figures["customers"] = sum(current.values())
     months = sorted({m for m, _, _ in rows})
-    series = {seg: [next((n for m2, s2, n in rows if m2 == m and s2 == seg), 0) for m in months]
-              for seg in sorted({seg for _, seg, _ in rows})}  # fmt: skip
-    s.charts.append(Chart("lines", "Customers per segment", {
-        "labels": [f"{m:%Y-%m}" for m in months], "series": series},
-        f"Line chart of segment sizes over {len(months)} months"))  # fmt: skip
+    series = {
+        seg: [next((n for m2, s2, n in rows if m2 == m and s2 == seg), 0) for m in months]
+        for seg in sorted({seg for _, seg, _ in rows})
+    }
+    s.charts.append(
+        Chart(
+            "lines",
+            "Customers per segment",
+            {"labels": [f"{m:%Y-%m}" for m in months], "series": series},
+            f"Line chart of segment sizes over {len(months)} months",
+        )
+    )
     s.tables.append(Table(["segment", "customers"], sorted(current.items(), key=lambda kv: -kv[1])))
     return s
 
@@ -324,13 +388,22 @@ def _migration(con: duckdb.DuckDBPyConnection, month: date) -> Section:
     s.figures["new_customers"] = sum(n for f, _, n in rows if f == "(new)")
     sources = sorted({f for f, _, _ in rows})
     targets = sorted({t for _, t, _ in rows})
-    matrix = [[next((n for f2, t2, n in rows if f2 == f and t2 == t), 0) for t in targets]
-              for f in sources]  # fmt: skip
-    s.charts.append(Chart("heatmap", "Who moved where (rows: last month, columns: this month)",
-                          {"rows": sources, "columns": targets, "matrix": matrix},
-                          "Heatmap of customers moving between segments"))  # fmt: skip
-    s.notes.append(f"{s.figures['customers_moved']} customers changed segment; "
-                   f"{s.figures['new_customers']} were new.")  # fmt: skip
+    matrix = [
+        [next((n for f2, t2, n in rows if f2 == f and t2 == t), 0) for t in targets]
+        for f in sources
+    ]
+    s.charts.append(
+        Chart(
+            "heatmap",
+            "Who moved where (rows: last month, columns: this month)",
+            {"rows": sources, "columns": targets, "matrix": matrix},
+            "Heatmap of customers moving between segments",
+        )
+    )
+    s.notes.append(
+        f"{s.figures['customers_moved']} customers changed segment; "
+        f"{s.figures['new_customers']} were new."
+    )
     return s
 
 
@@ -356,8 +429,21 @@ def _kpis(con: duckdb.DuckDBPyConnection, month: date) -> Section:
         s.no_data = "No data: this month has not been published."
         return s
     s.figures["retention_rate"] = {r[0]: r[1] for r in rows}
-    s.tables.append(Table(["segment", "retention", "last month", "churn likelihood", "last month",
-                           "response rate", "last month", "revenue this month"], rows))  # fmt: skip
+    s.tables.append(
+        Table(
+            [
+                "segment",
+                "retention",
+                "last month",
+                "churn likelihood",
+                "last month",
+                "response rate",
+                "last month",
+                "revenue this month",
+            ],
+            rows,
+        )
+    )
     history = con.execute(
         "select month_end, segment_id, retention_rate from published.segment_kpis "
         "where month_end <= ? and month_end > ? - interval 12 month order by month_end",
@@ -365,11 +451,18 @@ def _kpis(con: duckdb.DuckDBPyConnection, month: date) -> Section:
     ).fetchall()
     months = sorted({m for m, _, _ in history})
     if len(months) > 1:
-        series = {seg: [next((v for m2, s2, v in history if m2 == m and s2 == seg), None)
-                        for m in months] for seg in sorted({seg for _, seg, _ in history})}  # fmt: skip
-        s.charts.append(Chart("lines", "Retention rate per segment", {
-            "labels": [f"{m:%Y-%m}" for m in months], "series": series},
-            "Line chart of retention rate per segment"))  # fmt: skip
+        series = {
+            seg: [next((v for m2, s2, v in history if m2 == m and s2 == seg), None) for m in months]
+            for seg in sorted({seg for _, seg, _ in history})
+        }
+        s.charts.append(
+            Chart(
+                "lines",
+                "Retention rate per segment",
+                {"labels": [f"{m:%Y-%m}" for m in months], "series": series},
+                "Line chart of retention rate per segment",
+            )
+        )
     return s
 
 
@@ -387,8 +480,11 @@ def _year_before(day: date) -> date:
 
 def _alerts(con: duckdb.DuckDBPyConnection, month: date, now: datetime) -> Section:
     """From the state store, where the alert lifecycle keeps them (the warehouse is not used)."""
-    s = Section("alerts", "Alerts raised and how they were handled",
-                ["state store: alerts", "state store: silences"])  # fmt: skip
+    s = Section(
+        "alerts",
+        "Alerts raised and how they were handled",
+        ["state store: alerts", "state store: silences"],
+    )
     a, q = state_store.alerts.c, state_store.silences.c
     processed = state_store.processed_months.c
     with state_store.transaction() as state:
@@ -464,8 +560,11 @@ def _alerts(con: duckdb.DuckDBPyConnection, month: date, now: datetime) -> Secti
 
 
 def _definitions(con: duckdb.DuckDBPyConnection, month: date) -> Section:
-    s = Section("definition_changes", "Definition changes this month",
-                ["ops.changelog", "published.publications"])  # fmt: skip
+    s = Section(
+        "definition_changes",
+        "Definition changes this month",
+        ["ops.changelog", "published.publications"],
+    )
     s.no_data = _missing(con, s.sources)
     if s.no_data:
         return s
@@ -514,14 +613,27 @@ def _bias(con: duckdb.DuckDBPyConnection, month: date) -> Section:
     s.figures["flagged_cells"] = len(rows)
     s.notes.append(f"{cells} (attribute, group, segment) cells audited; {len(rows)} flagged.")
     if rows:
-        s.tables.append(Table(["attribute", "group", "segment", "members", "group share",
-                               "overall share", "ratio"], rows))  # fmt: skip
+        s.tables.append(
+            Table(
+                [
+                    "attribute",
+                    "group",
+                    "segment",
+                    "members",
+                    "group share",
+                    "overall share",
+                    "ratio",
+                ],
+                rows,
+            )
+        )
     return s
 
 
 def _data_quality(con: duckdb.DuckDBPyConnection, month: date) -> Section:
-    s = Section("data_quality", "Data-quality notes",
-                ["health.metrics", "quarantine.rejected_rows"])  # fmt: skip
+    s = Section(
+        "data_quality", "Data-quality notes", ["health.metrics", "quarantine.rejected_rows"]
+    )
     s.no_data = _missing(con, s.sources)
     if s.no_data:
         return s
@@ -591,8 +703,7 @@ def chart_svg(chart: Chart) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "segment-cadence",
-                         "font.size": 9})  # fmt: skip
+    plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "segment-cadence", "font.size": 9})
     if chart.kind == "heatmap":
         rows, columns = chart.data["rows"], chart.data["columns"]
         fig, ax = plt.subplots(figsize=(1.2 + 0.6 * len(columns), 1.0 + 0.4 * len(rows)))
@@ -603,8 +714,15 @@ def chart_svg(chart: Chart) -> str:
         for i, row in enumerate(chart.data["matrix"]):
             for j, value in enumerate(row):
                 if value:
-                    ax.text(j, i, str(value), ha="center", va="center", fontsize=7,
-                            color="white" if value > peak / 2 else "black")  # fmt: skip
+                    ax.text(
+                        j,
+                        i,
+                        str(value),
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="white" if value > peak / 2 else "black",
+                    )
         fig.colorbar(image, ax=ax, shrink=0.8)
     else:
         fig, ax = plt.subplots(figsize=(8, 3.4))
@@ -636,9 +754,13 @@ def _cell(value: Any) -> str:
 
 
 def render_markdown(pack: Pack, chart_links: dict[str, str] | None = None) -> str:
-    lines = [f"# Monthly segmentation review: {pack.month_end:%B %Y}", "",
-             f"Definition version: {pack.definition_version or 'n/a'}. Generated "
-             f"{pack.generated_at:%Y-%m-%d %H:%M}. System health, not campaign performance.", ""]  # fmt: skip
+    lines = [
+        f"# Monthly segmentation review: {pack.month_end:%B %Y}",
+        "",
+        f"Definition version: {pack.definition_version or 'n/a'}. Generated "
+        f"{pack.generated_at:%Y-%m-%d %H:%M}. System health, not campaign performance.",
+        "",
+    ]
     headline = pack.headline().items()
     lines.append(
         markdown.table(
@@ -776,9 +898,12 @@ def post_pending(state: Connection, client: Any, channel: str) -> dict[str, int]
         this_month = update(review_packs).where(r.month_end == month_end)
         try:
             response = client.files_upload_v2(
-                channel=channel, file=path, filename=Path(path).name,
-                title=f"Segmentation review {month_end:%Y-%m}", initial_comment=summary,
-            )  # fmt: skip
+                channel=channel,
+                file=path,
+                filename=Path(path).name,
+                title=f"Segmentation review {month_end:%Y-%m}",
+                initial_comment=summary,
+            )
             file_id = (response.get("files") or [{}])[0].get("id") or response.get("file", {}).get(
                 "id"
             )

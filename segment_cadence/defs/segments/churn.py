@@ -123,9 +123,14 @@ def _individual_log_likelihood(
     """
     r, alpha, a, b = params
     log_common = (
-        gammaln(r + x) - gammaln(r) + r * np.log(alpha)
-        + gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
-    )  # fmt: skip
+        gammaln(r + x)
+        - gammaln(r)
+        + r * np.log(alpha)
+        + gammaln(a + b)
+        + gammaln(b + x)
+        - gammaln(b)
+        - gammaln(a + b + x)
+    )
     log_still_alive = -(r + x) * np.log(alpha + T)
     repeat = x > 0
     # The "dropped out after the last purchase" term only exists for repeat buyers; for

@@ -106,9 +106,13 @@ def previous_quarter_ari(con: duckdb.DuckDBPyConnection, quarter: str) -> float 
     return float(adjusted_rand_score(before, now))
 
 
-def compare(con: duckdb.DuckDBPyConnection, quarter: str, month_end: date,
-            business_rules: list[segment_dictionary.BusinessRule],
-            dictionary: segment_dictionary.SegmentDictionary) -> dict[str, Any]:  # fmt: skip
+def compare(
+    con: duckdb.DuckDBPyConnection,
+    quarter: str,
+    month_end: date,
+    business_rules: list[segment_dictionary.BusinessRule],
+    dictionary: segment_dictionary.SegmentDictionary,
+) -> dict[str, Any]:
     """Production against candidate, for the same customers and month."""
     sizes = con.execute(
         """

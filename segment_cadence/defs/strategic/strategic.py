@@ -80,9 +80,11 @@ def standardise(features: pd.DataFrame) -> np.ndarray:
 def choose_k(x: np.ndarray, settings: StrategicSettings) -> tuple[int, dict[int, float]]:
     """The number of clusters with the highest silhouette score (computed on a sample)."""
     rng = np.random.default_rng(settings.seed)
-    sample = x if len(x) <= settings.silhouette_sample else x[
-        rng.choice(len(x), settings.silhouette_sample, replace=False)
-    ]  # fmt: skip
+    sample = (
+        x
+        if len(x) <= settings.silhouette_sample
+        else x[rng.choice(len(x), settings.silhouette_sample, replace=False)]
+    )
     scores: dict[int, float] = {}
     for k in settings.k_range:
         if k >= len(sample):
@@ -199,16 +201,20 @@ def refit(features: pd.DataFrame, settings: StrategicSettings | None = None) -> 
     labels, rejected = reject_weak_clusters(x, model.labels_, settings)
     rules, fidelity = readable_rules(features, labels, settings)
     profiles = (
-        features.loc[:, list(CLUSTER_FEATURES)].assign(cluster=labels).groupby("cluster").agg(
+        features.loc[:, list(CLUSTER_FEATURES)]
+        .assign(cluster=labels)
+        .groupby("cluster")
+        .agg(
             customers=("frequency", "size"),
             recency_days=("recency_days", "median"),
             frequency=("frequency", "median"),
             monetary_value=("monetary_value", "median"),
             engagement_events_90d=("engagement_events_90d", "median"),
         )
-    )  # fmt: skip
-    return Refit(scores, k, labels, model.cluster_centers_, stability, rejected, rules, fidelity,
-                 profiles)  # fmt: skip
+    )
+    return Refit(
+        scores, k, labels, model.cluster_centers_, stability, rejected, rules, fidelity, profiles
+    )
 
 
 def cluster_names(profiles: pd.DataFrame) -> dict[int, tuple[str, str]]:
@@ -299,7 +305,7 @@ def candidate_dictionary(
                     "status": "retired",
                     "retired_rationale": f"Replaced by the quarterly re-fit {quarter}.",
                     "priority": 100 + len(ordered),
-                }  # fmt: skip
+                }
             )
     candidate["segments"] = ordered
     candidate["dictionary"] = f"{production.get('dictionary', 'segments')}-candidate-{quarter}"
