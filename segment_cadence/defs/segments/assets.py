@@ -8,7 +8,7 @@ from datetime import datetime
 
 import dagster as dg
 import numpy as np
-from dagster_dbt import DbtCliResource, dbt_assets, get_asset_key_for_model
+from dagster_dbt import DbtCliResource, get_asset_key_for_model
 
 from segment_cadence.defs.dictionary import segment_dictionary, versions
 from segment_cadence.defs.segments import churn, gate, publish
@@ -16,6 +16,7 @@ from segment_cadence.defs.segments.dbt_assets import (
     GATE,
     PUBLISHED,
     features_inputs,
+    monthly_dbt_assets,
     published_translator,
     run_dbt,
     segment_marts,
@@ -27,7 +28,6 @@ from segment_cadence.platform.resources import (
     WAREHOUSE_POOL,
     ConfigFiles,
     WarehouseResource,
-    dbt_project,
 )
 
 MARTS = [
@@ -114,15 +114,7 @@ def publish_gate(
     )
 
 
-@dbt_assets(
-    pool=WAREHOUSE_POOL,
-    manifest=dbt_project.manifest_path,
-    project=dbt_project,
-    select=publish.PUBLISHED_MODELS,
-    dagster_dbt_translator=published_translator,
-    partitions_def=monthly_partitions,
-    name="published_models",
-)
+@monthly_dbt_assets("published_models", publish.PUBLISHED_MODELS, published_translator)
 def published_models(
     context: dg.AssetExecutionContext,
     dbt: DbtCliResource,

@@ -11,7 +11,7 @@ publish asset and the firewall.
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import dagster as dg
@@ -255,14 +255,25 @@ def run_dbt(
         crash_point("dbt")
 
 
-@dbt_assets(
-    pool=WAREHOUSE_POOL,
-    manifest=dbt_project.manifest_path,
-    project=dbt_project,
-    select="path:models/staging path:models/intermediate path:models/definitions",
-    dagster_dbt_translator=translator,
-    partitions_def=monthly_partitions,
-    name="features_inputs",
+def monthly_dbt_assets(
+    name: str, select: str, dagster_dbt_translator: DagsterDbtTranslator = translator
+) -> Callable:
+    """What every monthly group of dbt models shares: the month's partition, the manifest
+    dagster-dbt prepared, and the warehouse's one-writer pool. The groups differ only in the
+    models they select, how their keys and dependencies are read, and the Python around them."""
+    return dbt_assets(
+        pool=WAREHOUSE_POOL,
+        manifest=dbt_project.manifest_path,
+        project=dbt_project,
+        select=select,
+        dagster_dbt_translator=dagster_dbt_translator,
+        partitions_def=monthly_partitions,
+        name=name,
+    )
+
+
+@monthly_dbt_assets(
+    "features_inputs", "path:models/staging path:models/intermediate path:models/definitions"
 )
 def features_inputs(
     context: dg.AssetExecutionContext,
@@ -275,15 +286,7 @@ def features_inputs(
     yield from run_dbt(context, dbt, warehouse, config_files)
 
 
-@dbt_assets(
-    pool=WAREHOUSE_POOL,
-    manifest=dbt_project.manifest_path,
-    project=dbt_project,
-    select="path:models/churn path:models/marts",
-    dagster_dbt_translator=translator,
-    partitions_def=monthly_partitions,
-    name="segment_marts",
-)
+@monthly_dbt_assets("segment_marts", "path:models/churn path:models/marts")
 def segment_marts(
     context: dg.AssetExecutionContext,
     dbt: DbtCliResource,
@@ -297,14 +300,8 @@ def segment_marts(
     yield from run_dbt(context, dbt, warehouse, config_files, fit)
 
 
-@dbt_assets(
-    pool=WAREHOUSE_POOL,
-    manifest=dbt_project.manifest_path,
-    project=dbt_project,
-    select="path:models/governance path:models/health",
-    dagster_dbt_translator=analysis_translator,
-    partitions_def=monthly_partitions,
-    name="governance_and_health_models",
+@monthly_dbt_assets(
+    "governance_and_health_models", "path:models/governance path:models/health", analysis_translator
 )
 def governance_and_health_models(
     context: dg.AssetExecutionContext,
