@@ -17,20 +17,17 @@ the Dagster asset runs it through dagster-dbt, `publish_month` through dbt's own
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
-from dbt.cli.main import dbtRunner
 
-from segment_cadence.platform import paths
+from segment_cadence.platform import dbt_in_process
 from segment_cadence.platform.crash_points import crash_point
 from segment_cadence.platform.warehouse import table_exists
 
@@ -208,66 +205,16 @@ def publish_month(
     return complete_publication(con, request, export_dir)
 
 
-@contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for dbt's run in this process, and put them back after."""
-    before = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-def warehouse_file(con: duckdb.DuckDBPyConnection) -> str:
-    """The file the connection has open, for dbt to open too."""
-    return con.execute(
-        "select path from duckdb_databases() where database_name = current_database()"
-    ).fetchone()[0]
-
-
 def run_published_models(con: duckdb.DuckDBPyConnection, request: PublicationRequest) -> None:
     """`dbt build` of the published models in this process, on the connection's warehouse
     (the same DuckDB file, shared within the process). For callers outside Dagster; the
     asset runs the same models through dagster-dbt."""
-    project = [
-        "--project-dir",
-        str(paths.DBT_PROJECT_DIR),
-        "--profiles-dir",
-        str(paths.DBT_PROJECT_DIR),
-    ]
-    # The refresh's parameters go to dbt as the pipeline passes them (not --vars, which
-    # would make dbt re-parse the project), and dbt opens the connection's own file.
-    variables = {
-        DBT_VARS_ENV: json.dumps(request.dbt_vars()),
-        "SEGMENT_CADENCE_WAREHOUSE": warehouse_file(con),
-    }
-    with environment(variables):
-        result = dbtRunner().invoke(
-            [
-                "build",
-                "--select",
-                PUBLISHED_MODELS,
-                "--exclude-resource-type",
-                "unit_test",
-                "--quiet",
-                *project,
-            ]
-        )
-    if not result.success:
-        failed = [
-            f"{r.node.name}: {r.message}"
-            for r in getattr(result.result, "results", [])
-            if str(r.status) in ("error", "fail")
-        ]
+    try:
+        dbt_in_process.build(con, dbt_in_process.DbtBuild((PUBLISHED_MODELS,), request.dbt_vars()))
+    except dbt_in_process.DbtBuildFailed as error:
         raise PublishError(
-            f"the published models failed for {request.month_end}: "
-            f"{'; '.join(failed) or result.exception or 'see the dbt log'}"
-        )
+            f"the published models failed for {request.month_end}: {error}"
+        ) from None
 
 
 EXPORT_COLUMNS = "customer_id, month_end, segment_id, definition_version, months_in_segment"
