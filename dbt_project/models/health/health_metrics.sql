@@ -119,7 +119,8 @@ loaded as (
 
 quarantined as (
 
-    select count(*) as rows_quarantined from {{ source("quarantine", "rejected_rows") }}
+    select count(*) as rows_quarantined
+    from {{ source_if_exists("quarantine", "rejected_rows", {"source": "varchar"}) }}
 
 ),
 
