@@ -95,16 +95,7 @@ def planned_campaign_checks(context: dg.AssetExecutionContext, warehouse: Wareho
             "campaigns_checked": len(rows),
             "blocked_recipients": sum(r[5] for r in rows),
             "checks": _md_table(
-                [
-                    "campaign",
-                    "sender",
-                    "channel",
-                    "planned",
-                    "allowed",
-                    "blocked",
-                    "decision",
-                    "reasons",
-                ],
+                list(firewall.CHECK_COLUMNS),
                 rows,
             ),
             "allowed_lists": dg.MetadataValue.path(str(export_dir)),

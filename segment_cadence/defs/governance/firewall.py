@@ -43,6 +43,17 @@ from segment_cadence.platform.state_store import exception_requests, firewall_bl
 from segment_cadence.platform.state_store import firewall_checks as checks
 from segment_cadence.platform.warehouse import table_exists
 
+# The columns of a firewall check as the review pack and the Dagster UI show it.
+CHECK_COLUMNS = (
+    "campaign",
+    "sender",
+    "channel",
+    "planned",
+    "allowed",
+    "blocked",
+    "decision",
+    "reasons",
+)
 REASONS = (
     "sender_in_onboarding",
     "paused_segment",

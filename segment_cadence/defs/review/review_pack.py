@@ -28,7 +28,7 @@ from typing import Any
 import duckdb
 from sqlalchemy import Connection, delete, func, insert, select, update
 
-from segment_cadence.defs.governance import audit
+from segment_cadence.defs.governance import audit, firewall
 from segment_cadence.platform import markdown, state_store
 from segment_cadence.platform.months import previous_month_end
 from segment_cadence.platform.state_store import review_packs
@@ -232,21 +232,7 @@ def _suppressed(con: duckdb.DuckDBPyConnection, month: date) -> Section:
             f"{len(checks)} checked campaigns ({s.figures['suppressed_campaigns']} "
             "blocked outright). Silence here is the system working."
         )
-        s.tables.append(
-            Table(
-                [
-                    "campaign",
-                    "sender",
-                    "channel",
-                    "planned",
-                    "allowed",
-                    "blocked",
-                    "decision",
-                    "reasons",
-                ],
-                checks,
-            )
-        )
+        s.tables.append(Table(list(firewall.CHECK_COLUMNS), checks))
     return s
 
 
