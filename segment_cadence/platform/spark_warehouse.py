@@ -210,6 +210,14 @@ def typed_value(value: Any, type_code: str) -> Any:
     return value
 
 
+def parquet_path(folder: Path) -> str:
+    """Spark's name for the Parquet files of a folder, as a relation."""
+    text = str(folder)
+    if "`" in text:
+        raise ValueError(f"a landing folder may not contain a backtick: {text}")
+    return f"parquet.`{text}`"
+
+
 def duckdb_path_literal(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
@@ -282,6 +290,15 @@ class SparkWarehouse:
         # SHOW TABLES: (database, tableName, isTemporary)
         return any(str(row[1]).lower() == table.lower() for row in rows)
 
+    def view_exists(self, schema: str, table: str) -> bool:
+        """Whether <prefix>_<schema>.<table> is a view on Spark."""
+        if not self.table_exists(schema, table):
+            return False
+        database = quote_identifier(self.database(schema).lower())
+        rows = self.execute(f"show views in {database}").fetchall()
+        # SHOW VIEWS: (namespace, viewName, isTemporary)
+        return any(str(row[1]).lower() == table.lower() for row in rows)
+
     # Moving data ------------------------------------------------------------------------
 
     def land(
@@ -292,12 +309,12 @@ class SparkWarehouse:
         query: str | None = None,
         params: Sequence[Any] | None = None,
     ) -> Path:
-        """A DuckDB table (or query) as the Spark table <prefix>_<schema>.<table>.
+        """A DuckDB table (or query) as the Spark relation <prefix>_<schema>.<table>.
 
-        DuckDB writes it as Parquet to a new folder under the landing directory, and the
-        Spark table is defined over that folder (no copy through Spark), replacing the one
-        before, whose folder is then removed. A new folder each time, so that a table is
-        never defined over a half-written file. Returns the folder.
+        DuckDB writes it as Parquet to a new folder under the landing directory, and a Spark
+        view over that folder (no copy through Spark) replaces the one before, whose folder
+        is then removed. A new folder each time, so that no view ever reads a half-written
+        file. Returns the folder.
         """
         database = self.database(schema)
         base = self.endpoint.landing_dir.resolve() / f"{database}.{table}"
@@ -311,8 +328,11 @@ class SparkWarehouse:
         )
         self.ensure_database(schema)
         name = self.table(schema, table)
-        self.execute(f"drop table if exists {name}")
-        self.execute(f"create table {name} using parquet location {string_literal(str(folder))}")
+        if self.table_exists(schema, table) and not self.view_exists(schema, table):
+            self.execute(f"drop table {name}")  # a table landed by an earlier version
+        # A view over the files, not a table: Spark reads the Parquet where DuckDB wrote it,
+        # and the next landing replaces the view in one statement.
+        self.execute(f"create or replace view {name} as select * from {parquet_path(folder)}")
         for earlier in base.iterdir():
             if earlier != folder:
                 shutil.rmtree(earlier, ignore_errors=True)
