@@ -34,15 +34,14 @@ def home(published_november) -> Path:
 
 
 def refresh(home: Path, month: str, crash_at: str | None = None) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
+    env = {  # only this home's state: no setting another module left in this worker
+        **{k: v for k, v in os.environ.items() if not k.startswith("SEGMENT_CADENCE_")},
         "PYTHONPATH": str(REPO),
         "SEGMENT_CADENCE_HOME": str(home),
         "SEGMENT_CADENCE_WAREHOUSE": str(home / "warehouse.duckdb"),
         "DAGSTER_HOME": str(home / "dagster_home"),
         "SEGMENT_CADENCE_DUCKDB_MEMORY_LIMIT": "1GB",  # as the refresh that built the home
     }
-    env.pop("SEGMENT_CADENCE_CRASH_AT", None)
     env.pop("SLACK_BOT_TOKEN", None)
     if crash_at:
         env["SEGMENT_CADENCE_CRASH_AT"] = crash_at

@@ -42,6 +42,7 @@ def pipeline(state_home: Path, generated_data: Path):
         "name: New year edit\nsender: S001\nchannel: email\nplanned_at: 2026-01-08T10:00\n"
         "target_segments: [loyal_repeat, evaluation]\ncopy: Push them to buy before stock runs out\n"
     )
+    session_campaigns = os.environ.get("SEGMENT_CADENCE_CAMPAIGNS")
     os.environ["SEGMENT_CADENCE_CAMPAIGNS"] = str(campaigns)
     session_store = os.environ.get("SEGMENT_CADENCE_STATE_URL")
     os.environ["SEGMENT_CADENCE_STATE_URL"] = f"sqlite:///{state_home / 'pipeline-state.sqlite'}"
@@ -54,10 +55,15 @@ def pipeline(state_home: Path, generated_data: Path):
         )
         assert result.success, f"refresh of {month} failed"
     yield defs, job, instance, state_home / "warehouse.duckdb"
-    if session_store is None:
-        os.environ.pop("SEGMENT_CADENCE_STATE_URL", None)
-    else:
-        os.environ["SEGMENT_CADENCE_STATE_URL"] = session_store
+    # The next module on this worker (and the commands it starts) must not inherit them.
+    for name, value in (
+        ("SEGMENT_CADENCE_STATE_URL", session_store),
+        ("SEGMENT_CADENCE_CAMPAIGNS", session_campaigns),
+    ):
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def query(path: Path, sql: str, params: list | None = None) -> list[tuple]:

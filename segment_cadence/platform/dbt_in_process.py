@@ -1,4 +1,13 @@
-"""dbt run inside this process, against the warehouse file a caller holds open.
+"""dbt run inside this process: the monthly dbt assets' builds, and the few models a plain
+module needs built on the warehouse file it holds open.
+
+A dbt process per build costs more than the build on a month of a small shop: the new
+process imports dbt, reads its partial parse and writes the manifest back, and dagster-dbt
+opens an adapter of its own beside it (for row counts no refresh asks for). dbt in this
+process does those once: `parsed_manifest()` parses the project once per process and target,
+and every build after runs on that manifest (dbt's programmatic invocation, `dbtRunner` with
+a manifest), streaming dbt's result events as the JSON dicts its structured log carries,
+the ones dagster-dbt turns into Dagster events (segment_cadence/defs/segments/dbt_assets.py).
 
 DuckDB lets one process write a file. A plain module that holds the warehouse open and needs
 a few dbt models built on it (the ingest rules, right after a file is landed) cannot start a
@@ -7,24 +16,35 @@ database instance instead (its profile passes no connection config, only setting
 models are built while the caller keeps its connection.
 
 The parameters go through SEGMENT_CADENCE_DBT_VARS, as for the refresh
-(dbt_project/macros/cadence_var.sql), so a new parameter value re-parses nothing; the parse
-is kept apart from dagster-dbt's (its own target directory, `<DBT_TARGET_PATH>/in_process`).
+(dbt_project/macros/cadence_var.sql), so a new parameter value re-parses nothing.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+import queue
+import shutil
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
-from dbt.cli.main import dbtRunner
+from dbt.cli.main import dbtRunner, dbtRunnerResult
+from dbt.contracts.graph.manifest import Manifest
+from dbt_common.events.base_types import EventMsg
+from dbt_common.events.functions import msg_to_dict
 
 from segment_cadence.platform import paths
+
+# dbt's events that carry a node's result: the ones dagster-dbt turns into materializations
+# and check results. The rest of dbt's events go to its log file and stdout as ever.
+RESULT_EVENTS = frozenset({"LogModelResult", "LogTestResult", "LogSeedResult", "LogSnapshotResult"})
 
 
 class DbtBuildFailed(RuntimeError):
@@ -39,6 +59,18 @@ class DbtBuild:
     variables: dict[str, Any]
 
 
+@dataclass
+class _Finished:
+    """The end of a streamed invocation: dbt's result, or what dbt raised."""
+
+    result: dbtRunnerResult | None = None
+    error: BaseException | None = None
+
+
+_parsed: dict[tuple[str, ...], Manifest] = {}
+_parse_lock = threading.Lock()
+
+
 def database_path(con: duckdb.DuckDBPyConnection) -> str:
     """The file `con` is open on: the warehouse dbt is pointed at."""
     return con.execute(
@@ -46,9 +78,15 @@ def database_path(con: duckdb.DuckDBPyConnection) -> str:
     ).fetchone()[0]
 
 
+def dagster_target_path() -> Path:
+    """dbt's target directory as dagster-dbt and `segment-cadence parse` use it
+    (DBT_TARGET_PATH, relative to the project, default "target")."""
+    return paths.DBT_PROJECT_DIR / os.environ.get("DBT_TARGET_PATH", "target")
+
+
 def target_path() -> Path:
-    """dbt's target directory for in-process builds, beside dagster-dbt's."""
-    return paths.DBT_PROJECT_DIR / os.environ.get("DBT_TARGET_PATH", "target") / "in_process"
+    """dbt's target directory for in-process builds of plain modules, beside dagster-dbt's."""
+    return dagster_target_path() / "in_process"
 
 
 @contextmanager
@@ -65,11 +103,66 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def failures(result: Any) -> list[str]:
+def _project_args(target: Path) -> list[str]:
+    project = str(paths.DBT_PROJECT_DIR)
+    return [
+        "--project-dir",
+        project,
+        "--profiles-dir",
+        project,
+        "--target-path",
+        str(target),
+        "--log-path",
+        str(target),
+    ]
+
+
+def _manifest_key() -> tuple[str, ...]:
+    """What a parse depends on besides the project's files: the target (its adapter's macros
+    are in the manifest), the names the profile gives the warehouse (DuckDB's catalog is the
+    file's stem, Spark's databases carry the schema prefix), and the prepared manifest's age
+    (the project is re-prepared when its files change: segment_cadence/platform/
+    resources.py)."""
+    prepared = dagster_target_path() / "manifest.json"
+    return (
+        str(dagster_target_path()),
+        os.environ.get("SEGMENT_CADENCE_DBT_TARGET", "duckdb"),
+        Path(os.environ.get("SEGMENT_CADENCE_WAREHOUSE", "warehouse.duckdb")).stem,
+        os.environ.get("SEGMENT_CADENCE_SPARK_SCHEMA", ""),
+        str(prepared.stat().st_mtime_ns) if prepared.exists() else "",
+    )
+
+
+def parsed_manifest() -> Manifest:
+    """The project parsed once per process and target: dbt's partial parse of the prepared
+    project (copied from dagster-dbt's target directory), in a directory of its own so that
+    processes parsing at once do not share files."""
+    key = _manifest_key()
+    with _parse_lock:
+        if key in _parsed:
+            return _parsed[key]
+        base = dagster_target_path()
+        base.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix="parse-", dir=base))
+        try:
+            partial = base / "partial_parse.msgpack"
+            if partial.exists():
+                shutil.copy(partial, scratch / partial.name)
+            result = dbtRunner().invoke(["parse", "--quiet", *_project_args(scratch)])
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        if not result.success or not isinstance(result.result, Manifest):
+            raise DbtBuildFailed("; ".join(failures(result)) or "dbt could not parse the project")
+        _parsed.clear()  # an older parse of this process is stale now
+        _parsed[key] = result.result
+        return result.result
+
+
+def failures(result: dbtRunnerResult) -> list[str]:
     """One line per failed node of a dbt invocation, or its exception."""
     found = [
         f"{r.node.name}: {' '.join(str(r.message).split())}"
-        for r in (result.result or [])
+        for r in (getattr(result.result, "results", None) or [])
         if str(r.status) in ("error", "fail")
     ]
     if not found and result.exception is not None:
@@ -77,33 +170,51 @@ def failures(result: Any) -> list[str]:
     return found
 
 
+def unique_target_path(name: str) -> Path:
+    """A target directory of one invocation (its compiled SQL, run results and dbt.log),
+    named like dagster-dbt's: the step, then a random part."""
+    return dagster_target_path() / f"{name}-{uuid.uuid4().hex[:7]}"
+
+
+def stream_events(args: Sequence[str], target: Path) -> Iterator[dict[str, Any]]:
+    """Run `dbt <args>` in this process on the parsed manifest and yield each node's result
+    event as its structured-log dict, as dbt finishes the node. dbt runs in a thread of its
+    own so the results reach the caller while later nodes run; raises DbtBuildFailed at the
+    end when any node failed, with dbt's words for each."""
+    manifest = parsed_manifest()
+    events: queue.Queue[dict[str, Any] | _Finished] = queue.Queue()
+
+    def on_event(message: EventMsg) -> None:
+        if message.info.name in RESULT_EVENTS:
+            events.put(msg_to_dict(message))
+
+    def invoke() -> None:
+        try:
+            runner = dbtRunner(manifest=manifest, callbacks=[on_event])
+            events.put(_Finished(result=runner.invoke([*args, *_project_args(target)])))
+        except BaseException as error:  # handed to the caller's thread below
+            events.put(_Finished(error=error))
+
+    worker = threading.Thread(target=invoke, name="dbt", daemon=True)
+    worker.start()
+    while not isinstance(item := events.get(), _Finished):
+        yield item
+    worker.join()
+    if item.error is not None:
+        raise DbtBuildFailed(" ".join(str(item.error).split())) from item.error
+    assert item.result is not None
+    if not item.result.success:
+        raise DbtBuildFailed("; ".join(failures(item.result)) or "dbt build failed")
+
+
 def build(con: duckdb.DuckDBPyConnection, job: DbtBuild) -> None:
     """`dbt build` of the selection (its data tests included, unit tests left out) on the
     warehouse `con` is open on; raises DbtBuildFailed when anything fails."""
-    project = str(paths.DBT_PROJECT_DIR)
-    target = str(target_path())
     environment = {
         "SEGMENT_CADENCE_WAREHOUSE": database_path(con),
         "SEGMENT_CADENCE_DBT_VARS": json.dumps(job.variables),
     }
+    args = ["build", "--quiet", "--exclude-resource-type", "unit_test", "--select", *job.select]
     with _environment(environment):
-        result = dbtRunner().invoke(
-            [
-                "build",
-                "--quiet",
-                "--exclude-resource-type",
-                "unit_test",
-                "--select",
-                *job.select,
-                "--project-dir",
-                project,
-                "--profiles-dir",
-                project,
-                "--target-path",
-                target,
-                "--log-path",
-                target,
-            ]
-        )
-    if not result.success:
-        raise DbtBuildFailed("; ".join(failures(result)) or "dbt build failed")
+        for _ in stream_events(args, target_path()):
+            pass

@@ -11,7 +11,8 @@ publish asset and the firewall.
 
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -21,11 +22,16 @@ from dagster_dbt import (
     DbtCliResource,
     dbt_assets,
 )
+from dagster_dbt.asset_utils import (
+    get_manifest_and_translator_from_dbt_assets,
+    get_updated_cli_invocation_params_for_context,
+)
+from dagster_dbt.core.dbt_cli_event import DbtCoreCliEventMessage
 
 from segment_cadence.defs.dictionary import segment_dictionary
 from segment_cadence.defs.governance import governance
 from segment_cadence.defs.segments import churn
-from segment_cadence.platform import state_store
+from segment_cadence.platform import dbt_in_process, state_store
 from segment_cadence.platform.crash_points import crash_point
 from segment_cadence.platform.partitions import monthly_partitions, refresh_window
 from segment_cadence.platform.resources import (
@@ -209,7 +215,8 @@ FULL_REBUILD_TAG = "segment_cadence/full_rebuild"
 # fetch_column_metadata) are opt-in: SEGMENT_CADENCE_DBT_METADATA=row_counts,columns. Each
 # costs about a third of a small monthly refresh (README, "Performance"): dagster-dbt reads
 # them through its adapter in this process once dbt has finished (DuckDB has one writer),
-# which closes the warehouse after each query (dbt_project/profiles.yml, keep_open).
+# which closes the warehouse after each query (dbt_project/profiles.yml, keep_open). Asked
+# for, dbt runs as dagster-dbt's own process; otherwise in this one (in_process_events).
 DBT_METADATA = ("row_counts", "columns")
 
 
@@ -244,15 +251,63 @@ def run_dbt(
     args = ["build", "--exclude-resource-type", "unit_test"]
     if context.run.tags.get(FULL_REBUILD_TAG) == "true":
         args.append("--full-refresh")
-    events = dbt.cli(args, context=context).stream()
     fetch = dbt_metadata()
-    if "row_counts" in fetch:
-        events = events.fetch_row_counts()
-    if "columns" in fetch:
-        events = events.fetch_column_metadata()
+    events = None if fetch else in_process_events(context, args)
+    if events is None:
+        events = dbt.cli(args, context=context).stream()
+        if "row_counts" in fetch:
+            events = events.fetch_row_counts()
+        if "columns" in fetch:
+            events = events.fetch_column_metadata()
     for event in events:
         yield event
         crash_point("dbt")
+
+
+def in_process_events(context: dg.AssetExecutionContext, args: list[str]) -> Iterator | None:
+    """The asset's dbt build run in this process (segment_cadence/platform/dbt_in_process.py)
+    and its results turned into Dagster events by dagster-dbt, as `dbt.cli(...).stream()`
+    does for a dbt process: the same selection for the asset subset the run asked for, the
+    same materializations and check results. None when dagster-dbt would run a copy of the
+    project (a selection too long for the command line), which only its own process does."""
+    manifest, translator, project = get_manifest_and_translator_from_dbt_assets(
+        [context.assets_def]
+    )
+    params = get_updated_cli_invocation_params_for_context(
+        context=context, manifest=manifest, dagster_dbt_translator=translator
+    )
+    if params.dbt_project is not None and Path(params.dbt_project.project_dir) != Path(
+        dbt_project.project_dir
+    ):
+        return None
+    selection = list(params.selection_args)
+    if params.indirect_selection:
+        selection += ["--indirect-selection", params.indirect_selection]
+    target = dbt_in_process.unique_target_path(context.op.name)
+    return _translated(context, [*args, *selection], target, params.manifest, translator)
+
+
+def _translated(
+    context: dg.AssetExecutionContext,
+    args: list[str],
+    target: Path,
+    manifest: Mapping[str, Any],
+    translator: DagsterDbtTranslator,
+) -> Iterator:
+    try:
+        for raw_event in dbt_in_process.stream_events(args, target):
+            message = DbtCoreCliEventMessage(raw_event=raw_event, event_history_metadata={})
+            yield from message.to_default_asset_events(
+                manifest=manifest,
+                dagster_dbt_translator=translator,
+                context=context,
+                target_path=target,
+                project=dbt_project,
+            )
+    except dbt_in_process.DbtBuildFailed as error:
+        raise dg.Failure(
+            description=f"dbt build failed: {error} (dbt's log: {target / 'dbt.log'})"
+        ) from None
 
 
 def monthly_dbt_assets(

@@ -1,0 +1,23 @@
+
+  
+  create view "warehouse"."staging"."stg_team_members__dbt_tmp" as (
+    with source as (
+
+    select * from "warehouse"."raw"."team_members"
+
+),
+
+renamed as (
+
+    select
+        sender_id,
+        name as sender_name,
+        team,
+        joined_date
+
+    from source
+
+)
+
+select * from renamed
+  );

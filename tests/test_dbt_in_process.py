@@ -1,0 +1,89 @@
+"""The monthly dbt assets build in the run's own process (segment_cadence/platform/
+dbt_in_process.py): no dbt process per step, the project parsed once, the same Dagster
+events dagster-dbt makes of a dbt process's results, and a failed node named in one line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+from dagster_dbt.core.dbt_cli_invocation import DbtCliInvocation
+
+from segment_cadence.platform import dbt_in_process
+
+STAGING_CUSTOMERS = dg.AssetKey(["staging", "stg_customers"])
+
+
+@pytest.fixture()
+def home(published_november, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """November published by the real command; this process's environment pointed at it."""
+    home = published_november()
+    monkeypatch.setenv("SEGMENT_CADENCE_HOME", str(home))
+    monkeypatch.setenv("SEGMENT_CADENCE_WAREHOUSE", str(home / "warehouse.duckdb"))
+    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster_home"))
+    monkeypatch.setenv("SEGMENT_CADENCE_DUCKDB_MEMORY_LIMIT", "1GB")
+    monkeypatch.delenv("SEGMENT_CADENCE_DBT_METADATA", raising=False)
+    return home
+
+
+def no_dbt_process(cls, args, **kwargs):
+    raise AssertionError(f"dagster-dbt started a dbt process: {' '.join(args)}")
+
+
+def test_one_dbt_model_materialized_alone_builds_only_it_without_a_dbt_process(home, monkeypatch):
+    """What a Materialize click on one dbt model's page runs: that model (and its tests),
+    in the run's process, reported as dagster-dbt reports it."""
+    from segment_cadence.definitions import defs  # after conftest prepared this worker's dbt
+
+    monkeypatch.setattr(DbtCliInvocation, "run", classmethod(no_dbt_process))
+    job = defs.resolve_implicit_job_def_def_for_assets([STAGING_CUSTOMERS])
+    with dg.DagsterInstance.from_config(str(home / "dagster_home")) as instance:
+        result = job.execute_in_process(
+            asset_selection=[STAGING_CUSTOMERS], partition_key="2025-12-01", instance=instance
+        )
+    assert result.success
+    materialized = {
+        event.asset_key
+        for event in result.all_events
+        if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION
+    }
+    assert materialized == {STAGING_CUSTOMERS}
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        assert con.execute("select count(*) from staging.stg_customers").fetchone()[0] == 300
+
+
+def test_the_project_is_parsed_once_per_process_and_warehouse_name(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGMENT_CADENCE_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
+    first = dbt_in_process.parsed_manifest()
+    assert dbt_in_process.parsed_manifest() is first
+    # DuckDB names the catalog after the file, and the manifest's relations carry it.
+    monkeypatch.setenv("SEGMENT_CADENCE_WAREHOUSE", str(tmp_path / "elsewhere.duckdb"))
+    other = dbt_in_process.parsed_manifest()
+    assert other is not first
+    assert {node.database for node in other.nodes.values() if node.resource_type == "model"} == {
+        "elsewhere"
+    }
+
+
+def test_a_failed_model_is_named_in_one_line_after_the_results_before_it(tmp_path, monkeypatch):
+    """An empty warehouse: the staging view has no source table to read."""
+    monkeypatch.setenv("SEGMENT_CADENCE_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
+    duckdb.connect(str(tmp_path / "warehouse.duckdb")).close()
+    target = dbt_in_process.unique_target_path("failing")
+    events = []
+    with pytest.raises(dbt_in_process.DbtBuildFailed) as failed:
+        for event in dbt_in_process.stream_events(
+            ["build", "--select", "stg_customers", "--exclude-resource-type", "unit_test"], target
+        ):
+            events.append(event)
+    message = str(failed.value)
+    assert "\n" not in message
+    assert message.startswith("stg_customers: ")
+    assert "customers" in message.split(":", 1)[1]
+    assert [e["data"]["node_info"]["unique_id"] for e in events] == [
+        "model.segment_cadence.stg_customers"
+    ]
+    assert events[0]["data"]["node_info"]["node_status"] == "error"
