@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+from dbt.adapters.duckdb.connections import DuckDBConnectionManager
 from dbt.cli.main import dbtRunner, dbtRunnerResult
 from dbt.contracts.graph.manifest import Manifest
 from dbt_common.events.base_types import EventMsg
@@ -45,6 +46,10 @@ from segment_cadence.platform import paths
 # dbt's events that carry a node's result: the ones dagster-dbt turns into materializations
 # and check results. The rest of dbt's events go to its log file and stdout as ever.
 RESULT_EVENTS = frozenset({"LogModelResult", "LogTestResult", "LogSeedResult", "LogSnapshotResult"})
+# Set while a build runs here: dbt-duckdb keeps the warehouse open from node to node
+# (dbt_project/profiles.yml, keep_open) instead of closing, and so checkpointing, it after
+# every statement.
+KEEP_OPEN = "SEGMENT_CADENCE_DBT_KEEP_OPEN"
 
 
 class DbtBuildFailed(RuntimeError):
@@ -191,9 +196,15 @@ def stream_events(args: Sequence[str], target: Path) -> Iterator[dict[str, Any]]
     def invoke() -> None:
         try:
             runner = dbtRunner(manifest=manifest, callbacks=[on_event])
-            events.put(_Finished(result=runner.invoke([*args, *_project_args(target)])))
+            with _environment({KEEP_OPEN: "true"}):
+                result = runner.invoke([*args, *_project_args(target)])
+            events.put(_Finished(result=result))
         except BaseException as error:  # handed to the caller's thread below
             events.put(_Finished(error=error))
+        finally:
+            # The warehouse stays open for the build only: the run's next step, or another
+            # process, opens it next.
+            DuckDBConnectionManager.close_all_connections()
 
     worker = threading.Thread(target=invoke, name="dbt", daemon=True)
     worker.start()
