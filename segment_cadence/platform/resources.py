@@ -163,9 +163,7 @@ class WarehouseResource(dg.ConfigurableResource):
             yield con
 
     @contextmanager
-    def front_door(
-        self, con: warehouse.WarehouseConnection
-    ) -> Iterator[duckdb.DuckDBPyConnection]:
+    def front_door(self, con: warehouse.WarehouseConnection) -> Iterator[duckdb.DuckDBPyConnection]:
         """Where files are landed as they are: the warehouse itself on DuckDB; on Spark the
         DuckDB file at `path`, from which the landed tables travel to Spark."""
         if not warehouse.on_spark(con):
