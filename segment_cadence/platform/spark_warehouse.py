@@ -291,6 +291,14 @@ class SparkWarehouse:
     def ensure_database(self, schema: str) -> None:
         self.native(f"create database if not exists {quote_identifier(self.database(schema))}")
 
+    def ensure_databases(self, schemas: Sequence[str]) -> None:
+        """The schemas' databases, those missing created: one listing rather than a CREATE
+        each (the metastore logs every CREATE of an existing database as an error)."""
+        present = {str(row[0]).lower() for row in self.native("show databases").fetchall()}
+        for schema in schemas:
+            if self.database(schema).lower() not in present:
+                self.ensure_database(schema)
+
     def table_exists(self, schema: str, table: str) -> bool:
         """Whether the DuckDB schema's table exists on Spark (in <prefix>_<schema>)."""
         database = self.database(schema).lower()
@@ -360,7 +368,7 @@ class SparkWarehouse:
     def point_view_at(self, schema: str, table: str, folder: Path) -> None:
         """The Spark view <prefix>_<schema>.<table> over the folder's Parquet files, replacing
         the relation before in one statement; the earlier folders are removed."""
-        self.ensure_database(schema)
+        self.ensure_databases([schema])
         name = self.table(schema, table)
         if self.table_exists(schema, table) and not self.view_exists(schema, table):
             self.native(f"drop table {name}")  # a table landed by an earlier version

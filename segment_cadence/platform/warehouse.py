@@ -176,11 +176,11 @@ def connect_target(
 
 def ensure_schema(con: WarehouseConnection) -> None:
     """Create the schemas if they do not exist (idempotent); on Spark, their databases."""
+    if on_spark(con):
+        con.ensure_databases(SCHEMAS)
+        return
     for schema in SCHEMAS:
-        if on_spark(con):
-            con.ensure_database(schema)
-        else:
-            con.execute(f"create schema if not exists {schema}")
+        con.execute(f"create schema if not exists {schema}")
 
 
 def table_exists(con: WarehouseConnection, schema: str, table: str) -> bool:
