@@ -6,8 +6,9 @@ assets through this module, over the same Thrift protocol with PyHive. The opera
 the ones the assets use on DuckDB today, so that an asset can take either: execute(sql,
 params) with `?` placeholders, fetchall/fetchone, fetchnumpy/df, table_exists, plus what
 only Spark needs: the schema names mapped to Spark databases, DuckDB tables landed on Spark
-as Parquet (the raw tables after ingest travel this way), and a query's result written as
-Parquet (the membership export).
+as Parquet (the files landed by ingest travel this way), and a query's result written as
+Parquet (the membership export). The assets' own SQL is written once, for DuckDB: the
+session they are handed (DuckDBDialectSession) translates it to Spark's.
 
 Spark has no transactions: a statement is its own unit of work. The pipeline keeps one
 writer at a time (the writer lock) on Spark as on DuckDB.

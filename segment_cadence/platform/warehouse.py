@@ -1,4 +1,6 @@
-"""The DuckDB warehouse: short-lived connections and the schemas Python owns.
+"""The warehouse: short-lived DuckDB connections and the schemas Python owns; and, with
+SEGMENT_CADENCE_DBT_TARGET=spark, a Spark session in their place (connect_target) with the
+few operations whose spelling differs by engine.
 
 DuckDB allows one writer per file, so nothing here keeps a connection open: every caller
 opens one, does its work and closes it (`connect()` is a context manager). Runs and commands

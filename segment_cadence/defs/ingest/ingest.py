@@ -452,6 +452,8 @@ def load_source(
     land(front, spec)
     land_from(front, con, "landing", spec.name)
     crash_point("ingest")
+    # dbt builds on the target in use; `front` is the DuckDB file this process holds open,
+    # which dbt's DuckDB profile must share (its Spark profile reads none).
     _build(front, spec.name, rules_build(spec, max_order_amount, plausible, print_fp))
     rows_read = con.execute(f"select count(*) from landing.{spec.name}").fetchone()[0]
     rows_loaded = con.execute(f"select count(*) from raw.{spec.name}").fetchone()[0]
