@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from datetime import date
 from pathlib import Path
@@ -29,6 +30,7 @@ from segment_cadence.defs.governance import governance
 from segment_cadence.defs.ingest import ingest
 from segment_cadence.defs.segments import churn
 from segment_cadence.platform import paths, spark_server, spark_warehouse, state_store, warehouse
+from segment_cadence.platform.partitions import refresh_window
 
 pytestmark = [
     pytest.mark.spark,
@@ -419,3 +421,146 @@ def test_spark_ingest_rules_refuse_and_keep_the_same_rows_as_duckdb(spark_home, 
         duck = con.execute(refused.format("quarantine.rejected_rows")).fetchall()
     on_spark = spark.execute(refused.format(f"{SPARK_SCHEMA}_quarantine.rejected_rows")).fetchall()
     assert on_spark == duck
+
+
+# The whole monthly job on Spark (README, "Running on Spark"): its own Spark databases
+# (<schema>_raw, _build, _published, ...), its own state directory (the DuckDB front door
+# where files land, the exports, the review packs) and its own state store.
+JOB_SCHEMA = "cadence_job"
+# What the two runs publish and analyse, compared row by row: (table, key columns). The
+# queries are the same DuckDB SQL on both engines (the Spark session translates them).
+JOB_TABLES = [
+    ("published.segment_kpis", ["month_end", "segment_id"]),
+    ("health.metrics", ["month_end", "segment_id", "metric"]),
+    ("governance.red_flags", ["month_end", "metric"]),
+    ("governance.segment_audit_log", ["customer_id", "month_end", "definition_version"]),
+]
+# Wall-clock columns: when each run wrote the row, not what it computed.
+WALL_CLOCK = {"recorded_at", "published_at", "loaded_at"}
+JOB_MEMBERSHIP = (
+    "customer_id, month_end, segment_id, definition_version, previous_segment_id, months_in_segment"
+)
+
+
+def run_monthly_job(db: Path) -> list[str]:
+    """The real monthly job (the code location's monthly_refresh) for MONTHS, in order, on
+    the target the environment names; the failed steps' messages, if any."""
+    from segment_cadence.definitions import build_definitions
+    from segment_cadence.platform.resources import WarehouseResource, default_resources
+
+    defs = build_definitions({**default_resources(), "warehouse": WarehouseResource(path=str(db))})
+    job = defs.resolve_job_def("monthly_refresh")
+    instance = dg.DagsterInstance.ephemeral()
+    for month in MONTHS:
+        result = job.execute_in_process(
+            partition_key=month, instance=instance, raise_on_error=False
+        )
+        if not result.success:
+            return [
+                f"{month} {event.step_key}: {event.event_specific_data.error.message}"
+                for event in result.all_events
+                if event.is_step_failure
+            ] or [f"{month}: the run failed"]
+    return []
+
+
+@pytest.fixture(scope="module")
+def spark_job(spark_home, duckdb_month, spark):
+    """The monthly job for both months with SEGMENT_CADENCE_DBT_TARGET=spark, from a copy
+    of the files DuckDB's run read: ingest lands them in a DuckDB front door and the landed
+    tables travel to Spark, where every model and every Python asset's SQL runs. Yields a
+    session that reads the job's Spark databases with DuckDB's SQL, the job's state store
+    URL and the seconds the two months took."""
+    home, _ = spark_home
+    job_home = home / "spark_job"
+    shutil.copytree(home / "raw", job_home / "raw")
+    (job_home / "dagster_home").mkdir()
+    state_url = f"sqlite:///{job_home / 'state.sqlite'}"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SEGMENT_CADENCE_HOME", str(job_home))
+        env.setenv("SEGMENT_CADENCE_WAREHOUSE", str(job_home / "front_door.duckdb"))
+        env.setenv("DAGSTER_HOME", str(job_home / "dagster_home"))
+        env.setenv("SEGMENT_CADENCE_STATE_URL", state_url)
+        env.setenv("SEGMENT_CADENCE_DBT_TARGET", "spark")
+        env.setenv("SEGMENT_CADENCE_SPARK_SCHEMA", JOB_SCHEMA)
+        env.setenv("SEGMENT_CADENCE_SPARK_LANDING", str(job_home / "spark_landing"))
+        env.setenv("SEGMENT_CADENCE_DBT_VARS", "{}")
+        started = time.perf_counter()
+        failed = run_monthly_job(job_home / "front_door.duckdb")
+        seconds = time.perf_counter() - started
+    assert not failed, "the monthly job failed on Spark:\n" + "\n".join(failed)
+    endpoint = spark_warehouse.SparkEndpoint(
+        host=spark.endpoint.host,
+        port=spark.endpoint.port,
+        schema_prefix=JOB_SCHEMA,
+        landing_dir=job_home / "spark_landing",
+    )
+    with spark_warehouse.connect(endpoint, spark_warehouse.DuckDBDialectSession) as session:
+        yield session, state_url, seconds
+
+
+def compared_columns(con, table: str) -> list[str]:
+    """The table's columns as DuckDB has them, wall-clock columns left out."""
+    described = con.execute(f"select * from {table} limit 0").description
+    return [column[0] for column in described if column[0] not in WALL_CLOCK]
+
+
+def assert_same_rows(table: str, columns: list[str], duck: list[tuple], on_spark: list[tuple]):
+    assert duck, f"{table}: no rows on DuckDB"
+    assert len(on_spark) == len(duck), (
+        f"{table}: {len(duck)} rows on DuckDB, {len(on_spark)} on Spark"
+    )
+    for a, b in zip(duck, on_spark, strict=True):
+        assert all(same_value(x, y, rel_tol=1e-9) for x, y in zip(a, b, strict=True)), (
+            f"{table} ({', '.join(columns)}): DuckDB {a!r}, Spark {b!r}"
+        )
+
+
+def test_monthly_job_on_spark_publishes_and_analyses_as_on_duckdb(
+    duckdb_month, spark_job, capsys: pytest.CaptureFixture
+):
+    """The whole monthly job, two months, on each engine from the same files: the same
+    published membership customer by customer, and the same published KPIs, health
+    metrics, red flags and audit trail row by row (floats within 1e-9 relative), from the
+    same churn fit (its sample read back from each engine in the same order)."""
+    db, _ = duckdb_month
+    session, state_url, seconds = spark_job
+    membership = f"select {JOB_MEMBERSHIP} from published.segment_membership"
+    on_spark = {(row[0], row[1]): row[2:] for row in session.execute(membership).fetchall()}
+    compared = {}
+    with warehouse.connect(db, read_only=True) as con:
+        duck = {(row[0], row[1]): row[2:] for row in con.execute(membership).fetchall()}
+        assert len(duck) > CUSTOMERS  # both months (customers who signed up later in one)
+        assert sorted(on_spark) == sorted(duck)
+        differing = {key: (duck[key], on_spark[key]) for key in duck if on_spark[key] != duck[key]}
+        assert not differing, (
+            f"{len(differing)} of {len(duck)} memberships differ: {list(differing.items())[:5]}"
+        )
+        for table, keys in JOB_TABLES:
+            columns = compared_columns(con, table)
+            rows = {
+                engine: analysis_rows(fetch, *table.split("."), keys, columns)
+                for engine, fetch in (
+                    ("duckdb", lambda sql: con.execute(sql).fetchall()),
+                    ("spark", lambda sql: session.execute(sql).fetchall()),
+                )
+            }
+            assert_same_rows(table, columns, rows["duckdb"], rows["spark"])
+            compared[table] = len(rows["duckdb"])
+    for month in MONTHS:
+        month_end = refresh_window(month)[0]
+        duck_fit = state_store.churn_fit(month_end)
+        spark_fit = state_store.churn_fit(month_end, url=state_url)
+        assert duck_fit and spark_fit, f"no churn fit for {month_end}"
+        for name in ("n_customers", "r", "alpha", "a", "b", "log_likelihood"):
+            assert same_value(duck_fit[name], spark_fit[name], rel_tol=1e-9), (
+                f"churn fit {month_end} {name}: DuckDB {duck_fit[name]!r}, "
+                f"Spark {spark_fit[name]!r}"
+            )
+    with capsys.disabled():
+        print(
+            f"\nmonthly job on Spark, {len(MONTHS)} months in {seconds:.0f}s: "
+            f"{len(duck)} memberships, "
+            + ", ".join(f"{t} {n}" for t, n in compared.items())
+            + " rows, and the churn fits, as on DuckDB"
+        )

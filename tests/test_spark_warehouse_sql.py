@@ -17,6 +17,7 @@ from segment_cadence.platform.spark_warehouse import (
     SparkEndpoint,
     SparkWarehouseError,
     bind,
+    duckdb_to_spark,
     sql_literal,
 )
 
@@ -69,6 +70,24 @@ def test_duckdb_schema_maps_to_prefixed_spark_database() -> None:
     endpoint = SparkEndpoint(schema_prefix="cadence")
     assert endpoint.database("build") == "cadence_build"
     assert endpoint.table("raw", "orders") == "`cadence_raw`.`orders`"
+
+
+def test_duckdb_sql_of_the_assets_becomes_spark_sql_on_the_prefixed_databases() -> None:
+    """What the Python assets write once, the DuckDB way, reaches Spark translated: every
+    schema-qualified table in its database, CTE names and placeholders left alone, and
+    DuckDB's meaning kept where Spark's default differs (NULLs sort last)."""
+    sql = duckdb_to_spark(
+        "with m as (select segment_id, count(*) as n from published.segment_membership "
+        "where month_end = ? group by 1) select m.segment_id, m.n, k.share::varchar "
+        "from m join build.segment_kpis k using (segment_id) order by n desc, 1",
+        "cadence",
+    )
+    assert "`cadence_published`.segment_membership" in sql
+    assert "`cadence_build`.segment_kpis" in sql
+    assert "FROM m JOIN" in sql and "month_end = ?" in sql
+    assert "CAST(k.share AS STRING)" in sql
+    assert sql.endswith("ORDER BY n DESC, 1 NULLS LAST")
+    assert bind(sql, [date(2025, 12, 31)]).count("DATE '2025-12-31'") == 1
 
 
 def test_endpoint_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

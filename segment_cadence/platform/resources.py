@@ -156,11 +156,22 @@ class WarehouseResource(dg.ConfigurableResource):
     @contextmanager
     def connect(
         self, read_only: bool = False, wait: float | None = None
-    ) -> Iterator[duckdb.DuckDBPyConnection]:
-        with warehouse.connect(self.path, read_only=read_only, wait=wait) as con:
-            if not read_only:
-                warehouse.ensure_schema(con)
+    ) -> Iterator[warehouse.WarehouseConnection]:
+        """The warehouse of the target in use (SEGMENT_CADENCE_DBT_TARGET): the DuckDB file,
+        or a session on the Spark endpoint that takes the same SQL."""
+        with warehouse.connect_target(self.path, read_only=read_only, wait=wait) as con:
             yield con
+
+    @contextmanager
+    def front_door(self, con: warehouse.WarehouseConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Where files are landed as they are: the warehouse itself on DuckDB; on Spark the
+        DuckDB file at `path`, from which the landed tables travel to Spark."""
+        if not warehouse.on_spark(con):
+            yield con
+            return
+        with warehouse.connect(self.path) as front:
+            warehouse.ensure_schema(front)
+            yield front
 
 
 class ConfigFiles(dg.ConfigurableResource):

@@ -6,8 +6,9 @@ assets through this module, over the same Thrift protocol with PyHive. The opera
 the ones the assets use on DuckDB today, so that an asset can take either: execute(sql,
 params) with `?` placeholders, fetchall/fetchone, fetchnumpy/df, table_exists, plus what
 only Spark needs: the schema names mapped to Spark databases, DuckDB tables landed on Spark
-as Parquet (the raw tables after ingest travel this way), and a query's result written as
-Parquet (the membership export).
+as Parquet (the files landed by ingest travel this way), and a query's result written as
+Parquet (the membership export). The assets' own SQL is written once, for DuckDB: the
+session they are handed (DuckDBDialectSession) translates it to Spark's.
 
 Spark has no transactions: a statement is its own unit of work. The pipeline keeps one
 writer at a time (the writer lock) on Spark as on DuckDB.
@@ -25,12 +26,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import sqlglot
+from sqlglot import exp
 
 from segment_cadence.platform import paths
 from segment_cadence.platform.spark_server import DEFAULT_PORT, LOCALHOST
@@ -234,6 +240,12 @@ class SparkWarehouse:
     # The DuckDB-shaped part -----------------------------------------------------------
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> SparkWarehouse:
+        """Spark SQL with `?` placeholders (see DuckDBDialectSession for DuckDB's SQL)."""
+        return self.native(sql, params)
+
+    def native(self, sql: str, params: Sequence[Any] | None = None) -> SparkWarehouse:
+        """Spark SQL as written: what this class's own helpers send, whatever `execute`
+        takes in a subclass."""
         self.cursor.execute(bind(sql, params))
         return self
 
@@ -278,15 +290,23 @@ class SparkWarehouse:
         return self.endpoint.table(schema, table)
 
     def ensure_database(self, schema: str) -> None:
-        self.execute(f"create database if not exists {quote_identifier(self.database(schema))}")
+        self.native(f"create database if not exists {quote_identifier(self.database(schema))}")
+
+    def ensure_databases(self, schemas: Sequence[str]) -> None:
+        """The schemas' databases, those missing created: one listing rather than a CREATE
+        each (the metastore logs every CREATE of an existing database as an error)."""
+        present = {str(row[0]).lower() for row in self.native("show databases").fetchall()}
+        for schema in schemas:
+            if self.database(schema).lower() not in present:
+                self.ensure_database(schema)
 
     def table_exists(self, schema: str, table: str) -> bool:
         """Whether the DuckDB schema's table exists on Spark (in <prefix>_<schema>)."""
         database = self.database(schema).lower()
-        databases = {str(row[0]).lower() for row in self.execute("show databases").fetchall()}
+        databases = {str(row[0]).lower() for row in self.native("show databases").fetchall()}
         if database not in databases:
             return False
-        rows = self.execute(f"show tables in {quote_identifier(database)}").fetchall()
+        rows = self.native(f"show tables in {quote_identifier(database)}").fetchall()
         # SHOW TABLES: (database, tableName, isTemporary)
         return any(str(row[1]).lower() == table.lower() for row in rows)
 
@@ -295,7 +315,7 @@ class SparkWarehouse:
         if not self.table_exists(schema, table):
             return False
         database = quote_identifier(self.database(schema).lower())
-        rows = self.execute(f"show views in {database}").fetchall()
+        rows = self.native(f"show views in {database}").fetchall()
         # SHOW VIEWS: (namespace, viewName, isTemporary)
         return any(str(row[1]).lower() == table.lower() for row in rows)
 
@@ -316,32 +336,54 @@ class SparkWarehouse:
         is then removed. A new folder each time, so that no view ever reads a half-written
         file. Returns the folder.
         """
-        database = self.database(schema)
-        base = self.endpoint.landing_dir.resolve() / f"{database}.{table}"
-        folder = base / f"{time.strftime('%Y%m%dT%H%M%S')}-{time.monotonic_ns()}"
-        folder.mkdir(parents=True)
+        folder = self.new_landing_folder(schema, table)
         source = query or f'select * from "{schema}"."{table}"'
         con.execute(
             f"copy ({source}) to {duckdb_path_literal(folder / 'part-0.parquet')} "
             "(format parquet, compression zstd)",
             list(params or []),
         )
-        self.ensure_database(schema)
+        self.point_view_at(schema, table, folder)
+        return folder
+
+    def land_arrow(self, schema: str, table: str, data: pa.Table) -> Path:
+        """Rows held in Python (the state store's records the analytics read) as the Spark
+        relation <prefix>_<schema>.<table>, the way land() does it: one Parquet file, a view
+        over it. Typed by the Arrow schema, so an empty copy still has its columns."""
+        folder = self.new_landing_folder(schema, table)
+        pq.write_table(data, folder / "part-0.parquet", compression="zstd")
+        self.point_view_at(schema, table, folder)
+        return folder
+
+    def landing_base(self, schema: str, table: str) -> Path:
+        return self.endpoint.landing_dir.resolve() / f"{self.database(schema)}.{table}"
+
+    def new_landing_folder(self, schema: str, table: str) -> Path:
+        """A new folder for one landing of a relation: a new one each time, so that no view
+        ever reads a half-written file."""
+        stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{time.monotonic_ns()}"
+        folder = self.landing_base(schema, table) / stamp
+        folder.mkdir(parents=True)
+        return folder
+
+    def point_view_at(self, schema: str, table: str, folder: Path) -> None:
+        """The Spark view <prefix>_<schema>.<table> over the folder's Parquet files, replacing
+        the relation before in one statement; the earlier folders are removed."""
+        self.ensure_databases([schema])
         name = self.table(schema, table)
         if self.table_exists(schema, table) and not self.view_exists(schema, table):
-            self.execute(f"drop table {name}")  # a table landed by an earlier version
-        # A view over the files, not a table: Spark reads the Parquet where DuckDB wrote it,
+            self.native(f"drop table {name}")  # a table landed by an earlier version
+        # A view over the files, not a table: Spark reads the Parquet where it was written,
         # and the next landing replaces the view in one statement.
-        self.execute(f"create or replace view {name} as select * from {parquet_path(folder)}")
-        for earlier in base.iterdir():
+        self.native(f"create or replace view {name} as select * from {parquet_path(folder)}")
+        for earlier in self.landing_base(schema, table).iterdir():
             if earlier != folder:
                 shutil.rmtree(earlier, ignore_errors=True)
-        return folder
 
     def write_parquet(self, sql: str, params: Sequence[Any] | None, directory: str) -> None:
         """A query's result as Parquet files in `directory` (replaced), written by Spark: a
         path the endpoint can write (a local one for the local endpoint)."""
-        self.execute(
+        self.native(
             f"insert overwrite directory {string_literal(directory)} using parquet "
             f"select /*+ COALESCE(1) */ * from ({sql})",
             params,
@@ -369,10 +411,44 @@ class SparkWarehouse:
             self.connection.close()
 
 
+@lru_cache(maxsize=1024)
+def duckdb_to_spark(sql: str, schema_prefix: str) -> str:
+    """DuckDB's SQL as Spark's, for the Python side's queries: sqlglot translates the
+    dialect (functions, casts, literals; `?` placeholders stay), and every schema-qualified
+    table is moved to its Spark database (`build.x` -> `<prefix>_build.x`, the rule of
+    dbt_project/macros/generate_schema_name.sql). The Python side writes its SQL once, the
+    DuckDB way, and this is the one place where Spark's spelling is made."""
+    statements = [s for s in sqlglot.parse(sql, read="duckdb") if s is not None]
+    for statement in statements:
+        for table in statement.find_all(exp.Table):
+            if table.args.get("db") is not None and table.args.get("catalog") is None:
+                database = spark_database(schema_prefix, table.db)
+                table.set("db", exp.to_identifier(database, quoted=True))
+    return ";\n".join(statement.sql(dialect="spark") for statement in statements)
+
+
+class DuckDBDialectSession(SparkWarehouse):
+    """A session on the endpoint that takes the SQL the assets write for DuckDB: the
+    warehouse connection the Python side gets when the target is spark
+    (segment_cadence.platform.warehouse). The helpers of SparkWarehouse (land, table_exists,
+    the Parquet export) still send Spark's own SQL."""
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> SparkWarehouse:
+        return self.native(duckdb_to_spark(sql, self.endpoint.schema_prefix), params)
+
+    def write_parquet(self, sql: str, params: Sequence[Any] | None, directory: str) -> None:
+        """The result of DuckDB's SQL written by Spark as Parquet (see SparkWarehouse)."""
+        spark_sql = duckdb_to_spark(sql, self.endpoint.schema_prefix)
+        super().write_parquet(spark_sql, params, directory)
+
+
 @contextmanager
-def connect(endpoint: SparkEndpoint | None = None) -> Iterator[SparkWarehouse]:
+def connect(
+    endpoint: SparkEndpoint | None = None, session: type[SparkWarehouse] = SparkWarehouse
+) -> Iterator[SparkWarehouse]:
     """A session on the endpoint for one unit of work, always closed (like
-    segment_cadence.platform.warehouse.connect for DuckDB)."""
+    segment_cadence.platform.warehouse.connect for DuckDB); `session` says which SQL its
+    execute() takes (Spark's, or DuckDB's with DuckDBDialectSession)."""
     if hive is None:
         raise SparkWarehouseError(
             "the Spark endpoint needs PyHive: pip install -c constraints.txt -e '.[spark]'"
@@ -385,8 +461,8 @@ def connect(endpoint: SparkEndpoint | None = None) -> Iterator[SparkWarehouse]:
         auth="NONE",
         configuration=SESSION_CONFIGURATION,
     )
-    session = SparkWarehouse(endpoint, connection)
+    opened = session(endpoint, connection)
     try:
-        yield session
+        yield opened
     finally:
-        session.close()
+        opened.close()

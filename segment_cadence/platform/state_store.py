@@ -25,7 +25,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 from alembic import command
 from alembic.config import Config
@@ -54,6 +53,7 @@ from sqlalchemy import (
 from sqlalchemy.pool import NullPool
 
 from segment_cadence.platform import paths
+from segment_cadence.platform.warehouse import WarehouseConnection, replace_table, table_exists
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "state_migrations"
 # How long a writer waits for its turn on SQLite. Generous, like the warehouse's lock timeout:
@@ -483,15 +483,13 @@ def arrow_table(table: Table, records: Sequence[dict[str, Any]]) -> pa.Table:
 
 
 def _replace_in_warehouse(
-    warehouse: duckdb.DuckDBPyConnection, table: Table, records: Sequence[dict[str, Any]]
+    warehouse: WarehouseConnection, table: Table, records: Sequence[dict[str, Any]]
 ) -> None:
-    data = arrow_table(table, records)  # noqa: F841 - DuckDB reads it by its name
-    warehouse.execute("create schema if not exists ops")
-    warehouse.execute(f"create or replace table ops.{table.name} as select * from data")
+    replace_table(warehouse, "ops", table.name, arrow_table(table, records))
 
 
 def copy_records(
-    warehouse: duckdb.DuckDBPyConnection, tables: Sequence[Table], url: str | None = None
+    warehouse: WarehouseConnection, tables: Sequence[Table], url: str | None = None
 ) -> dict[str, int]:
     """Replace ops.<table> in the warehouse with the store's rows, for each table: the copy the
     analytics read in SQL beside the warehouse's own tables. Read in one transaction, so the
@@ -503,37 +501,33 @@ def copy_records(
     return {name: len(found) for name, found in copied.items()}
 
 
-def ensure_firewall_copies(warehouse: duckdb.DuckDBPyConnection) -> None:
+def ensure_firewall_copies(warehouse: WarehouseConnection) -> None:
     """The ops.* copies exist (empty when never copied), so the analytics can always read them."""
     for table in FIREWALL_RECORDS:
         if not _warehouse_has(warehouse, f"ops.{table.name}"):
             _replace_in_warehouse(warehouse, table, [])
 
 
-def copy_firewall_records(warehouse: duckdb.DuckDBPyConnection, url: str | None = None) -> dict:
+def copy_firewall_records(warehouse: WarehouseConnection, url: str | None = None) -> dict:
     """Replace ops.firewall_checks, ops.firewall_blocked and ops.exception_requests in the
     warehouse with the store's records, so the monthly job's governance analytics (red flags,
     pressure patterns, the review pack) count them. Always present, possibly empty."""
     return copy_records(warehouse, FIREWALL_RECORDS, url)
 
 
-def copy_review_records(warehouse: duckdb.DuckDBPyConnection, url: str | None = None) -> dict:
+def copy_review_records(warehouse: WarehouseConnection, url: str | None = None) -> dict:
     """The firewall records, the breaches and the changelog as of now, in ops.*, for the review
     pack's SQL (override requests made and breaches found since the run began count)."""
     return copy_records(warehouse, REVIEW_RECORDS, url)
 
 
-def _warehouse_has(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
+def _warehouse_has(con: WarehouseConnection, qualified: str) -> bool:
     schema, name = qualified.split(".")
-    found = con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-        [schema, name],
-    ).fetchone()
-    return bool(found and found[0])
+    return table_exists(con, schema, name)
 
 
 def _move_table(
-    connection: Connection, warehouse: duckdb.DuckDBPyConnection, qualified: str, table: Table
+    connection: Connection, warehouse: WarehouseConnection, qualified: str, table: Table
 ) -> int:
     """Copy one warehouse table's rows into the store table, by column name (columns the
     warehouse never had stay empty)."""
@@ -545,7 +539,7 @@ def _move_table(
     return len(found)
 
 
-def migrate_from_warehouse(warehouse: duckdb.DuckDBPyConnection, url: str | None = None) -> dict:
+def migrate_from_warehouse(warehouse: WarehouseConnection, url: str | None = None) -> dict:
     """Copy the operational tables an older warehouse kept (alerts.*, governance.firewall_*,
     governance.exception_requests, governance.review_packs; then the governance records:
     definition versions, changelog, retired segments, publish holds and releases, language

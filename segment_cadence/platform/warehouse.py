@@ -1,4 +1,6 @@
-"""The DuckDB warehouse: short-lived connections and the schemas Python owns.
+"""The warehouse: short-lived DuckDB connections and the schemas Python owns; and, with
+SEGMENT_CADENCE_DBT_TARGET=spark, a Spark session in their place (connect_target) with the
+few operations whose spelling differs by engine.
 
 DuckDB allows one writer per file, so nothing here keeps a connection open: every caller
 opens one, does its work and closes it (`connect()` is a context manager). Runs and commands
@@ -17,8 +19,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
-from segment_cadence.platform import paths
+from segment_cadence.platform import paths, spark_warehouse
+from segment_cadence.platform.spark_warehouse import DuckDBDialectSession, SparkWarehouse
 
 # Python declares no tables here. Every table in the warehouse is a dbt model
 # (dbt_project/models: the ingest rules, the build, the BG/NBD parameters and the dictionary
@@ -37,6 +41,23 @@ SCHEMAS = (
     "published",
     "strategic",
 )
+
+
+# What the Python side is handed for the warehouse: a DuckDB connection, or on Spark a session
+# that takes the same DuckDB SQL (spark_warehouse.DuckDBDialectSession). The few operations
+# that are not one SQL statement for both (whether a table exists, a Parquet export, rows
+# from Python as a table) are the functions below, each with one branch per engine.
+WarehouseConnection = duckdb.DuckDBPyConnection | SparkWarehouse
+
+
+def target() -> str:
+    """The engine in use: dbt's target (dbt_project/profiles.yml reads the same variable),
+    so dbt and the Python side always work on the same warehouse."""
+    return os.environ.get("SEGMENT_CADENCE_DBT_TARGET", "duckdb")
+
+
+def on_spark(con: WarehouseConnection) -> bool:
+    return isinstance(con, SparkWarehouse)
 
 
 def memory_limit() -> str:
@@ -136,18 +157,74 @@ def connect(
         con.close()
 
 
-def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the schemas if they do not exist (idempotent)."""
+@contextmanager
+def connect_target(
+    path: Path | str | None = None, read_only: bool = False, wait: float | None = None
+) -> Iterator[WarehouseConnection]:
+    """The warehouse of the target in use for one unit of work: the DuckDB file at `path`,
+    or a session on the Spark endpoint (SparkEndpoint.from_env) that takes the same SQL.
+    The schemas exist when it is opened for writing."""
+    if target() != "spark":
+        with connect(path, read_only=read_only, wait=wait) as con:
+            if not read_only:
+                ensure_schema(con)
+            yield con
+        return
+    with spark_warehouse.connect(session=DuckDBDialectSession) as session:
+        if not read_only:
+            ensure_schema(session)
+        yield session
+
+
+def ensure_schema(con: WarehouseConnection) -> None:
+    """Create the schemas if they do not exist (idempotent); on Spark, their databases."""
+    if on_spark(con):
+        con.ensure_databases(SCHEMAS)
+        return
     for schema in SCHEMAS:
         con.execute(f"create schema if not exists {schema}")
 
 
-def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+def table_exists(con: WarehouseConnection, schema: str, table: str) -> bool:
+    if on_spark(con):
+        return con.table_exists(schema, table)
     found = con.execute(
         "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
         [schema, table],
     ).fetchone()
     return bool(found and found[0])
+
+
+def land_from(
+    front: duckdb.DuckDBPyConnection, con: WarehouseConnection, schema: str, table: str
+) -> None:
+    """A table of the DuckDB front door (where files are landed) made readable in `con`:
+    nothing to do on DuckDB, where the two are one database; on Spark it travels as
+    Parquet (SparkWarehouse.land)."""
+    if on_spark(con):
+        con.land(front, schema, table)
+
+
+def export_parquet(con: WarehouseConnection, sql: str, params: list, target: Path) -> None:
+    """A query's result as one Parquet file at `target` (zstd), its order kept."""
+    if on_spark(con):
+        con.export_parquet_file(sql, params, target)
+        return
+    con.execute(
+        f"copy ({sql}) to '{str(target).replace(chr(39), chr(39) * 2)}' "
+        "(format parquet, compression zstd)",
+        params,
+    )
+
+
+def replace_table(con: WarehouseConnection, schema: str, table: str, data: pa.Table) -> None:
+    """<schema>.<table> replaced by rows held in Python (the state store's copies the
+    analytics read in SQL): a DuckDB table, or on Spark a view over a Parquet file."""
+    if on_spark(con):
+        con.land_arrow(schema, table, data)
+        return
+    con.execute(f"create schema if not exists {schema}")
+    con.execute(f"create or replace table {schema}.{table} as select * from data")
 
 
 @contextmanager

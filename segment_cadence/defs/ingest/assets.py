@@ -33,12 +33,13 @@ def _source_asset(source: str, deps: list[str]) -> dg.AssetsDefinition:
         config = config_files.once("sources", lambda: ingest.load_config(paths.sources_file()))
         if source not in config.sources:
             raise dg.Failure(f"config/sources.yaml has no source '{source}'")
-        with warehouse.connect() as con:
+        with warehouse.connect() as con, warehouse.front_door(con) as front:
             result = ingest.load_source(
                 con,
                 config.sources[source],
                 config.max_order_amount,
                 plausible=config.plausible_dates,
+                front=front,
             )
         if result.rows_quarantined:
             context.log.warning(

@@ -30,7 +30,12 @@ import yaml
 
 from segment_cadence.platform import dbt_in_process, paths
 from segment_cadence.platform.crash_points import crash_point
-from segment_cadence.platform.warehouse import ensure_schema, table_exists
+from segment_cadence.platform.warehouse import (
+    WarehouseConnection,
+    ensure_schema,
+    land_from,
+    table_exists,
+)
 
 
 def _ingest_sources() -> dict[str, dict[str, Any]]:
@@ -358,7 +363,7 @@ def store_month_fingerprints(con: duckdb.DuckDBPyConnection, source: str) -> Non
     _build(con, source, job)
 
 
-def last_load(con: duckdb.DuckDBPyConnection, source: str) -> LastLoad | None:
+def last_load(con: WarehouseConnection, source: str) -> LastLoad | None:
     """The latest load of a source recorded in raw._loads, if any."""
     if not table_exists(con, "raw", "_loads"):
         return None
@@ -370,7 +375,7 @@ def last_load(con: duckdb.DuckDBPyConnection, source: str) -> LastLoad | None:
     return LastLoad(found[0], found[1]) if found else None
 
 
-def quarantine_counts(con: duckdb.DuckDBPyConnection, source: str) -> dict[str, int]:
+def quarantine_counts(con: WarehouseConnection, source: str) -> dict[str, int]:
     """Refused rows of a source by reason, as the last load left them."""
     if not table_exists(con, "quarantine", "rejected_rows"):
         return {}
@@ -383,7 +388,7 @@ def quarantine_counts(con: duckdb.DuckDBPyConnection, source: str) -> dict[str, 
     )
 
 
-def _has_month_fingerprints(con: duckdb.DuckDBPyConnection, source: str) -> bool:
+def _has_month_fingerprints(con: WarehouseConnection, source: str) -> bool:
     return table_exists(con, "raw", "_month_fingerprints") and bool(
         con.execute(
             "select count(*) from raw._month_fingerprints where source = ?", [source]
@@ -392,7 +397,7 @@ def _has_month_fingerprints(con: duckdb.DuckDBPyConnection, source: str) -> bool
 
 
 def load_fingerprint(
-    con: duckdb.DuckDBPyConnection,
+    con: WarehouseConnection,
     spec: SourceSpec,
     max_order_amount: float,
     plausible: PlausibleDates,
@@ -407,12 +412,13 @@ def load_fingerprint(
 
 
 def load_source(
-    con: duckdb.DuckDBPyConnection,
+    con: WarehouseConnection,
     spec: SourceSpec,
     max_order_amount: float,
     force: bool = False,
     *,
     plausible: PlausibleDates = PlausibleDates(),
+    front: duckdb.DuckDBPyConnection | None = None,
 ) -> LoadResult:
     """Land one source and run its ingest rules: raw.<source> gets the accepted rows,
     quarantine.rejected_rows the refused ones. Idempotent.
@@ -421,14 +427,19 @@ def load_source(
     24-month backfill reads each file once. A load interrupted before its rules finish
     leaves raw.<source> and raw._loads as they were (each model replaces its table whole,
     the load's record is written last), so the next refresh loads again.
+
+    `front` is the DuckDB where the file is landed (default: `con` itself). On Spark the
+    landed table travels from there to the endpoint, where the rules are built and the
+    bookkeeping is read.
     """
+    front = con if front is None else front
     ensure_schema(con)
     files = _files(spec)
     print_fp = load_fingerprint(con, spec, max_order_amount, plausible)
     last = last_load(con, spec.name)
     if not force and last and last.fingerprint == print_fp and table_exists(con, "raw", spec.name):
         if spec.name in MONTH_COLUMN and not _has_month_fingerprints(con, spec.name):
-            store_month_fingerprints(con, spec.name)  # loaded before fingerprints existed
+            store_month_fingerprints(front, spec.name)  # loaded before fingerprints existed
         quarantined = quarantine_counts(con, spec.name)
         return LoadResult(
             spec.name,
@@ -438,9 +449,12 @@ def load_source(
             skipped=True,
             files=files,
         )
-    land(con, spec)
+    land(front, spec)
+    land_from(front, con, "landing", spec.name)
     crash_point("ingest")
-    _build(con, spec.name, rules_build(spec, max_order_amount, plausible, print_fp))
+    # dbt builds on the target in use; `front` is the DuckDB file this process holds open,
+    # which dbt's DuckDB profile must share (its Spark profile reads none).
+    _build(front, spec.name, rules_build(spec, max_order_amount, plausible, print_fp))
     rows_read = con.execute(f"select count(*) from landing.{spec.name}").fetchone()[0]
     rows_loaded = con.execute(f"select count(*) from raw.{spec.name}").fetchone()[0]
     quarantined = quarantine_counts(con, spec.name)

@@ -29,7 +29,7 @@ import duckdb
 
 from segment_cadence.platform import dbt_in_process
 from segment_cadence.platform.crash_points import crash_point
-from segment_cadence.platform.warehouse import table_exists
+from segment_cadence.platform.warehouse import export_parquet, table_exists
 
 PUBLISHED_TABLES = ("segment_membership", "segment_transitions", "segment_kpis")
 
@@ -245,11 +245,12 @@ def export_build(
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     name = f"membership-{stamp}-{(run_id or 'adhoc')[:8]}.parquet"
     partial = staging / f"{month_end.isoformat()}-{name}.partial"
-    con.execute(
-        f"copy (select {EXPORT_COLUMNS} from build.segment_membership where month_end = ? "
-        f"order by customer_id) to '{str(partial).replace(chr(39), chr(39) * 2)}' "
-        "(format parquet, compression zstd)",
+    export_parquet(
+        con,
+        f"select {EXPORT_COLUMNS} from build.segment_membership where month_end = ? "
+        "order by customer_id",
         [month_end],
+        partial,
     )
     crash_point("export")
     target = target_dir / name
