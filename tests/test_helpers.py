@@ -3,7 +3,10 @@ tables, and the stored dictionary of a published month."""
 
 from __future__ import annotations
 
+import os
 from datetime import date
+from pathlib import Path
+from types import SimpleNamespace
 
 import duckdb
 import pytest
@@ -84,3 +87,29 @@ def test_dbt_metadata_is_opt_in(monkeypatch: pytest.MonkeyPatch) -> None:
     assert dbt_metadata() == set()
     monkeypatch.setenv("SEGMENT_CADENCE_DBT_METADATA", "row_counts, columns,unknown")
     assert dbt_metadata() == {"row_counts", "columns"}
+
+
+def test_the_manifest_is_stale_only_when_a_file_of_the_project_itself_changed(tmp_path):
+    """Every run leaves compiled SQL under a target directory: those files are neither
+    looked at nor counted (walking them made each check slower, run after run)."""
+    from segment_cadence.platform import resources
+
+    (tmp_path / "models").mkdir()
+    (tmp_path / "dbt_project.yml").write_text("name: x\n")
+    model = tmp_path / "models" / "a.sql"
+    model.write_text("select 1")
+    manifest = tmp_path / "target" / "manifest.json"
+    manifest.parent.mkdir()
+    manifest.write_text("{}")
+    compiled = tmp_path / "target-gw0" / "features_inputs-abc" / "compiled" / "a.sql"
+    compiled.parent.mkdir(parents=True)
+    compiled.write_text("select 1")
+    project = SimpleNamespace(project_dir=tmp_path, manifest_path=manifest)
+    os.utime(compiled, (manifest.stat().st_mtime + 10,) * 2)
+    assert sorted(p.relative_to(tmp_path) for p in resources.project_files(project)) == [
+        Path("dbt_project.yml"),
+        Path("models/a.sql"),
+    ]
+    assert not resources.manifest_is_stale(project)
+    os.utime(model, (manifest.stat().st_mtime + 10,) * 2)
+    assert resources.manifest_is_stale(project)

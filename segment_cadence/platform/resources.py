@@ -57,26 +57,29 @@ dbt_project = DbtProject(
 PARSED_FOR_WAREHOUSE = dbt_project.project_dir / dbt_project.target_path / ".parsed_for_warehouse"
 
 
+# Where the project's own files are (dbt_project.yml's model-, macro- and test-paths, and the
+# resource folders dbt reads by default). Only these are looked at: the target directories
+# beside them gather every run's compiled SQL, and walking them made each check slower.
+PROJECT_FOLDERS = ("models", "macros", "tests", "seeds", "snapshots", "analyses")
+PROJECT_FILES = ("dbt_project.yml", "profiles.yml", "packages.yml", "selectors.yml")
+
+
+def project_files(project: DbtProject = dbt_project) -> list[Path]:
+    """The files whose change means a new parse: the project's yml and its SQL and yml."""
+    root = Path(project.project_dir)
+    found = [root / name for name in PROJECT_FILES if (root / name).exists()]
+    for folder in PROJECT_FOLDERS:
+        found += [f for f in (root / folder).rglob("*") if f.suffix in (".sql", ".yml")]
+    return found
+
+
 def manifest_is_stale(project: DbtProject = dbt_project) -> bool:
     """No manifest yet, or a model, macro or yml file changed since it was prepared."""
     manifest = project.manifest_path
     if not manifest.exists():
         return True
     built = manifest.stat().st_mtime
-    sources = [
-        project.project_dir / "dbt_project.yml",
-        *project.project_dir.rglob("*.sql"),
-        *project.project_dir.rglob("*.yml"),
-    ]
-    return any(f.stat().st_mtime > built for f in sources if _is_project_file(project, f))
-
-
-def _is_project_file(project: DbtProject, path: Path) -> bool:
-    """A file of the project itself, not one dbt wrote (compiled SQL under a target
-    directory, whatever DBT_TARGET_PATH names it, or logs)."""
-    parts = path.relative_to(project.project_dir).parts
-    generated = {"logs", "dbt_packages", project.target_path.parts[0]}
-    return path.exists() and not any(p in generated or p.startswith("target") for p in parts)
+    return any(f.stat().st_mtime > built for f in project_files(project))
 
 
 def prepare_dbt_project(warehouse_path: str | None = None) -> Path:

@@ -11,6 +11,7 @@ publish asset and the firewall.
 
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -308,6 +309,9 @@ def _translated(
         raise dg.Failure(
             description=f"dbt build failed: {error} (dbt's log: {target / 'dbt.log'})"
         ) from None
+    # A build that succeeded leaves nothing to read: its compiled SQL and log would only pile
+    # up, one directory a step a run (a failed one keeps them, its log named above).
+    shutil.rmtree(target, ignore_errors=True)
 
 
 def monthly_dbt_assets(
