@@ -5,6 +5,7 @@ events dagster-dbt makes of a dbt process's results, and a failed node named in 
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import dagster as dg
@@ -42,8 +43,14 @@ def no_dbt_build_process(cls, args, **kwargs):
 def test_one_dbt_model_materialized_alone_builds_only_it_without_a_dbt_process(home, monkeypatch):
     """What a Materialize click on one dbt model's page runs: that model (and its tests),
     in the run's process, reported as dagster-dbt reports it."""
-    from segment_cadence.definitions import defs  # after conftest prepared this worker's dbt
+    # Bound to this test's warehouse: `defs`, imported by another module of this worker, keeps
+    # the warehouse of its import (a run's process imports it afresh).
+    from segment_cadence.definitions import build_definitions
+    from segment_cadence.platform.resources import WarehouseResource, default_resources
 
+    defs = build_definitions(
+        {**default_resources(), "warehouse": WarehouseResource(path=str(home / "warehouse.duckdb"))}
+    )
     monkeypatch.setattr(DbtCliInvocation, "run", classmethod(no_dbt_build_process))
     job = defs.resolve_implicit_job_def_def_for_assets([STAGING_CUSTOMERS])
     with dg.DagsterInstance.from_config(str(home / "dagster_home")) as instance:
@@ -93,3 +100,27 @@ def test_a_failed_model_is_named_in_one_line_after_the_results_before_it(tmp_pat
         "model.segment_cadence.stg_customers"
     ]
     assert events[0]["data"]["node_info"]["node_status"] == "error"
+
+
+def dbt_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "dbt" and t.is_alive()]
+
+
+def test_a_build_whose_reader_stops_is_cancelled_and_leaves_no_dbt_running(home):
+    """A step interrupted mid-build (Terminate in the UI) stops reading dbt's results: the
+    build must end with it, not go on writing after the step let the warehouse go."""
+    target = dbt_in_process.unique_target_path("interrupted")
+    args = ["build", "--select", "path:models/staging path:models/intermediate path:models/marts"]
+    stream = dbt_in_process.stream_events([*args, "--exclude-resource-type", "unit_test"], target)
+    first = next(stream)
+    assert first["data"]["node_info"]["node_status"] in ("success", "pass")
+    stream.close()
+    assert dbt_threads() == []
+    # dbt's adapters are the process's: the next build finds them in order.
+    again = list(
+        dbt_in_process.stream_events(
+            ["build", "--select", "stg_customers", "--exclude-resource-type", "unit_test"],
+            dbt_in_process.unique_target_path("after"),
+        )
+    )
+    assert [e["data"]["node_info"]["node_status"] for e in again] == ["success"]

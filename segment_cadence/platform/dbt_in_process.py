@@ -21,6 +21,7 @@ The parameters go through SEGMENT_CADENCE_DBT_VARS, as for the refresh
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -36,6 +37,7 @@ from typing import Any
 
 import duckdb
 from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+from dbt.adapters.factory import FACTORY
 from dbt.cli.main import dbtRunner, dbtRunnerResult
 from dbt.contracts.graph.manifest import Manifest
 from dbt_common.events.base_types import EventMsg
@@ -187,6 +189,11 @@ def stream_events(args: Sequence[str], target: Path) -> Iterator[dict[str, Any]]
     own so the results reach the caller while later nodes run; raises DbtBuildFailed at the
     end when any node failed, with dbt's words for each."""
     manifest = parsed_manifest()
+    if os.environ.get("SEGMENT_CADENCE_DBT_TARGET") == "spark":
+        # PyHive's Thrift connections are not safe across threads of one process: two dbt
+        # threads here lost the endpoint mid-build ("TSocket read 0 bytes"), which in a dbt
+        # process of its own they did not. Spark parallelises each statement anyway.
+        args = [*args, "--threads", "1"]
     events: queue.Queue[dict[str, Any] | _Finished] = queue.Queue()
 
     def on_event(message: EventMsg) -> None:
@@ -208,14 +215,33 @@ def stream_events(args: Sequence[str], target: Path) -> Iterator[dict[str, Any]]
 
     worker = threading.Thread(target=invoke, name="dbt", daemon=True)
     worker.start()
-    while not isinstance(item := events.get(), _Finished):
-        yield item
-    worker.join()
+    finished = False
+    try:
+        while not isinstance(item := events.get(), _Finished):
+            yield item
+        finished = True
+    finally:
+        if not finished:
+            _cancel(worker)
+        worker.join()
     if item.error is not None:
         raise DbtBuildFailed(" ".join(str(item.error).split())) from item.error
     assert item.result is not None
     if not item.result.success:
         raise DbtBuildFailed("; ".join(failures(item.result)) or "dbt build failed")
+
+
+def _cancel(worker: threading.Thread) -> None:
+    """The caller stopped reading before dbt finished: its step was interrupted (Terminate in
+    the UI) or failed. dbt's running statements are cancelled, as dbt does on Ctrl-C, until
+    its thread ends, so that no build goes on writing after its step has let the warehouse go.
+    An adapter that cannot cancel (dbt-spark over Thrift) finishes its statement first."""
+    while worker.is_alive():
+        for adapter in list(FACTORY.adapters.values()):
+            # Cancelling is best effort; the join below waits anyway.
+            with contextlib.suppress(Exception):
+                adapter.cancel_open_connections()
+        worker.join(timeout=0.2)
 
 
 def build(con: duckdb.DuckDBPyConnection, job: DbtBuild) -> None:
