@@ -85,7 +85,7 @@ def test_a_failed_model_is_named_in_one_line_after_the_results_before_it(tmp_pat
     """An empty warehouse: the staging view has no source table to read."""
     monkeypatch.setenv("SEGMENT_CADENCE_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
     duckdb.connect(str(tmp_path / "warehouse.duckdb")).close()
-    target = dbt_in_process.unique_target_path("failing")
+    target = tmp_path / "target"
     events = []
     with pytest.raises(dbt_in_process.DbtBuildFailed) as failed:
         for event in dbt_in_process.stream_events(
@@ -106,10 +106,10 @@ def dbt_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "dbt" and t.is_alive()]
 
 
-def test_a_build_whose_reader_stops_is_cancelled_and_leaves_no_dbt_running(home):
+def test_a_build_whose_reader_stops_is_cancelled_and_leaves_no_dbt_running(home, tmp_path):
     """A step interrupted mid-build (Terminate in the UI) stops reading dbt's results: the
     build must end with it, not go on writing after the step let the warehouse go."""
-    target = dbt_in_process.unique_target_path("interrupted")
+    target = tmp_path / "interrupted"
     args = ["build", "--select", "path:models/staging path:models/intermediate path:models/marts"]
     stream = dbt_in_process.stream_events([*args, "--exclude-resource-type", "unit_test"], target)
     first = next(stream)
@@ -120,7 +120,7 @@ def test_a_build_whose_reader_stops_is_cancelled_and_leaves_no_dbt_running(home)
     again = list(
         dbt_in_process.stream_events(
             ["build", "--select", "stg_customers", "--exclude-resource-type", "unit_test"],
-            dbt_in_process.unique_target_path("after"),
+            tmp_path / "after",
         )
     )
     assert [e["data"]["node_info"]["node_status"] for e in again] == ["success"]

@@ -434,6 +434,7 @@ JOB_TABLES = [
     ("health.metrics", ["month_end", "segment_id", "metric"]),
     ("governance.red_flags", ["month_end", "metric"]),
     ("governance.segment_audit_log", ["customer_id", "month_end", "definition_version"]),
+    ("history.int_customer_orders_monthly", ["customer_id", "activity_month"]),
 ]
 # Wall-clock columns: when each run wrote the row, not what it computed.
 WALL_CLOCK = {"recorded_at", "published_at", "loaded_at"}
@@ -564,3 +565,22 @@ def test_monthly_job_on_spark_publishes_and_analyses_as_on_duckdb(
             + ", ".join(f"{t} {n}" for t, n in compared.items())
             + " rows, and the churn fits, as on DuckDB"
         )
+
+
+def test_the_monthly_history_on_spark_keeps_a_partition_per_month_and_rebuilds_only_the_new_one(
+    spark_job,
+):
+    """Incremental on Spark as on DuckDB: the second month's run overwrote its own month's
+    partition and left every earlier slice as the first run built it."""
+    session, _, _ = spark_job
+    partitions = session.native(f"show partitions {JOB_SCHEMA}_history.int_customer_orders_monthly")
+    months = sorted(row[0].split("=", 1)[1] for row in partitions.fetchall())
+    logged = session.execute(
+        "select cast(activity_month as varchar), built_at from history.slice_log "
+        "where model = 'int_customer_orders_monthly' order by 1"
+    ).fetchall()
+    assert [month for month, _ in logged] == months
+    assert months[-1] == MONTHS[-1]
+    first_run = max(built_at for month, built_at in logged if month < MONTHS[-1])
+    assert {built_at for month, built_at in logged if month < MONTHS[-1]} == {first_run}
+    assert dict(logged)[MONTHS[-1]] > first_run

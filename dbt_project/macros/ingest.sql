@@ -158,7 +158,9 @@ first_of_duplicates as (
 
 known_customers as (
 
-    select customer_id as _known_id from {{ ref("ingest_customers") }}
+    {#- raw.customers as loaded before (customers load first): read as the source the
+        staging models read, since ingest_customers itself is built from this model. #}
+    select customer_id as _known_id from {{ source("raw", "customers") }}
 
 ),
 {%- endif %}
@@ -187,16 +189,31 @@ checked as (
 )
 {%- endmacro %}
 
-{#- The accepted rows of a source: its canonical columns, typed. -#}
+{#- The accepted rows of a source: its canonical columns, typed. In its source's load they
+    are read from the load's checked rows (models/ingest/ingest_checked.sql), so the rules run
+    once; built otherwise (a dbt build of every model) the rules run here. -#}
 {% macro ingest_accepted(source_name) -%}
+-- depends_on: {{ ref("ingest_checked") }}
+{%- set columns = var("ingest_sources")[source_name]["columns"] %}
+{%- if cadence_var("ingest_source") == source_name %}
+
+select
+    {%- for column in columns %}
+    {{ column }}{{ "," if not loop.last }}
+    {%- endfor %}
+from {{ ref("ingest_checked") }}
+where _reason is null
+{%- else %}
+
 with {{ ingest_checked(source_name) }}
 
 select
-    {%- for column in var("ingest_sources")[source_name]["columns"] %}
+    {%- for column in columns %}
     {{ column }}{{ "," if not loop.last }}
     {%- endfor %}
 from checked
 where _reason is null
+{%- endif %}
 {%- endmacro %}
 
 {#- Pre-hook of a table kept per source (quarantine.rejected_rows, raw._month_fingerprints):

@@ -102,11 +102,18 @@
 {%- endmacro %}
 
 
-{#- Before the build, in its transaction: create the slice log, forget it on a full build,
-    and remove the slices about to be rebuilt (including months whose rows have gone, which
-    a delete keyed on the new rows would miss). -#}
+{#- Before the build: create the slice log, forget it on a full build, and remove the
+    slices about to be rebuilt (including months whose rows have gone, which a write keyed
+    on the new rows would miss). -#}
 {% macro month_slices_pre_hook(sources) -%}
-    {%- if execute and target.type != "spark" -%}
+    {%- if execute -%}
+        {{- adapter.dispatch("month_slices_pre_hook", "segment_cadence")(sources) -}}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- DuckDB (and any engine with DELETE): in the model's transaction, so a build that stops
+    halfway leaves the slices and the log as they were. -#}
+{% macro default__month_slices_pre_hook(sources) -%}
     {%- set plan = month_slice_plan(sources) -%}
     {%- set log = this.incorporate(path={"identifier": "slice_log"}) -%}
     {%- call statement("create_slice_log") -%}
@@ -123,14 +130,80 @@
         delete from {{ this }}
         where {{ month_slice_filter(plan, "activity_month") }}
     {%- endif -%}
+{%- endmacro %}
+
+{#- Spark: the model and its log are Parquet tables partitioned by month, which take no
+    DELETE and no transaction; a slice is a partition, dropped whole. The log's entry goes
+    first, then the slice: a build stopped between the two finds the month unbuilt and
+    builds it again. -#}
+{% macro spark__month_slices_pre_hook(sources) -%}
+    {%- set plan = month_slice_plan(sources) -%}
+    {%- set log = this.incorporate(path={"identifier": "slice_log"}) -%}
+    {%- call statement("create_slice_log") -%}
+        create table if not exists {{ log }} (
+            fingerprint string,
+            built_at timestamp,
+            model string,
+            activity_month date
+        )
+        using parquet
+        partitioned by (model, activity_month)
+    {%- endcall -%}
+    {%- if not plan["incremental"] -%}
+        {%- set forgotten = logged_months(log, this.identifier) -%}
+        {%- set removed = [] -%}
+    {%- elif plan["rebuild_all"] -%}
+        {%- set forgotten = logged_months(log, this.identifier, plan["refresh_month"]) -%}
+        {%- set removed = built_months(this, plan["refresh_month"]) -%}
+    {%- else -%}
+        {%- set forgotten = plan["months"] -%}
+        {%- set removed = plan["months"] -%}
     {%- endif -%}
+    {%- for month in forgotten -%}
+        {%- call statement("forget_slice") -%}
+            alter table {{ log }} drop if exists
+            partition (model = '{{ this.identifier }}', activity_month = '{{ month }}')
+        {%- endcall -%}
+    {%- endfor -%}
+    {%- for month in removed -%}
+        {%- call statement("remove_slice") -%}
+            alter table {{ this }} drop if exists partition (activity_month = '{{ month }}')
+        {%- endcall -%}
+    {%- endfor -%}
 {%- endmacro %}
 
 
-{#- After the build, in its transaction: every slice up to the refresh month now matches the
-    sources' current fingerprints; record them. -#}
+{#- The months (ISO dates) of a model in its slice log, up to `up_to` if given. -#}
+{% macro logged_months(log, model_name, up_to=none) -%}
+    {%- set rows = run_query(
+        "select distinct " ~ dbt.cast("activity_month", dbt.type_string()) ~ " from " ~ log
+        ~ " where model = '" ~ model_name ~ "'"
+        ~ (" and activity_month <= cast('" ~ up_to ~ "' as date)" if up_to else "")
+    ) -%}
+    {{- return(rows.columns[0].values() | list) -}}
+{%- endmacro %}
+
+
+{#- The months (ISO dates) a monthly model holds rows for, up to `up_to`. -#}
+{% macro built_months(relation, up_to) -%}
+    {%- set rows = run_query(
+        "select distinct " ~ dbt.cast("activity_month", dbt.type_string()) ~ " from " ~ relation
+        ~ " where activity_month <= cast('" ~ up_to ~ "' as date)"
+    ) -%}
+    {{- return(rows.columns[0].values() | list) -}}
+{%- endmacro %}
+
+
+{#- After the build: every slice up to the refresh month now matches the sources' current
+    fingerprints; record them. -#}
 {% macro month_slices_post_hook(sources) -%}
-    {%- if execute and target.type != "spark" -%}
+    {%- if execute -%}
+        {{- adapter.dispatch("month_slices_post_hook", "segment_cadence")(sources) -}}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- DuckDB: in the model's transaction, the log's months up to the refresh month rewritten. -#}
+{% macro default__month_slices_post_hook(sources) -%}
     {%- set plan = month_slice_plan(sources) -%}
     {%- set log = this.incorporate(path={"identifier": "slice_log"}) -%}
     {%- call statement("clear_slice_log") -%}
@@ -145,19 +218,41 @@
              {{ dbt.current_timestamp() }}){{ "," if not loop.last }}
         {%- endfor %}
     {%- endif -%}
+{%- endmacro %}
+
+{#- Spark: the pre-hook forgot exactly the months it rebuilt; they are recorded now, the
+    months left alone keep their entries. -#}
+{% macro spark__month_slices_post_hook(sources) -%}
+    {%- set plan = month_slice_plan(sources) -%}
+    {%- set log = this.incorporate(path={"identifier": "slice_log"}) -%}
+    {%- set logged = built_slices(this, plan["refresh_month"]) -%}
+    {%- set recorded = [] -%}
+    {%- for month, fingerprint in plan["fingerprints"].items() if month not in logged -%}
+        {%- do recorded.append((month, fingerprint)) -%}
+    {%- endfor -%}
+    {%- if recorded -%}
+        insert into {{ log }} partition (model = '{{ this.identifier }}', activity_month)
+        select fingerprint, {{ dbt.current_timestamp() }} as built_at, activity_month from values
+        {%- for month, fingerprint in recorded %}
+            ('{{ fingerprint }}', cast('{{ month }}' as date)){{ "," if not loop.last }}
+        {%- endfor %}
+        as recorded (fingerprint, activity_month)
     {%- endif -%}
 {%- endmacro %}
 
 
 {#- The incremental strategy for monthly slices on this adapter: delete+insert keyed on the
-    month on DuckDB (and Postgres, Snowflake, Trino on Iceberg). Spark would partition the
-    table by activity_month and use insert_overwrite, which replaces whole month partitions,
-    with no DELETE in the pre-hook (a spark__ version of this macro and of
-    month_slices_pre_hook); BigQuery likewise, with partition_by on activity_month. -#}
+    month on DuckDB (and Postgres, Snowflake, Trino on Iceberg); on Spark insert_overwrite of
+    month partitions (the model is partitioned by activity_month there: its pre-hook drops
+    the partitions of months whose rows have gone). -#}
 {% macro month_slice_strategy() -%}
     {{ return(adapter.dispatch("month_slice_strategy")()) }}
 {%- endmacro %}
 
 {% macro default__month_slice_strategy() -%}
     {{ return("delete+insert") }}
+{%- endmacro %}
+
+{% macro spark__month_slice_strategy() -%}
+    {{ return("insert_overwrite") }}
 {%- endmacro %}

@@ -1,20 +1,24 @@
 {#- quarantine.rejected_rows: the landed rows of the loaded source that an ingest rule
-    refused, with the first reason and the original record as read. Kept per source: a load
-    replaces its source's rows and leaves the other sources' alone. Which source is loaded is
-    a parameter of the run (ingest_source), so every landed source and the customers it
-    checks against are named here as dependencies. -#}
+    refused (models/ingest/ingest_checked.sql), with the first reason and the original record
+    as read. Kept per source: a load replaces its source's rows and leaves the other sources'
+    alone. Which source is loaded is a parameter of the run (ingest_source), so every landed
+    source is named here as a dependency. -#}
 -- depends_on: {{ source("landing", "customers") }}, {{ source("landing", "team_members") }}
 -- depends_on: {{ source("landing", "orders") }}, {{ source("landing", "engagement_events") }}
--- depends_on: {{ source("landing", "campaign_sends") }}, {{ ref("ingest_customers") }}
+-- depends_on: {{ source("landing", "campaign_sends") }}
 {{ config(alias="rejected_rows", schema="quarantine", **source_table_config()) }}
 {%- set loaded = cadence_var("ingest_source") %}
 {%- set record_columns = landed_column_types(loaded).keys() | reject("equalto", "_source_row") | list %}
 
-with {{ ingest_checked(loaded) }},
+with refused as (
 
-refused as (
+    select _source_row, _reason from {{ ref("ingest_checked") }} where _reason is not null
 
-    select _source_row, _reason from checked where _reason is not null
+),
+
+landed as (
+
+    select * from {{ source("landing", loaded) }}
 
 )
 

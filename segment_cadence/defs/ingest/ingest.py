@@ -324,7 +324,7 @@ def rules_build(
     spec: SourceSpec, max_order_amount: float, plausible: PlausibleDates, load_fingerprint: str
 ) -> dbt_in_process.DbtBuild:
     """The ingest models that check one landed source, and their parameters."""
-    select = [f"ingest_{spec.name}", "ingest_rejected_rows", "ingest_loads"]
+    select = ["ingest_checked", f"ingest_{spec.name}", "ingest_rejected_rows", "ingest_loads"]
     if spec.name in MONTH_COLUMN:
         select.append("ingest_month_fingerprints")
     return dbt_in_process.DbtBuild(
