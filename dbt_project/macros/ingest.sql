@@ -194,26 +194,18 @@ checked as (
     once; built otherwise (a dbt build of every model) the rules run here. -#}
 {% macro ingest_accepted(source_name) -%}
 -- depends_on: {{ ref("ingest_checked") }}
-{%- set columns = var("ingest_sources")[source_name]["columns"] %}
 {%- if cadence_var("ingest_source") == source_name %}
-
-select
-    {%- for column in columns %}
-    {{ column }}{{ "," if not loop.last }}
-    {%- endfor %}
-from {{ ref("ingest_checked") }}
-where _reason is null
+with checked as (select * from {{ ref("ingest_checked") }})
 {%- else %}
-
 with {{ ingest_checked(source_name) }}
+{%- endif %}
 
 select
-    {%- for column in columns %}
+    {%- for column in var("ingest_sources")[source_name]["columns"] %}
     {{ column }}{{ "," if not loop.last }}
     {%- endfor %}
 from checked
 where _reason is null
-{%- endif %}
 {%- endmacro %}
 
 {#- Pre-hook of a table kept per source (quarantine.rejected_rows, raw._month_fingerprints):
