@@ -149,13 +149,13 @@ def test_mapping_to_a_missing_column_is_a_clear_error(tmp_path, foreign_files):
     assert "Betrag" in str(raised.value) and "LineRef" in str(raised.value)
 
 
-def test_missing_file_and_unmapped_canonical_column_are_clear_errors(tmp_path, foreign_files):
+def test_missing_file_and_unmapped_required_column_are_clear_errors(tmp_path, foreign_files):
     document = yaml.safe_load(foreign_files.read_text())
-    del document["sources"]["orders"]["columns"]["category"]
+    del document["sources"]["orders"]["columns"]["amount"]
     foreign_files.write_text(yaml.safe_dump(document))
     with pytest.raises(ingest.IngestConfigError, match="does not map canonical column"):
         ingest.load_config(foreign_files)
-    document["sources"]["orders"]["columns"]["category"] = "Type"
+    document["sources"]["orders"]["columns"]["amount"] = "Value"
     document["sources"]["orders"]["path"] = str(tmp_path / "nowhere.csv")
     foreign_files.write_text(yaml.safe_dump(document))
     config = ingest.load_config(foreign_files)

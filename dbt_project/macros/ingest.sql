@@ -36,8 +36,9 @@
     {{- return(mapping) -}}
 {%- endmacro %}
 
-{% macro ingest_date_format(source_name) -%}
-    {{- return(cadence_var("ingest_date_format") if cadence_var("ingest_source") == source_name else "") -}}
+{#- The optional columns the loaded source's file leaves out: NULL, and no rule checks them. -#}
+{% macro ingest_absent(source_name) -%}
+    {{- return(cadence_var("ingest_absent") if cadence_var("ingest_source") == source_name else []) -}}
 {%- endmacro %}
 
 {#- The SQL type a kind is loaded as. -#}
@@ -52,8 +53,9 @@
 
 {#- The typed value of a file column, NULL when it cannot be read as its kind. Columns
     already of the right type (Parquet usually) are cast directly; text is trimmed and
-    parsed, with the mapping's date format when one is given. -#}
-{% macro ingest_value(kind, column, source_type, date_format) -%}
+    parsed: the front door has rewritten dates and amounts in other formats as ISO dates
+    and plain numbers (segment_cadence/defs/ingest/value_formats.py). -#}
+{% macro ingest_value(kind, column, source_type) -%}
     {%- set native = {"date": ["DATE"],
                       "timestamp": ["TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_NTZ", "DATE"],
                       "amount": ["DOUBLE", "FLOAT", "REAL", "INTEGER", "INT", "BIGINT", "SMALLINT", "HUGEINT"],
@@ -65,8 +67,6 @@
         {%- set text = "nullif(trim(cast(" ~ column ~ " as " ~ string_type() ~ ")), '')" -%}
         {%- if kind in ("id", "text") -%}
             {{ text }}
-        {%- elif kind in ("date", "timestamp") and date_format -%}
-            coalesce({{ parse_with_format(text, date_format, target_type) }}, try_cast({{ text }} as {{ target_type }}))
         {%- else -%}
             try_cast({{ text }} as {{ target_type }})
         {%- endif -%}
@@ -83,13 +83,13 @@
 
 {#- The first reason a typed row cannot be loaded, or NULL when it is fine. The order is
     the reading order of a row: ids first, then each date and amount, then the duplicate key,
-    then the unknown customer. -#}
-{% macro ingest_reason(spec) -%}
+    then the unknown customer. Columns the file leaves out (`absent`) are not checked. -#}
+{% macro ingest_reason(spec, absent=[]) -%}
     case
-    {%- for column, kind in spec["columns"].items() if kind == "id" %}
+    {%- for column, kind in spec["columns"].items() if kind == "id" and column not in absent %}
         when {{ column }} is null then 'missing {{ column }}'
     {%- endfor %}
-    {%- for column, kind in spec["columns"].items() %}
+    {%- for column, kind in spec["columns"].items() if column not in absent %}
         {%- if kind in ("date", "timestamp") %}
         when {{ column }} is null and _blank_{{ column }} then 'missing {{ column }}'
         when {{ column }} is null then 'unparseable {{ column }}'
@@ -116,7 +116,7 @@
     {%- set spec = var("ingest_sources")[source_name] -%}
     {%- set mapping = ingest_mapping(source_name) -%}
     {%- set types = landed_column_types(source_name) -%}
-    {%- set date_format = ingest_date_format(source_name) -%}
+    {%- set absent = ingest_absent(source_name) -%}
     {%- set key = spec["key"] -%}
 landed as (
 
@@ -129,10 +129,14 @@ typed as (
     select
         {%- for column, kind in spec["columns"].items() %}
         {%- set file_column = "landed." ~ quoted_column(mapping[column]) %}
-        {{ ingest_value(kind, file_column, types.get(mapping[column], "VARCHAR"), date_format) }} as {{ column }},
+        {%- if column in absent %}
+        cast(null as {{ ingest_type(kind) }}) as {{ column }},
+        {%- else %}
+        {{ ingest_value(kind, file_column, types.get(mapping[column], "VARCHAR")) }} as {{ column }},
+        {%- endif %}
         {%- endfor %}
         {#- Only columns that can be unparseable need to know whether the value was blank. #}
-        {%- for column, kind in spec["columns"].items() if kind in ("date", "timestamp", "amount") %}
+        {%- for column, kind in spec["columns"].items() if kind in ("date", "timestamp", "amount") and column not in absent %}
         {%- set file_column = "landed." ~ quoted_column(mapping[column]) %}
         {%- if is_text_type(types.get(mapping[column], "VARCHAR")) %}
         nullif(trim({{ file_column }}), '') is null as _blank_{{ column }},
@@ -183,7 +187,7 @@ flagged as (
 
 checked as (
 
-    select *, {{ ingest_reason(spec) }} as _reason
+    select *, {{ ingest_reason(spec, absent) }} as _reason
     from flagged
 
 )

@@ -269,23 +269,6 @@
     {{ text }}D
 {%- endmacro %}
 
-{#- Text parsed as a date or timestamp with a strptime format (config/sources.yaml
-    date_format), NULL when it does not match. Spark parses with its own datetime patterns:
-    the common strptime fields are translated. -#}
-{% macro parse_with_format(text, strptime_format, target_type) -%}
-    {{- return(adapter.dispatch("parse_with_format", "segment_cadence")(text, strptime_format, target_type)) -}}
-{%- endmacro %}
-
-{% macro default__parse_with_format(text, strptime_format, target_type) -%}
-    cast(try_strptime({{ text }}, '{{ strptime_format | replace("'", "''") }}') as {{ target_type }})
-{%- endmacro %}
-
-{% macro spark__parse_with_format(text, strptime_format, target_type) -%}
-    {%- set pattern = strptime_format | replace("%Y", "yyyy") | replace("%m", "MM") | replace("%d", "dd")
-                      | replace("%H", "HH") | replace("%M", "mm") | replace("%S", "ss") | replace("%y", "yy") -%}
-    cast(try_to_timestamp({{ text }}, '{{ pattern | replace("'", "\\'") }}') as {{ target_type }})
-{%- endmacro %}
-
 {#- The day `days` days after the warehouse's today, as a date. -#}
 {% macro days_after_today(days) -%}
     {{- return(adapter.dispatch("days_after_today", "segment_cadence")(days)) -}}

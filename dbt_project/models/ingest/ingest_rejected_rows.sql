@@ -8,7 +8,12 @@
 -- depends_on: {{ source("landing", "campaign_sends") }}
 {{ config(alias="rejected_rows", schema="quarantine", **source_table_config()) }}
 {%- set loaded = cadence_var("ingest_source") %}
-{%- set record_columns = landed_column_types(loaded).keys() | reject("equalto", "_source_row") | list %}
+{#- The record as read: the file's own columns, not the position or the front door's
+    canonical rewrites (_as_<column>). #}
+{%- set record_columns = [] %}
+{%- for column in landed_column_types(loaded) if column != "_source_row" and not column.startswith("_as_") %}
+{%- do record_columns.append(column) %}
+{%- endfor %}
 
 with refused as (
 

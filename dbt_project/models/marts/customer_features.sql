@@ -1,10 +1,11 @@
 {#- One row per customer known at month_end: the features segment rules read.
     Customers who never bought keep NULL recency and churn, and zero frequency: the rules
-    decide what that means, and the fallback catches whoever no rule places. -#}
+    decide what that means, and the fallback catches whoever no rule places. A customer
+    whose signup is unknown (a customers file without it, or no customers file) signed up
+    at the first purchase. -#}
 with customers as (
 
     select * from {{ ref('stg_customers') }}
-    where signup_date <= {{ month_end() }}
 
 ),
 
@@ -39,7 +40,7 @@ joined as (
     select
         customers.customer_id,
         {{ month_end() }} as month_end,
-        {{ dbt.datediff('customers.signup_date', month_end(), 'day') }} as tenure_days,
+        {{ dbt.datediff('coalesce(customers.signup_date, purchases.first_order_date)', month_end(), 'day') }} as tenure_days,
         purchases.recency_days,
         coalesce(purchases.order_count, 0) as frequency,
         coalesce(purchases.monetary_value, 0) as monetary_value,
@@ -77,6 +78,7 @@ joined as (
     left join engagement on engagement.customer_id = customers.customer_id
     left join campaign_response on campaign_response.customer_id = customers.customer_id
     left join churn_model on 1 = 1
+    where coalesce(customers.signup_date, purchases.first_order_date) <= {{ month_end() }}
 
 ),
 

@@ -31,16 +31,8 @@ def _source_asset(source: str, deps: list[str]) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext, warehouse: WarehouseResource, config_files: ConfigFiles
     ) -> dg.MaterializeResult:
         config = config_files.once("sources", lambda: ingest.load_config(paths.sources_file()))
-        if source not in config.sources:
-            raise dg.Failure(f"config/sources.yaml has no source '{source}'")
         with warehouse.connect() as con, warehouse.front_door(con) as front:
-            result = ingest.load_source(
-                con,
-                config.sources[source],
-                config.max_order_amount,
-                plausible=config.plausible_dates,
-                front=front,
-            )
+            result = ingest.load(con, config, source, front=front)
         if result.rows_quarantined:
             context.log.warning(
                 f"{source}: {result.rows_quarantined} row(s) quarantined: {result.quarantined}"
@@ -58,6 +50,7 @@ def _source_asset(source: str, deps: list[str]) -> dg.AssetsDefinition:
                 else 0.0,
                 "quarantine_reasons": dg.MetadataValue.md(reasons),
                 "unchanged_since_last_load": result.skipped,
+                "origin": result.origin,
                 "files": dg.MetadataValue.json(result.files),
             }
         )

@@ -17,6 +17,7 @@ raw.<source>, and the counts are reported.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import glob
 import hashlib
 import json
@@ -28,6 +29,10 @@ from typing import Any
 import duckdb
 import yaml
 
+from segment_cadence.defs.ingest import file_shapes, value_formats
+from segment_cadence.defs.ingest.errors import IngestConfigError
+from segment_cadence.defs.ingest.file_shapes import FileShape
+from segment_cadence.defs.ingest.value_formats import ValueFormats
 from segment_cadence.platform import dbt_in_process, paths
 from segment_cadence.platform.crash_points import crash_point
 from segment_cadence.platform.warehouse import (
@@ -61,21 +66,62 @@ REFERENCES_CUSTOMERS = tuple(
     name for name, spec in INGEST_SOURCES.items() if spec.get("references_customers")
 )
 LOAD_ORDER = ("customers", "team_members", "orders", "engagement_events", "campaign_sends")
+# The columns a file may leave out and what stands in for each (dbt_project.yml documents
+# the words); every other canonical column must be mapped.
+OPTIONAL: dict[str, dict[str, str]] = {
+    name: dict(spec.get("optional") or {}) for name, spec in INGEST_SOURCES.items()
+}
+REQUIRED: dict[str, tuple[str, ...]] = {
+    name: tuple(c for c in CANONICAL[name] if c not in OPTIONAL[name]) for name in CANONICAL
+}
+# The sources a mapping may leave out: `empty` (no rows) or `from_orders` (customers: one
+# per customer_id of the orders). Orders are the one source every refresh needs.
+OPTIONAL_SOURCE = {
+    name: spec["optional_source"]
+    for name, spec in INGEST_SOURCES.items()
+    if spec.get("optional_source")
+}
+# Where a load's source came from, as the asset metadata says it.
+FROM_FILE, FROM_ORDERS, NOT_CONFIGURED = "file", "derived from orders", "not configured"
 
-
-class IngestConfigError(ValueError):
-    """The mapping or the file it points at is unusable; the message says how to fix it."""
+__all__ = ["IngestConfigError"]
 
 
 @dataclass(frozen=True)
 class SourceSpec:
+    """One configured source: where its files are, their shape, how its dates and amounts
+    are written, and which of its columns is which canonical column (the optional columns
+    it leaves out are not in `columns`). `cache_dir` holds the copies DuckDB cannot read
+    in place (zip archives, other encodings)."""
+
     name: str
     path: str
-    format: str
     columns: dict[str, str]
-    date_format: str | None = None
-    csv_delimiter: str = ","
-    csv_header: bool = True
+    shape: FileShape = FileShape()
+    formats: ValueFormats = ValueFormats()
+    cache_dir: str = ""
+
+    @property
+    def format(self) -> str:
+        return self.shape.format
+
+    @property
+    def absent(self) -> tuple[str, ...]:
+        """Optional columns the file leaves out and nothing derives: NULL, unchecked."""
+        return tuple(
+            c
+            for c in CANONICAL[self.name]
+            if c not in self.columns and OPTIONAL[self.name].get(c) in ("none", "first_purchase")
+        )
+
+    @property
+    def derived(self) -> tuple[str, ...]:
+        """Optional columns the file leaves out that the front door makes (row, customer_day)."""
+        return tuple(
+            c
+            for c in CANONICAL[self.name]
+            if c not in self.columns and OPTIONAL[self.name].get(c) in ("row", "customer_day")
+        )
 
 
 @dataclass(frozen=True)
@@ -111,6 +157,7 @@ class LoadResult:
     quarantined: dict[str, int] = field(default_factory=dict)
     skipped: bool = False
     files: list[str] = field(default_factory=list)
+    origin: str = FROM_FILE
 
     @property
     def rows_quarantined(self) -> int:
@@ -172,6 +219,61 @@ def _plausible_dates(raw: Any, path: Path) -> PlausibleDates:
     )
 
 
+SOURCE_FIELDS = (
+    "path",
+    "format",
+    "columns",
+    "file",
+    "csv",
+    "date_format",
+    "decimal_separator",
+    "thousands_separator",
+)
+
+
+def _source_spec(name: str, raw: Any, path: Path, base: Path) -> SourceSpec:
+    where = f"{path}: sources.{name}"
+    if name not in CANONICAL:
+        raise IngestConfigError(
+            f"{path}: unknown source '{name}'; known sources: {', '.join(CANONICAL)}"
+        )
+    if not isinstance(raw, dict) or not raw.get("path"):
+        raise IngestConfigError(f"{where}: needs a 'path' (a file, or a glob of several)")
+    unknown_fields = sorted(set(map(str, raw)) - set(SOURCE_FIELDS))
+    if unknown_fields:
+        raise IngestConfigError(
+            f"{where}: unknown field {', '.join(repr(u) for u in unknown_fields)}; "
+            f"the fields are {', '.join(SOURCE_FIELDS)}"
+        )
+    columns = raw.get("columns")
+    if columns is None:
+        columns = {c: c for c in CANONICAL[name]}
+    if not isinstance(columns, dict):
+        raise IngestConfigError(f"{where}.columns: expected canonical column: your column")
+    columns = {str(k): str(v) for k, v in columns.items() if v not in (None, "")}
+    unknown = sorted(set(columns) - set(CANONICAL[name]))
+    if unknown:
+        raise IngestConfigError(
+            f"{where}.columns: unknown canonical column(s) {', '.join(unknown)}; "
+            f"canonical columns are {', '.join(CANONICAL[name])}"
+        )
+    missing = [c for c in REQUIRED[name] if c not in columns]
+    if missing:
+        raise IngestConfigError(
+            f"{where}.columns: does not map canonical column(s) {', '.join(missing)} "
+            f"(required; optional: {', '.join(OPTIONAL[name]) or 'none'})"
+        )
+    data_path = _resolve(str(raw["path"]), base)
+    return SourceSpec(
+        name=name,
+        path=data_path,
+        columns=columns,
+        shape=file_shapes.parse_shape(raw, data_path, where),
+        formats=value_formats.parse_value_formats(raw, where),
+        cache_dir=str(base / "landing-cache" / name),
+    )
+
+
 def load_config(path: Path | str = paths.SOURCES_FILE, base: Path | None = None) -> IngestConfig:
     """Read and check the source mapping; relative data paths resolve against `base`."""
     path = Path(path)
@@ -180,43 +282,20 @@ def load_config(path: Path | str = paths.SOURCES_FILE, base: Path | None = None)
         document = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise IngestConfigError(f"{path}: source mapping not found") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        at = f" (line {mark.line + 1})" if mark is not None else ""
+        raise IngestConfigError(f"{path}: not valid YAML{at}: {error}") from None
     if not isinstance(document, dict) or not isinstance(document.get("sources"), dict):
         raise IngestConfigError(f"{path}: expected a mapping with a 'sources' section")
-    specs: dict[str, SourceSpec] = {}
-    for name, raw in document["sources"].items():
-        if name not in CANONICAL:
-            raise IngestConfigError(
-                f"{path}: unknown source '{name}'; known sources: {', '.join(CANONICAL)}"
-            )
-        if not isinstance(raw, dict) or not raw.get("path"):
-            raise IngestConfigError(f"{path}: source '{name}' needs a 'path'")
-        columns = dict(raw.get("columns") or {c: c for c in CANONICAL[name]})
-        unknown = sorted(set(columns) - set(CANONICAL[name]))
-        if unknown:
-            raise IngestConfigError(
-                f"{path}: source '{name}' maps unknown canonical column(s) {', '.join(unknown)}; "
-                f"canonical columns are {', '.join(CANONICAL[name])}"
-            )
-        missing = [c for c in CANONICAL[name] if c not in columns]
-        if missing:
-            raise IngestConfigError(
-                f"{path}: source '{name}' does not map canonical column(s) {', '.join(missing)}"
-            )
-        data_path = _resolve(str(raw["path"]), base)
-        fmt = str(
-            raw.get("format") or ("csv" if data_path.endswith((".csv", ".csv.gz")) else "parquet")
-        )
-        if fmt not in ("csv", "parquet"):
-            raise IngestConfigError(f"{path}: source '{name}' format must be csv or parquet")
-        csv_options = raw.get("csv") or {}
-        specs[name] = SourceSpec(
-            name=name,
-            path=data_path,
-            format=fmt,
-            columns=columns,
-            date_format=raw.get("date_format"),
-            csv_delimiter=str(csv_options.get("delimiter", ",")),
-            csv_header=bool(csv_options.get("header", True)),
+    specs = {
+        str(name): _source_spec(str(name), raw, path, base)
+        for name, raw in document["sources"].items()
+    }
+    if "orders" not in specs:
+        raise IngestConfigError(
+            f"{path}: sources.orders is missing; the orders are the one source every "
+            "refresh needs (customer, date and amount of each purchase)"
         )
     return IngestConfig(
         sources=specs,
@@ -241,23 +320,24 @@ def fingerprint(
     """Identity of what a load would read and check: the mapping, the row checks' settings
     (a changed bound reloads) and each file's size and mtime."""
     checks = [max_order_amount, plausible.earliest.isoformat(), plausible.latest_days_ahead]
-    digest = hashlib.sha256(json.dumps([spec.__dict__, *checks], sort_keys=True).encode())
+    described = dataclasses.asdict(spec)
+    digest = hashlib.sha256(json.dumps([described, *checks], sort_keys=True).encode())
     for name in _files(spec):
         stat = Path(name).stat()
         digest.update(f"{name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
     return digest.hexdigest()
 
 
+def _readable(spec: SourceSpec) -> tuple[list[str], FileShape]:
+    try:
+        return file_shapes.readable_files(_files(spec), spec.shape, Path(spec.cache_dir))
+    except (OSError, UnicodeDecodeError) as error:
+        raise IngestConfigError(f"source '{spec.name}': cannot read {spec.path}: {error}") from None
+
+
 def _reader(spec: SourceSpec) -> str:
-    files = _files(spec)
-    listing = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
-    if spec.format == "parquet":
-        return f"read_parquet({listing}, union_by_name = true, file_row_number = true)"
-    delimiter = spec.csv_delimiter.replace("'", "''")
-    return (
-        f"read_csv({listing}, all_varchar = true, header = {str(spec.csv_header).lower()}, "
-        f"delim = '{delimiter}', union_by_name = true)"
-    )
+    files, shape = _readable(spec)
+    return file_shapes.reader(files, shape)
 
 
 class IngestRulesFailed(RuntimeError):
@@ -277,15 +357,55 @@ def _landed_relation(spec: SourceSpec) -> str:
     return "view" if spec.format == "parquet" and len(_files(spec)) == 1 else "table"
 
 
-def _landing_select(spec: SourceSpec) -> str:
+def _positioned_select(spec: SourceSpec, reader: str) -> str:
     """The file's own columns, as read, and each row's position (_source_row, 1-based)."""
     if _landed_relation(spec) == "view":
         return (
-            "select * exclude (file_row_number), file_row_number + 1 as _source_row "
-            f"from {_reader(spec)}"
+            f"select * exclude (file_row_number), file_row_number + 1 as _source_row from {reader}"
         )
     exclude = " exclude (file_row_number)" if spec.format == "parquet" else ""
-    return f"select *{exclude}, row_number() over () as _source_row from {_reader(spec)} as src"
+    return f"select *{exclude}, row_number() over () as _source_row from {reader} as src"
+
+
+def _quoted(column: str) -> str:
+    return '"' + column.replace('"', '""') + '"'
+
+
+def canonical_rewrites(spec: SourceSpec, types: dict[str, str]) -> dict[str, str]:
+    """{canonical column: DuckDB expression} for the landing's `_as_<column>` columns: the
+    dates and amounts the file writes in another format, rewritten as canonical text
+    (value_formats), and the optional columns the front door derives."""
+    kinds = CANONICAL[spec.name]
+    native = {"date": ("DATE",), "timestamp": ("TIMESTAMP", "DATE")}
+    rewrites: dict[str, str] = {}
+    for column, file_column in spec.columns.items():
+        kind, file_type = kinds[column], types.get(file_column, "VARCHAR").upper()
+        source = _quoted(file_column)
+        if kind in ("date", "timestamp") and file_type not in native[kind]:
+            text = file_type == "VARCHAR"
+            if spec.formats.date_formats or (kind == "timestamp" and text):
+                rewrites[column] = value_formats.date_expression(source, kind, spec.formats)
+        elif kind == "amount" and file_type == "VARCHAR":
+            rewrites[column] = value_formats.amount_expression(source, spec.formats)
+    for column in spec.derived:
+        if OPTIONAL[spec.name][column] == "row":
+            rewrites[column] = "cast(_source_row as varchar)"
+        else:  # customer_day: an order is a customer's purchases on one day
+            day = f"left({rewrites.get('order_date', _quoted(spec.columns['order_date']))}, 10)"
+            customer = f"trim(cast({_quoted(spec.columns['customer_id'])} as varchar))"
+            rewrites[column] = f"{customer} || '|' || cast({day} as varchar)"
+    return rewrites
+
+
+def landed_columns(spec: SourceSpec) -> dict[str, str]:
+    """{canonical column: landed column} that the rules read: the file's own column, or
+    its rewrite (_as_<column>)."""
+    rewritten = set(spec.derived)
+    mapping = dict(spec.columns)
+    for column in CANONICAL[spec.name]:
+        if column in rewritten:
+            mapping[column] = f"_as_{column}"
+    return mapping
 
 
 def _drop_landed(con: duckdb.DuckDBPyConnection, source: str) -> None:
@@ -299,40 +419,110 @@ def _drop_landed(con: duckdb.DuckDBPyConnection, source: str) -> None:
         con.execute(f"drop {kind} landing.{source}")
 
 
-def land(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> None:
-    """landing.<source>: the file as it is, once its mapped columns are known to be there."""
+def _describe(con: duckdb.DuckDBPyConnection, spec: SourceSpec, reader: str) -> dict[str, str]:
     try:
-        described = con.execute(f"describe select * from {_reader(spec)}").fetchall()
+        described = con.execute(f"describe select * from {reader}").fetchall()
     except duckdb.Error as error:
-        raise IngestConfigError(f"source '{spec.name}': cannot read {spec.path}: {error}") from None
-    available = [r[0] for r in described if r[0] != "file_row_number"]
-    missing = [src for src in spec.columns.values() if src not in available]
+        first = str(error).strip().splitlines()[0]
+        raise IngestConfigError(f"source '{spec.name}': cannot read {spec.path}: {first}") from None
+    return {r[0]: str(r[1]) for r in described if r[0] != "file_row_number"}
+
+
+def _described_reader(
+    con: duckdb.DuckDBPyConnection, spec: SourceSpec
+) -> tuple[str, dict[str, str]]:
+    reader = _reader(spec)
+    return reader, _describe(con, spec, reader)
+
+
+def _text_json(reader: str, types: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """JSON Lines fields of mixed kinds (a number here, a string there) come as JSON values,
+    whose text would keep its quotes: read them as their plain text instead."""
+    mixed = [c for c, t in types.items() if t == "JSON"]
+    if not mixed:
+        return reader, types
+    replaced = ", ".join(f"{_quoted(c)} ->> '$' as {_quoted(c)}" for c in mixed)
+    return (
+        f"(select * replace ({replaced}) from {reader})",
+        {c: "VARCHAR" if t == "JSON" else t for c, t in types.items()},
+    )
+
+
+def land(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> dict[str, str]:
+    """landing.<source>: the file as it is, once its mapped columns are known to be there,
+    with the canonical rewrites of its dates and amounts beside. Returns the landed column
+    of each canonical column."""
+    reader, types = _text_json(*_described_reader(con, spec))
+    missing = [src for src in spec.columns.values() if src not in types]
     if missing:
         raise IngestConfigError(
             f"source '{spec.name}': column(s) {', '.join(missing)} named in the mapping are not in "
-            f"{spec.path}; the file has: {', '.join(available)}"
+            f"{spec.path}; the file has: {', '.join(types)}"
         )
+    rewrites = canonical_rewrites(spec, types)
+    select = _positioned_select(spec, reader)
+    if rewrites:
+        extra = ", ".join(f"{sql} as _as_{column}" for column, sql in rewrites.items())
+        select = f"select *, {extra} from ({select})"
     # Numbering in reading order needs the order kept (dbt's settings turn it off).
     con.execute("set preserve_insertion_order = true")
     _drop_landed(con, spec.name)
+    try:
+        con.execute(f"create or replace {_landed_relation(spec)} landing.{spec.name} as {select}")
+    except duckdb.Error as error:
+        first = str(error).strip().splitlines()[0]
+        raise IngestConfigError(f"source '{spec.name}': cannot read {spec.path}: {first}") from None
+    mapping = landed_columns(spec)
+    mapping.update({column: f"_as_{column}" for column in rewrites})
+    return mapping
+
+
+def land_absent(con: duckdb.DuckDBPyConnection, source: str) -> None:
+    """landing.<source> for a source the mapping leaves out: its canonical columns, no rows."""
+    columns = ", ".join(f"cast(null as varchar) as {c}" for c in CANONICAL[source])
+    _drop_landed(con, source)
     con.execute(
-        f"create or replace {_landed_relation(spec)} landing.{spec.name} as {_landing_select(spec)}"
+        f"create table landing.{source} as "
+        f"select {columns}, cast(null as bigint) as _source_row where false"
+    )
+
+
+def land_customers_from_orders(con: duckdb.DuckDBPyConnection, orders: SourceSpec) -> None:
+    """landing.customers when the mapping has no customers: one row per customer_id of the
+    orders, in order of first appearance. The other columns are unknown (NULL); the signup
+    is the first purchase (customer_features)."""
+    customer = f"nullif(trim(cast({_quoted(orders.columns['customer_id'])} as varchar)), '')"
+    reader, _ = _text_json(*_described_reader(con, orders))
+    con.execute("set preserve_insertion_order = true")
+    _drop_landed(con, "customers")
+    con.execute(
+        "create table landing.customers as "
+        "select customer_id, row_number() over (order by first_row) as _source_row from ("
+        f"select {customer} as customer_id, min(_row) as first_row from ("
+        f"select *, row_number() over () as _row from {reader}) "
+        "where customer_id is not null group by 1)"
     )
 
 
 def rules_build(
-    spec: SourceSpec, max_order_amount: float, plausible: PlausibleDates, load_fingerprint: str
+    source: str,
+    columns: dict[str, str],
+    absent: tuple[str, ...],
+    max_order_amount: float,
+    plausible: PlausibleDates,
+    load_fingerprint: str,
 ) -> dbt_in_process.DbtBuild:
-    """The ingest models that check one landed source, and their parameters."""
-    select = ["ingest_checked", f"ingest_{spec.name}", "ingest_rejected_rows", "ingest_loads"]
-    if spec.name in MONTH_COLUMN:
+    """The ingest models that check one landed source, and their parameters: which landed
+    column is each canonical column, and which optional columns the file leaves out."""
+    select = ["ingest_checked", f"ingest_{source}", "ingest_rejected_rows", "ingest_loads"]
+    if source in MONTH_COLUMN:
         select.append("ingest_month_fingerprints")
     return dbt_in_process.DbtBuild(
         select=tuple(select),
         variables={
-            "ingest_source": spec.name,
-            "ingest_columns": spec.columns,
-            "ingest_date_format": spec.date_format or "",
+            "ingest_source": source,
+            "ingest_columns": columns,
+            "ingest_absent": list(absent),
             "max_order_amount": float(max_order_amount),
             "plausible_earliest": plausible.earliest.isoformat(),
             "plausible_latest_days_ahead": plausible.latest_days_ahead,
@@ -396,6 +586,11 @@ def _has_month_fingerprints(con: WarehouseConnection, source: str) -> bool:
     )
 
 
+def _checks_digest(max_order_amount: float, plausible: PlausibleDates) -> str:
+    checks = [max_order_amount, plausible.earliest.isoformat(), plausible.latest_days_ahead]
+    return json.dumps(checks)
+
+
 def load_fingerprint(
     con: WarehouseConnection,
     spec: SourceSpec,
@@ -405,10 +600,123 @@ def load_fingerprint(
     """The source's fingerprint, with the customers' for the sources checked against them:
     the unknown-customer rule depends on the customers loaded, so reload when they change."""
     own = fingerprint(spec, max_order_amount, plausible)
-    if spec.name not in REFERENCES_CUSTOMERS:
+    return _with_customers(con, spec.name, own)
+
+
+def _with_customers(con: WarehouseConnection, source: str, own: str) -> str:
+    if source not in REFERENCES_CUSTOMERS:
         return own
     customers = last_load(con, "customers")
     return hashlib.sha256((own + (customers.fingerprint if customers else "")).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class _Landing:
+    """What one load lands and how its rules read it."""
+
+    source: str
+    origin: str
+    fingerprint: str
+    files: list[str]
+    absent: tuple[str, ...]
+    land: Any  # (front connection) -> {canonical column: landed column}
+
+
+def _file_landing(
+    con: WarehouseConnection, spec: SourceSpec, max_order_amount: float, plausible: PlausibleDates
+) -> _Landing:
+    return _Landing(
+        spec.name,
+        FROM_FILE,
+        load_fingerprint(con, spec, max_order_amount, plausible),
+        _files(spec),
+        spec.absent,
+        lambda front: land(front, spec),
+    )
+
+
+def _unmapped_landing(con: WarehouseConnection, source: str, config: IngestConfig) -> _Landing:
+    """A source the mapping leaves out: customers from the orders, the others empty."""
+    if source not in OPTIONAL_SOURCE:
+        raise IngestConfigError(f"config/sources.yaml has no source '{source}', which is required")
+    checks = _checks_digest(config.max_order_amount, config.plausible_dates)
+    canonical = {c: c for c in CANONICAL[source]}
+    if OPTIONAL_SOURCE[source] == "from_orders":
+        orders = config.sources["orders"]
+        own = fingerprint(orders, config.max_order_amount, config.plausible_dates)
+        absent = tuple(c for c in CANONICAL[source] if c != "customer_id")
+
+        def land_derived(front: duckdb.DuckDBPyConnection) -> dict[str, str]:
+            land_customers_from_orders(front, orders)
+            return canonical
+
+        return _Landing(
+            source,
+            FROM_ORDERS,
+            hashlib.sha256(f"{FROM_ORDERS}:{own}".encode()).hexdigest(),
+            _files(orders),
+            absent,
+            land_derived,
+        )
+
+    def land_empty(front: duckdb.DuckDBPyConnection) -> dict[str, str]:
+        land_absent(front, source)
+        return canonical
+
+    own = hashlib.sha256(f"{NOT_CONFIGURED}:{source}:{checks}".encode()).hexdigest()
+    return _Landing(source, NOT_CONFIGURED, _with_customers(con, source, own), [], (), land_empty)
+
+
+def _load(
+    con: WarehouseConnection,
+    landing: _Landing,
+    max_order_amount: float,
+    plausible: PlausibleDates,
+    force: bool,
+    front: duckdb.DuckDBPyConnection,
+) -> LoadResult:
+    ensure_schema(con)
+    source = landing.source
+    last = last_load(con, source)
+    if (
+        not force
+        and last
+        and last.fingerprint == landing.fingerprint
+        and table_exists(con, "raw", source)
+    ):
+        if source in MONTH_COLUMN and not _has_month_fingerprints(con, source):
+            store_month_fingerprints(front, source)  # loaded before fingerprints existed
+        quarantined = quarantine_counts(con, source)
+        return LoadResult(
+            source,
+            last.rows_loaded + sum(quarantined.values()),
+            last.rows_loaded,
+            quarantined,
+            skipped=True,
+            files=landing.files,
+            origin=landing.origin,
+        )
+    columns = landing.land(front)
+    land_from(front, con, "landing", source)
+    crash_point("ingest")
+    # dbt builds on the target in use; `front` is the DuckDB file this process holds open,
+    # which dbt's DuckDB profile must share (its Spark profile reads none).
+    job = rules_build(
+        source, columns, landing.absent, max_order_amount, plausible, landing.fingerprint
+    )
+    _build(front, source, job)
+    rows_read = con.execute(f"select count(*) from landing.{source}").fetchone()[0]
+    rows_loaded = con.execute(f"select count(*) from raw.{source}").fetchone()[0]
+    quarantined = quarantine_counts(con, source)
+    return LoadResult(
+        source,
+        rows_read,
+        rows_loaded,
+        quarantined,
+        skipped=False,
+        files=landing.files,
+        origin=landing.origin,
+    )
 
 
 def load_source(
@@ -433,49 +741,40 @@ def load_source(
     bookkeeping is read.
     """
     front = con if front is None else front
-    ensure_schema(con)
-    files = _files(spec)
-    print_fp = load_fingerprint(con, spec, max_order_amount, plausible)
-    last = last_load(con, spec.name)
-    if not force and last and last.fingerprint == print_fp and table_exists(con, "raw", spec.name):
-        if spec.name in MONTH_COLUMN and not _has_month_fingerprints(con, spec.name):
-            store_month_fingerprints(front, spec.name)  # loaded before fingerprints existed
-        quarantined = quarantine_counts(con, spec.name)
-        return LoadResult(
-            spec.name,
-            last.rows_loaded + sum(quarantined.values()),
-            last.rows_loaded,
-            quarantined,
-            skipped=True,
-            files=files,
+    landing = _file_landing(con, spec, max_order_amount, plausible)
+    return _load(con, landing, max_order_amount, plausible, force, front)
+
+
+def load(
+    con: WarehouseConnection,
+    config: IngestConfig,
+    source: str,
+    force: bool = False,
+    *,
+    front: duckdb.DuckDBPyConnection | None = None,
+) -> LoadResult:
+    """Load a source as the mapping has it: its file, or, when the mapping leaves it out,
+    the customers of the orders or no rows (OPTIONAL_SOURCE)."""
+    front = con if front is None else front
+    if source in config.sources:
+        landing = _file_landing(
+            con, config.sources[source], config.max_order_amount, config.plausible_dates
         )
-    land(front, spec)
-    land_from(front, con, "landing", spec.name)
-    crash_point("ingest")
-    # dbt builds on the target in use; `front` is the DuckDB file this process holds open,
-    # which dbt's DuckDB profile must share (its Spark profile reads none).
-    _build(front, spec.name, rules_build(spec, max_order_amount, plausible, print_fp))
-    rows_read = con.execute(f"select count(*) from landing.{spec.name}").fetchone()[0]
-    rows_loaded = con.execute(f"select count(*) from raw.{spec.name}").fetchone()[0]
-    quarantined = quarantine_counts(con, spec.name)
-    return LoadResult(spec.name, rows_read, rows_loaded, quarantined, skipped=False, files=files)
+    else:
+        landing = _unmapped_landing(con, source, config)
+    return _load(con, landing, config.max_order_amount, config.plausible_dates, force, front)
 
 
 def load_all(
     con: duckdb.DuckDBPyConnection, config: IngestConfig, force: bool = False
 ) -> dict[str, LoadResult]:
-    """Load every configured source in dependency order (customers before what refers to them)."""
-    results: dict[str, LoadResult] = {}
-    for name in LOAD_ORDER:
-        if name in config.sources:
-            results[name] = load_source(
-                con,
-                config.sources[name],
-                config.max_order_amount,
-                force,
-                plausible=config.plausible_dates,
-            )
-    return results
+    """Load the mapped sources in dependency order (customers before what refers to them),
+    and the customers of the orders when the mapping has none. The refresh job loads every
+    source, the unmapped ones as no rows."""
+    names = [
+        n for n in LOAD_ORDER if n in config.sources or OPTIONAL_SOURCE.get(n) == "from_orders"
+    ]
+    return {name: load(con, config, name, force) for name in names}
 
 
 def summary(result: LoadResult) -> dict[str, Any]:
@@ -486,4 +785,5 @@ def summary(result: LoadResult) -> dict[str, Any]:
         "rows_quarantined": result.rows_quarantined,
         "quarantine_reasons": result.quarantined,
         "unchanged_since_last_load": result.skipped,
+        "origin": result.origin,
     }
