@@ -42,15 +42,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import segment_cadence.cli.governance as cli_governance
+import segment_cadence.cli.sources as cli_sources
 from segment_cadence.defs.alerting import alerts, slack
 from segment_cadence.defs.alerting.alert_tick import run_tick
 from segment_cadence.defs.alerting.outbox import record_refresh_failure
 from segment_cadence.defs.dictionary import segment_dictionary, versions
 from segment_cadence.defs.health import thresholds
+from segment_cadence.defs.ingest import ingest
 from segment_cadence.defs.segments import gate, publish
 from segment_cadence.example import generator as example_generator
-from segment_cadence.platform import paths, state_store, warehouse, warehouse_lock
+from segment_cadence.platform import history, paths, state_store, warehouse, warehouse_lock
 from segment_cadence.platform.months import (
+    MonthNotUnderstood,
     last_complete_month,
     month_end,
     months_between,
@@ -338,12 +341,30 @@ def print_results(month: date) -> None:
         print(f"\nReview pack:         {pack}")
 
 
+def refreshable(months: list[date]) -> None:
+    """Check before a run starts what would otherwise fail inside it: the mapping and its
+    files, and that the months are partitions. When a month is outside the recorded range,
+    the orders are read to learn theirs (the partitions follow, history.py)."""
+    config = ingest.load_config(paths.sources_file())
+    ingest.check_readable(config)
+    months_range = history.refresh_range()
+    if all(months_range.first <= m <= months_range.last for m in months):
+        return
+    data = ingest.order_months(config)
+    if data is not None:
+        history.record_months(data)
+    months_range = history.refresh_range(data=data)
+    for month in months:
+        months_range.check(month)
+
+
 def cmd_refresh(args: argparse.Namespace) -> int:
     last = parse_month(args.month) if args.month else last_complete_month(date.today())
     first = last
     for _ in range(args.months - 1):
         first = previous_month(first)
     months = months_between(first, last)
+    refreshable(months)
     print(f"Monthly refresh: {months[0]:%Y-%m} to {months[-1]:%Y-%m}", flush=True)
     # One turn for the whole command: its results and its alert pass are not cut off by the
     # refresh waiting behind it.
@@ -645,6 +666,7 @@ def build_parser() -> argparse.ArgumentParser:
     release.add_argument("--reason", required=True)
     release.set_defaults(func=cmd_release)
     cli_governance.add_commands(sub)
+    cli_sources.add_commands(sub)
     sizes = sub.add_parser("sizes", help="print published segment sizes")
     sizes.add_argument("--month")
     sizes.set_defaults(func=cmd_sizes)
@@ -655,6 +677,18 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except ingest.SourceFileError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return cli_sources.EXIT_UNREADABLE
+    except ingest.IngestConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return cli_sources.EXIT_CONFIG
+    except history.MonthOutOfRange as error:
+        print(f"error: {error}", file=sys.stderr)
+        return cli_sources.EXIT_MONTH
+    except MonthNotUnderstood as error:
+        print(f"error: {error}", file=sys.stderr)
+        return cli_sources.EXIT_MONTH
     except warehouse.WarehouseBusy as busy:
         print(busy, file=sys.stderr)
         return EXIT_BUSY

@@ -7,6 +7,10 @@ import calendar
 from datetime import date
 
 
+class MonthNotUnderstood(ValueError):
+    """Text that is not a month; the message shows how to write one."""
+
+
 def parse_month(value: str) -> date:
     """'2026-10', '2026-10-01' or '2026-10-31' → the first day of that month."""
     text = value.strip()
@@ -16,7 +20,7 @@ def parse_month(value: str) -> date:
             raise ValueError
         return date(year, month, 1)
     except (ValueError, IndexError):
-        raise ValueError(f"not a month: {value!r}; write it as YYYY-MM") from None
+        raise MonthNotUnderstood(f"not a month: {value!r}; write it as YYYY-MM") from None
 
 
 def month_end(month_start: date) -> date:

@@ -1,4 +1,6 @@
-"""Partitions: one per calendar month, keyed by the month's first day (2026-10-01)."""
+"""Partitions: one per calendar month, keyed by the month's first day (2026-10-01), over the
+months that can be refreshed (segment_cadence/platform/history.py): from where the data
+starts to the last complete month, or further when the data runs further."""
 
 from __future__ import annotations
 
@@ -6,19 +8,32 @@ from datetime import date
 
 import dagster as dg
 
+from segment_cadence.platform import history
 from segment_cadence.platform.months import (
+    last_complete_month,
     month_end,
     parse_month,
     previous_month_end,
     quarter_end,
     quarter_label,
+    quarter_start,
 )
 
-# History the pipeline can backfill. Months before the data starts still build (every
-# customer then lands in the fallback), so an early start costs nothing but clutter.
-FIRST_MONTH = "2023-01-01"
+# The months the pipeline can refresh or backfill, as this code location loads.
+REFRESH_RANGE = history.refresh_range()
+FIRST_MONTH = REFRESH_RANGE.first.isoformat()
 
-monthly_partitions = dg.MonthlyPartitionsDefinition(start_date=FIRST_MONTH)
+
+def _months_after(first: date, last: date) -> int:
+    return max(0, (last.year - first.year) * 12 + last.month - first.month)
+
+
+# Months with data after the last complete month are partitions too (end_offset).
+_MONTHS_AHEAD = _months_after(last_complete_month(date.today()), REFRESH_RANGE.last)
+
+monthly_partitions = dg.MonthlyPartitionsDefinition(
+    start_date=FIRST_MONTH, end_offset=_MONTHS_AHEAD
+)
 
 
 def refresh_window(partition_key: str) -> tuple[date, date]:
@@ -29,7 +44,10 @@ def refresh_window(partition_key: str) -> tuple[date, date]:
 
 # Quarters, keyed by their first day (2025-10-01 is 2025-Q4).
 quarterly_partitions = dg.TimeWindowPartitionsDefinition(
-    cron_schedule="0 0 1 1,4,7,10 *", start=FIRST_MONTH, fmt="%Y-%m-%d"
+    cron_schedule="0 0 1 1,4,7,10 *",
+    start=quarter_start(REFRESH_RANGE.first).isoformat(),
+    fmt="%Y-%m-%d",
+    end_offset=(_MONTHS_AHEAD + 2) // 3,
 )
 
 

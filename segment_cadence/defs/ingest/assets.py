@@ -3,7 +3,7 @@
 import dagster as dg
 
 from segment_cadence.defs.ingest import ingest
-from segment_cadence.platform import markdown, paths
+from segment_cadence.platform import history, markdown, paths
 from segment_cadence.platform.resources import WAREHOUSE_POOL, ConfigFiles, WarehouseResource
 
 QUARANTINE_WARN_RATE = 0.01
@@ -33,6 +33,13 @@ def _source_asset(source: str, deps: list[str]) -> dg.AssetsDefinition:
         config = config_files.once("sources", lambda: ingest.load_config(paths.sources_file()))
         with warehouse.connect() as con, warehouse.front_door(con) as front:
             result = ingest.load(con, config, source, front=front)
+            if source == "orders" and not result.skipped:
+                months = ingest.loaded_order_months(con)
+                if months and history.record_months(months):
+                    context.log.info(
+                        f"orders cover {months.first:%Y-%m} to {months.last:%Y-%m}: the "
+                        "refreshable months follow when the code location reloads"
+                    )
         if result.rows_quarantined:
             context.log.warning(
                 f"{source}: {result.rows_quarantined} row(s) quarantined: {result.quarantined}"

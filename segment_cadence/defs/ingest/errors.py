@@ -8,3 +8,7 @@ class IngestConfigError(ValueError):
 
     Its text is what the person sees, whole, in one or two lines: the file, the field or
     column, the problem and, where there is one, an example value."""
+
+
+class SourceFileError(IngestConfigError):
+    """A file the mapping points at is missing or cannot be read as its shape says."""

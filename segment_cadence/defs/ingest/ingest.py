@@ -30,11 +30,12 @@ import duckdb
 import yaml
 
 from segment_cadence.defs.ingest import file_shapes, value_formats
-from segment_cadence.defs.ingest.errors import IngestConfigError
+from segment_cadence.defs.ingest.errors import IngestConfigError, SourceFileError
 from segment_cadence.defs.ingest.file_shapes import FileShape
 from segment_cadence.defs.ingest.value_formats import ValueFormats
 from segment_cadence.platform import dbt_in_process, paths
 from segment_cadence.platform.crash_points import crash_point
+from segment_cadence.platform.history import DataMonths
 from segment_cadence.platform.warehouse import (
     WarehouseConnection,
     ensure_schema,
@@ -84,7 +85,7 @@ OPTIONAL_SOURCE = {
 # Where a load's source came from, as the asset metadata says it.
 FROM_FILE, FROM_ORDERS, NOT_CONFIGURED = "file", "derived from orders", "not configured"
 
-__all__ = ["IngestConfigError"]
+__all__ = ["IngestConfigError", "SourceFileError"]
 
 
 @dataclass(frozen=True)
@@ -307,7 +308,7 @@ def load_config(path: Path | str = paths.SOURCES_FILE, base: Path | None = None)
 def _files(spec: SourceSpec) -> list[str]:
     found = sorted(glob.glob(spec.path))
     if not found:
-        raise IngestConfigError(
+        raise SourceFileError(
             f"source '{spec.name}': no file at {spec.path}; generate data with "
             "`segment-cadence generate` or point config/sources.yaml at your file"
         )
@@ -424,15 +425,65 @@ def _describe(con: duckdb.DuckDBPyConnection, spec: SourceSpec, reader: str) -> 
         described = con.execute(f"describe select * from {reader}").fetchall()
     except duckdb.Error as error:
         first = str(error).strip().splitlines()[0]
-        raise IngestConfigError(f"source '{spec.name}': cannot read {spec.path}: {first}") from None
+        raise SourceFileError(f"source '{spec.name}': cannot read {spec.path}: {first}") from None
     return {r[0]: str(r[1]) for r in described if r[0] != "file_row_number"}
 
 
-def _described_reader(
-    con: duckdb.DuckDBPyConnection, spec: SourceSpec
-) -> tuple[str, dict[str, str]]:
+def read_columns(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> tuple[str, dict[str, str]]:
+    """The relation that reads the source's files and {file column: type}; raises
+    SourceFileError when a file is missing or unreadable, and IngestConfigError when a
+    mapped column is not in the file."""
     reader = _reader(spec)
-    return reader, _describe(con, spec, reader)
+    reader, types = _text_json(reader, _describe(con, spec, reader))
+    missing = [src for src in spec.columns.values() if src not in types]
+    if missing:
+        raise IngestConfigError(
+            f"source '{spec.name}': column(s) {', '.join(missing)} named in the mapping are not in "
+            f"{spec.path}; the file has: {', '.join(types)}"
+        )
+    return reader, types
+
+
+# How many of a file's first values check_readable tries for each date column.
+DATE_SAMPLE = 1000
+
+
+def _dates_read(
+    con: duckdb.DuckDBPyConnection, spec: SourceSpec, reader: str, types: dict[str, str]
+) -> None:
+    """A date column none of whose first values reads under the mapping's date format is a
+    wrong format, not a file of bad rows: say so rather than quarantine every row."""
+    rewrites = canonical_rewrites(spec, types)
+    kinds = CANONICAL[spec.name]
+    for column, file_column in spec.columns.items():
+        kind = kinds[column]
+        if kind not in ("date", "timestamp"):
+            continue
+        value = rewrites.get(column, _quoted(file_column))
+        raw = f"nullif(trim(cast({_quoted(file_column)} as varchar)), '')"
+        found = con.execute(
+            f"select count(*), count(try_cast({value} as {kind})), any_value({raw}) "
+            f"from (select * from {reader} where {raw} is not null limit {DATE_SAMPLE})"
+        ).fetchone()
+        if found[0] and not found[1]:
+            declared = ", ".join(spec.formats.date_formats) or "ISO (no date_format set)"
+            raise IngestConfigError(
+                f"source '{spec.name}': column {file_column} of {spec.path}: no value in the "
+                f"first {found[0]:,} reads as {declared}, e.g. {found[2]!r}; set date_format"
+            )
+
+
+def check_readable(config: IngestConfig) -> None:
+    """Every mapped file is there, readable as its shape says, with its mapped columns and
+    dates the format reads: what a refresh checks before it starts, so that a mistake is
+    one line, not a failed run."""
+    con = duckdb.connect()
+    try:
+        for spec in config.sources.values():
+            reader, types = read_columns(con, spec)
+            _dates_read(con, spec, reader, types)
+    finally:
+        con.close()
 
 
 def _text_json(reader: str, types: dict[str, str]) -> tuple[str, dict[str, str]]:
@@ -452,13 +503,7 @@ def land(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> dict[str, str]:
     """landing.<source>: the file as it is, once its mapped columns are known to be there,
     with the canonical rewrites of its dates and amounts beside. Returns the landed column
     of each canonical column."""
-    reader, types = _text_json(*_described_reader(con, spec))
-    missing = [src for src in spec.columns.values() if src not in types]
-    if missing:
-        raise IngestConfigError(
-            f"source '{spec.name}': column(s) {', '.join(missing)} named in the mapping are not in "
-            f"{spec.path}; the file has: {', '.join(types)}"
-        )
+    reader, types = read_columns(con, spec)
     rewrites = canonical_rewrites(spec, types)
     select = _positioned_select(spec, reader)
     if rewrites:
@@ -471,7 +516,7 @@ def land(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> dict[str, str]:
         con.execute(f"create or replace {_landed_relation(spec)} landing.{spec.name} as {select}")
     except duckdb.Error as error:
         first = str(error).strip().splitlines()[0]
-        raise IngestConfigError(f"source '{spec.name}': cannot read {spec.path}: {first}") from None
+        raise SourceFileError(f"source '{spec.name}': cannot read {spec.path}: {first}") from None
     mapping = landed_columns(spec)
     mapping.update({column: f"_as_{column}" for column in rewrites})
     return mapping
@@ -492,7 +537,7 @@ def land_customers_from_orders(con: duckdb.DuckDBPyConnection, orders: SourceSpe
     orders, in order of first appearance. The other columns are unknown (NULL); the signup
     is the first purchase (customer_features)."""
     customer = f"nullif(trim(cast({_quoted(orders.columns['customer_id'])} as varchar)), '')"
-    reader, _ = _text_json(*_described_reader(con, orders))
+    reader, _ = read_columns(con, orders)
     con.execute("set preserve_insertion_order = true")
     _drop_landed(con, "customers")
     con.execute(
@@ -775,6 +820,39 @@ def load_all(
         n for n in LOAD_ORDER if n in config.sources or OPTIONAL_SOURCE.get(n) == "from_orders"
     ]
     return {name: load(con, config, name, force) for name in names}
+
+
+def _plausible_days_sql(plausible: PlausibleDates) -> str:
+    return (
+        f"between date '{plausible.earliest.isoformat()}' "
+        f"and current_date + {plausible.latest_days_ahead}"
+    )
+
+
+def order_months(config: IngestConfig) -> DataMonths | None:
+    """The first and last month of the orders' plausible dates, read from the file through
+    the mapping (nothing is written): what the refreshable months follow."""
+    spec = config.sources["orders"]
+    con = duckdb.connect()
+    try:
+        reader, types = read_columns(con, spec)
+        day = canonical_rewrites(spec, types).get("order_date", _quoted(spec.columns["order_date"]))
+        found = con.execute(
+            f"select min(day), max(day) from (select try_cast({day} as date) as day "
+            f"from {reader}) where day {_plausible_days_sql(config.plausible_dates)}"
+        ).fetchone()
+    except duckdb.Error as error:
+        first = str(error).strip().splitlines()[0]
+        raise SourceFileError(f"source 'orders': cannot read {spec.path}: {first}") from None
+    finally:
+        con.close()
+    return DataMonths(found[0].replace(day=1), found[1].replace(day=1)) if found[0] else None
+
+
+def loaded_order_months(con: WarehouseConnection) -> DataMonths | None:
+    """The first and last month of the loaded orders (raw.orders)."""
+    found = con.execute("select min(order_date), max(order_date) from raw.orders").fetchone()
+    return DataMonths(found[0].replace(day=1), found[1].replace(day=1)) if found[0] else None
 
 
 def summary(result: LoadResult) -> dict[str, Any]:

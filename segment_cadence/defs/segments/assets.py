@@ -11,6 +11,7 @@ import numpy as np
 from dagster_dbt import DbtCliResource, get_asset_key_for_model
 
 from segment_cadence.defs.dictionary import segment_dictionary, versions
+from segment_cadence.defs.ingest import ingest
 from segment_cadence.defs.segments import churn, gate, publish
 from segment_cadence.defs.segments.dbt_assets import (
     GATE,
@@ -73,8 +74,12 @@ def publish_gate(
         bounds = gate.load_bounds(paths.thresholds_file())
     except gate.GateConfigError as error:
         raise dg.Failure(description=str(error)) from None
+    sources = config_files.once("sources", lambda: ingest.load_config(paths.sources_file()))
+    unmapped = frozenset(ingest.LOAD_ORDER) - set(sources.sources)
     with warehouse.connect() as con:
-        measured = gate.measure(con, month_end, version, dictionary.fallback.id, bounds)
+        measured = gate.measure(
+            con, month_end, version, dictionary.fallback.id, bounds, unmapped=unmapped
+        )
     # The release looked up and the hold recorded in one state-store transaction.
     with state_store.transaction() as state:
         decision = gate.with_release(state, measured)

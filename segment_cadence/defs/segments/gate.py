@@ -284,13 +284,17 @@ def _quarantine(con: duckdb.DuckDBPyConnection, bounds: GateBounds) -> list[Gate
 
 
 def _staleness(
-    con: duckdb.DuckDBPyConnection, month_end: date, bounds: GateBounds
+    con: duckdb.DuckDBPyConnection,
+    month_end: date,
+    bounds: GateBounds,
+    unmapped: frozenset[str] = frozenset(),
 ) -> tuple[dict[str, float | None], list[GateFinding]]:
     ages: dict[str, float | None] = {}
     findings = []
     for source, limit in sorted(bounds.max_input_age_days.items()):
         column = _FRESHNESS_COLUMNS.get(source)
-        if column is None or not table_exists(con, "raw", source):
+        # A source the mapping leaves out has no rows by design, not stale ones.
+        if column is None or source in unmapped or not table_exists(con, "raw", source):
             continue
         newest = con.execute(
             f"select max(cast({column} as date)) from raw.{source} "
@@ -385,13 +389,15 @@ def measure(
     definition_version: str,
     fallback_segment: str,
     bounds: GateBounds,
+    unmapped: frozenset[str] = frozenset(),
 ) -> GateDecision:
     """Measure the month's inputs and build (warehouse) against the bounds. Reads only; no
-    release looked up yet (with_release)."""
+    release looked up yet (with_release). `unmapped`: the sources the mapping leaves out,
+    whose freshness is not measured."""
     fingerprint = inputs_fingerprint(con, month_end, definition_version)
     volume, baseline, findings = _order_volume(con, month_end, bounds)
     findings += _quarantine(con, bounds)
-    ages, stale = _staleness(con, month_end, bounds)
+    ages, stale = _staleness(con, month_end, bounds, unmapped)
     findings += stale
     share, result = _result(con, fallback_segment, bounds)
     findings += result

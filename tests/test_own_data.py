@@ -1,0 +1,205 @@
+"""A user's own export, on the first try: the CDNOW master log through the mapping alone,
+orders only, any history; user errors as one line and an exit code."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import lifetimes
+import pandas as pd
+import pytest
+import yaml
+
+from segment_cadence.cli import main
+from segment_cadence.cli import sources as cli_sources
+from segment_cadence.platform import warehouse
+
+CDNOW = Path(lifetimes.__file__).parent / "datasets" / "CDNOW_master.txt"
+MONTH_ENDS = (date(1998, 4, 30), date(1998, 5, 31), date(1998, 6, 30))
+
+
+def run_cli(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """`segment-cadence ...` in its own process, with its own state directory."""
+    environment = {
+        **os.environ,
+        "SEGMENT_CADENCE_HOME": str(home),
+        "SEGMENT_CADENCE_WAREHOUSE": str(home / "warehouse.duckdb"),
+        "DAGSTER_HOME": str(home / "dagster_home"),
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "segment_cadence.cli", *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def pandas_features(month_end: date) -> pd.DataFrame:
+    """Recency, purchase days and spend as of a month end, computed independently."""
+    log = pd.read_csv(
+        CDNOW,
+        sep=r"\s+",
+        header=0,
+        names=["customer", "day", "cds", "dollars"],
+        dtype={"customer": str, "day": str},
+    )
+    log["day"] = pd.to_datetime(log["day"], format="%Y%m%d")
+    seen = log[log["day"] <= pd.Timestamp(month_end)]
+    grouped = seen.groupby("customer")
+    return pd.DataFrame(
+        {
+            "recency_days": (pd.Timestamp(month_end) - grouped["day"].max()).dt.days,
+            "frequency": grouped["day"].nunique(),
+            "monetary_value": grouped["dollars"].sum().round(2),
+        }
+    ).sort_index()
+
+
+@pytest.fixture(scope="module")
+def cdnow_refreshed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """sources init on the CDNOW master log, sources check of the draft unchanged, then
+    three months of 1998 refreshed with nothing else: no customers, engagement, campaigns
+    or team members."""
+    home = tmp_path_factory.mktemp("cdnow_home")
+    mapping = home / "sources.yaml"
+    init = run_cli(home, "sources", "init", str(CDNOW), "--out", str(mapping))
+    assert init.returncode == 0, init.stdout + init.stderr
+    check = run_cli(home, "sources", "check", "--sources", str(mapping))
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "read 69,659  loaded 69,659  quarantined 0" in check.stdout
+    assert "Months that can be refreshed: 1997-01 to" in check.stdout
+    refresh = run_cli(
+        home, "refresh", "--month", "1998-06", "--months", "3", SEGMENT_CADENCE_SOURCES=str(mapping)
+    )
+    assert refresh.returncode == 0, refresh.stdout + refresh.stderr
+    assert "Traceback" not in refresh.stderr
+    return home
+
+
+def test_the_cdnow_draft_maps_the_log_without_edits(tmp_path):
+    mapping = tmp_path / "sources.yaml"
+    assert main(["sources", "init", str(CDNOW), "--out", str(mapping)]) == 0
+    orders = yaml.safe_load(mapping.read_text())["sources"]["orders"]
+    assert orders["file"] == {"delimiter": "whitespace"}
+    assert orders["date_format"] == "yyyymmdd"
+    assert orders["columns"] == {
+        "order_date": "date",
+        "customer_id": "customer_id",
+        "amount": "dollar_value",
+    }
+
+
+@pytest.mark.parametrize("month_end", MONTH_ENDS, ids=str)
+def test_cdnow_features_equal_an_independent_pandas_computation_for_every_customer(
+    cdnow_refreshed, month_end
+):
+    with warehouse.connect(cdnow_refreshed / "warehouse.duckdb", read_only=True) as con:
+        ours = con.execute(
+            "select customer_id, recency_days, frequency, round(monetary_value, 2) "
+            "from published.customer_features where month_end = ? order by 1",
+            [month_end],
+        ).df()
+    ours = ours.set_index("customer_id").rename(
+        columns={"round(monetary_value, 2)": "monetary_value"}
+    )
+    expected = pandas_features(month_end)
+    assert list(ours.index) == list(expected.index)
+    pd.testing.assert_frame_equal(ours, expected, check_dtype=False, check_names=False)
+
+
+def test_every_cdnow_customer_is_in_exactly_one_published_segment(cdnow_refreshed):
+    with warehouse.connect(cdnow_refreshed / "warehouse.duckdb", read_only=True) as con:
+        for month_end in MONTH_ENDS:
+            customers, rows, most = con.execute(
+                "select count(distinct customer_id), count(*), max(n) from ("
+                "select customer_id, count(*) over (partition by customer_id) as n "
+                "from published.segment_membership where month_end = ?)",
+                [month_end],
+            ).fetchone()
+            assert customers == rows == len(pandas_features(month_end)) and most == 1
+
+
+def test_a_month_outside_the_data_is_one_sentence_naming_the_range(cdnow_refreshed):
+    result = run_cli(
+        cdnow_refreshed,
+        "refresh",
+        "--month",
+        "1996-06",
+        SEGMENT_CADENCE_SOURCES=str(cdnow_refreshed / "sources.yaml"),
+    )
+    assert result.returncode == cli_sources.EXIT_MONTH
+    assert (
+        result.stderr.strip().splitlines() == [result.stderr.strip()]
+        and "1996-06 cannot be refreshed: the months that can are 1997-01 to" in result.stderr
+    )
+
+
+# User errors: one line naming the file, the column, the problem; a distinct exit code.
+
+ORDERS = "Client;Placed;Value\nK1;05/01/2025;450.00\nK2;17/03/2025;2300\n"
+
+
+def user_mapping(tmp_path: Path, **orders: object) -> Path:
+    (tmp_path / "orders.csv").write_text(ORDERS)
+    entry = {
+        "path": str(tmp_path / "orders.csv"),
+        "file": {"delimiter": ";"},
+        "date_format": "%d/%m/%Y",
+        "columns": {"customer_id": "Client", "order_date": "Placed", "amount": "Value"},
+        **orders,
+    }
+    path = tmp_path / "sources.yaml"
+    path.write_text(yaml.safe_dump({"sources": {"orders": entry}}))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("change", "code", "words"),
+    [
+        (
+            {"columns": {"customer_id": "Kunde", "order_date": "Placed", "amount": "Value"}},
+            cli_sources.EXIT_CONFIG,
+            ["Kunde", "orders.csv", "the file has: Client, Placed, Value"],
+        ),
+        ({"path": "nowhere/orders.csv"}, cli_sources.EXIT_UNREADABLE, ["no file at", "nowhere"]),
+        (
+            {"format": "parquet"},
+            cli_sources.EXIT_UNREADABLE,
+            ["cannot read", "orders.csv"],
+        ),
+        (
+            {"date_format": "%Y-%m-%d"},
+            cli_sources.EXIT_CONFIG,
+            ["Placed", "no value", "'05/01/2025'", "%Y-%m-%d"],
+        ),
+    ],
+    ids=["unknown column", "source file missing", "unreadable file", "date matching no format"],
+)
+def test_a_user_error_is_one_line_and_its_exit_code(
+    tmp_path, monkeypatch, capsys, change, code, words
+):
+    monkeypatch.setenv("SEGMENT_CADENCE_SOURCES", str(user_mapping(tmp_path, **change)))
+    assert main(["refresh", "--month", "2025-03"]) == code
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert all(word in err for word in words), err
+    assert "Traceback" not in err
+
+
+def test_a_month_that_is_not_a_month_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SEGMENT_CADENCE_SOURCES", str(user_mapping(tmp_path)))
+    assert main(["refresh", "--month", "June"]) == cli_sources.EXIT_MONTH
+    assert capsys.readouterr().err.strip() == "error: not a month: 'June'; write it as YYYY-MM"
+
+
+def test_sources_check_exits_non_zero_when_a_source_cannot_be_read(tmp_path, capsys):
+    mapping = user_mapping(tmp_path, path=str(tmp_path / "missing.csv"))
+    assert main(["sources", "check", "--sources", str(mapping)]) == cli_sources.EXIT_UNREADABLE
+    out = capsys.readouterr().out
+    assert "cannot load: source 'orders': no file at" in out
