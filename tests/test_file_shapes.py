@@ -245,3 +245,62 @@ def test_a_shape_the_reader_cannot_take_is_a_one_line_config_error(tmp_path, ent
         ingest.load_config(mapping, base=tmp_path)
     assert message in str(raised.value) and "sources.orders" in str(raised.value)
     assert "\n" not in str(raised.value)
+
+
+def test_a_shop_export_keyed_by_email_joins_customers_by_account_id_through_the_identity_map(
+    tmp_path,
+):
+    # The CRM knows accounts and their emails; the shop's line items name the buyer by email
+    # (in other letter cases, with blanks), repeat the order number, and write day-first
+    # dates and decimal commas. One buyer is nobody the CRM knows.
+    (tmp_path / "crm.csv").write_text(
+        "Account,E-mail\nA-1,ann@example.org\nA-2,Bob@Example.org\nA-3,bob@example.org\n"
+    )
+    (tmp_path / "shop.csv").write_text(
+        "Order;Buyer;Date;Qty;Line total\n"
+        "#1;  ANN@example.org ;05/01/2025;1;450,00\n"
+        "#1;ann@example.org;05/01/2025;2;120,50\n"
+        "#2;bob@example.org;17/03/2025;1;2300\n"
+        "#3;eve@example.org;18/03/2025;1;99,00\n"
+    )
+    document = {
+        "sources": {
+            "customers": {
+                "path": "crm.csv",
+                "columns": {"customer_id": "Account"},
+                "identity": {"email": "E-mail"},
+            },
+            "orders": {
+                "path": "shop.csv",
+                "file": {"delimiter": ";"},
+                "columns": {"order_id": "Order", "order_date": "Date", "amount": "Line total"},
+                "identity": {"email": "Buyer"},
+                "date_format": "dayfirst",
+                "decimal_separator": ",",
+            },
+        }
+    }
+    mapping = tmp_path / "sources.yaml"
+    mapping.write_text(yaml.safe_dump(document))
+    config = ingest.load_config(mapping, base=tmp_path)
+    with warehouse.connect(tmp_path / "w.duckdb") as con:
+        results = ingest.load_all(con, config)
+        orders = con.execute(
+            "select order_id, customer_id, cast(order_date as varchar), amount "
+            "from raw.orders order by order_line_id"
+        ).fetchall()
+        refused = con.execute("select reason, record from quarantine.rejected_rows").fetchall()
+        summary = {
+            name: ingest.identity_summary(con, spec) for name, spec in config.sources.items()
+        }
+    assert orders == [
+        ("#1", "A-1", "2025-01-05", 450.0),
+        ("#1", "A-1", "2025-01-05", 120.5),
+        # bob@example.org is two accounts' email: the smaller id, deterministically.
+        ("#2", "A-2", "2025-03-17", 2300.0),
+    ]
+    assert [r[0] for r in refused] == ["no customer with this email"]
+    assert json.loads(refused[0][1])["Buyer"] == "eve@example.org"
+    assert results["orders"].quarantined == {"no customer with this email": 1}
+    assert summary["customers"] == {"identity": "email", "keys": 2, "ambiguous_keys": 1}
+    assert summary["orders"]["rows_matched"] == 3 and summary["orders"]["match_rate"] == 0.75

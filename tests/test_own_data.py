@@ -180,6 +180,7 @@ def user_mapping(tmp_path: Path, **orders: object) -> Path:
         ),
     ],
     ids=["unknown column", "source file missing", "unreadable file", "date matching no format"],
+    # The identity column missing: test_an_identity_the_customers_do_not_declare_...
 )
 def test_a_user_error_is_one_line_and_its_exit_code(
     tmp_path, monkeypatch, capsys, change, code, words
@@ -203,3 +204,43 @@ def test_sources_check_exits_non_zero_when_a_source_cannot_be_read(tmp_path, cap
     assert main(["sources", "check", "--sources", str(mapping)]) == cli_sources.EXIT_UNREADABLE
     out = capsys.readouterr().out
     assert "cannot load: source 'orders': no file at" in out
+
+
+def test_an_identity_the_customers_do_not_declare_is_one_line_and_exit_3(
+    tmp_path, monkeypatch, capsys
+):
+    mapping = user_mapping(tmp_path, identity={"email": "Client"})
+    document = yaml.safe_load(mapping.read_text())
+    del document["sources"]["orders"]["columns"]["customer_id"]
+    (tmp_path / "crm.csv").write_text("Account\nA-1\n")
+    document["sources"]["customers"] = {
+        "path": str(tmp_path / "crm.csv"),
+        "columns": {"customer_id": "Account"},
+    }
+    mapping.write_text(yaml.safe_dump(document))
+    monkeypatch.setenv("SEGMENT_CADENCE_SOURCES", str(mapping))
+    assert main(["refresh", "--month", "2025-03"]) == cli_sources.EXIT_CONFIG
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "sources.orders.identity names customers by email" in err
+    assert "sources.customers declares no email column" in err
+
+
+def test_an_identity_column_missing_from_the_file_is_one_line_and_exit_3(
+    tmp_path, monkeypatch, capsys
+):
+    mapping = user_mapping(tmp_path, identity={"email": "Email"})
+    document = yaml.safe_load(mapping.read_text())
+    del document["sources"]["orders"]["columns"]["customer_id"]
+    (tmp_path / "crm.csv").write_text("Account,Email\nA-1,a@example.org\n")
+    document["sources"]["customers"] = {
+        "path": str(tmp_path / "crm.csv"),
+        "columns": {"customer_id": "Account"},
+        "identity": {"email": "Email"},
+    }
+    mapping.write_text(yaml.safe_dump(document))
+    monkeypatch.setenv("SEGMENT_CADENCE_SOURCES", str(mapping))
+    assert main(["refresh", "--month", "2025-03"]) == cli_sources.EXIT_CONFIG
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "column(s) Email named in the mapping are not in" in err and "orders.csv" in err

@@ -36,6 +36,14 @@
     {{- return(mapping) -}}
 {%- endmacro %}
 
+{#- Why a row whose customer is not loaded is refused: its customer_id names no customer, or,
+    in a source that names its customers by email or phone (the identity map), nobody has
+    that email or phone. -#}
+{% macro unknown_customer_reason() -%}
+    {%- set kind = cadence_var("ingest_identity") -%}
+    {{- return("no customer with this " ~ kind if kind else "unknown customer_id") -}}
+{%- endmacro %}
+
 {#- The optional columns the loaded source's file leaves out: NULL, and no rule checks them. -#}
 {% macro ingest_absent(source_name) -%}
     {{- return(cadence_var("ingest_absent") if cadence_var("ingest_source") == source_name else []) -}}
@@ -104,7 +112,7 @@
     {%- endfor %}
         when _is_duplicate then 'duplicate {{ spec["key"] }}'
     {%- if spec.get("references_customers") %}
-        when not _known_customer then 'unknown customer_id'
+        when not _known_customer then '{{ unknown_customer_reason() }}'
     {%- endif %}
     end
 {%- endmacro %}

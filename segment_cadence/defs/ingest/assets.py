@@ -30,16 +30,22 @@ def _source_asset(source: str, deps: list[str]) -> dg.AssetsDefinition:
     def _load(
         context: dg.AssetExecutionContext, warehouse: WarehouseResource, config_files: ConfigFiles
     ) -> dg.MaterializeResult:
-        config = config_files.once("sources", lambda: ingest.load_config(paths.sources_file()))
-        with warehouse.connect() as con, warehouse.front_door(con) as front:
-            result = ingest.load(con, config, source, front=front)
-            if source == "orders" and not result.skipped:
-                months = ingest.loaded_order_months(con)
-                if months and history.record_months(months):
-                    context.log.info(
-                        f"orders cover {months.first:%Y-%m} to {months.last:%Y-%m}: the "
-                        "refreshable months follow when the code location reloads"
-                    )
+        try:
+            config = config_files.once("sources", lambda: ingest.load_config(paths.sources_file()))
+            with warehouse.connect() as con, warehouse.front_door(con) as front:
+                result = ingest.load(con, config, source, front=front)
+                months = ingest.loaded_order_months(con) if source == "orders" else None
+                spec = config.sources.get(source)
+                matching = ingest.identity_summary(front, spec) if spec else {}
+        except (ingest.IngestConfigError, ingest.IngestRulesFailed) as error:
+            # A user's mistake: the step fails with the one line the CLI would print, and
+            # the failure notice carries it; no traceback.
+            raise dg.Failure(description=str(error), allow_retries=False) from None
+        if months and not result.skipped and history.record_months(months):
+            context.log.info(
+                f"orders cover {months.first:%Y-%m} to {months.last:%Y-%m}: the refreshable "
+                "months follow when the code location reloads"
+            )
         if result.rows_quarantined:
             context.log.warning(
                 f"{source}: {result.rows_quarantined} row(s) quarantined: {result.quarantined}"
@@ -58,6 +64,7 @@ def _source_asset(source: str, deps: list[str]) -> dg.AssetsDefinition:
                 "quarantine_reasons": dg.MetadataValue.md(reasons),
                 "unchanged_since_last_load": result.skipped,
                 "origin": result.origin,
+                **({"identity_map": dg.MetadataValue.json(matching)} if matching else {}),
                 "files": dg.MetadataValue.json(result.files),
             }
         )

@@ -29,7 +29,7 @@ from typing import Any
 import duckdb
 import yaml
 
-from segment_cadence.defs.ingest import file_shapes, value_formats
+from segment_cadence.defs.ingest import file_shapes, identity, value_formats
 from segment_cadence.defs.ingest.errors import IngestConfigError, SourceFileError
 from segment_cadence.defs.ingest.file_shapes import FileShape
 from segment_cadence.defs.ingest.value_formats import ValueFormats
@@ -101,6 +101,12 @@ class SourceSpec:
     shape: FileShape = FileShape()
     formats: ValueFormats = ValueFormats()
     cache_dir: str = ""
+    identity: identity.Identity | None = None
+
+    @property
+    def matched_by_identity(self) -> bool:
+        """Its customer_id comes from the identity map (it names customers by email or phone)."""
+        return self.identity is not None and "customer_id" not in self.columns
 
     @property
     def format(self) -> str:
@@ -229,6 +235,7 @@ SOURCE_FIELDS = (
     "date_format",
     "decimal_separator",
     "thousands_separator",
+    "identity",
 )
 
 
@@ -258,7 +265,11 @@ def _source_spec(name: str, raw: Any, path: Path, base: Path) -> SourceSpec:
             f"{where}.columns: unknown canonical column(s) {', '.join(unknown)}; "
             f"canonical columns are {', '.join(CANONICAL[name])}"
         )
-    missing = [c for c in REQUIRED[name] if c not in columns]
+    named_by = identity.parse_identity(raw.get("identity"), where)
+    required = REQUIRED[name]
+    if named_by is not None and name != "customers":
+        required = tuple(c for c in required if c != "customer_id")
+    missing = [c for c in required if c not in columns]
     if missing:
         raise IngestConfigError(
             f"{where}.columns: does not map canonical column(s) {', '.join(missing)} "
@@ -272,7 +283,23 @@ def _source_spec(name: str, raw: Any, path: Path, base: Path) -> SourceSpec:
         shape=file_shapes.parse_shape(raw, data_path, where),
         formats=value_formats.parse_value_formats(raw, where),
         cache_dir=str(base / "landing-cache" / name),
+        identity=named_by,
     )
+
+
+def _identity_declared(specs: dict[str, SourceSpec], path: Path) -> None:
+    """A source matched by email or phone needs the customers to say theirs."""
+    customers = specs.get("customers")
+    for spec in specs.values():
+        if not spec.matched_by_identity or spec.name == "customers":
+            continue
+        kind = spec.identity.kind  # type: ignore[union-attr]
+        if customers is None or customers.identity is None or customers.identity.kind != kind:
+            raise IngestConfigError(
+                f"{path}: sources.{spec.name}.identity names customers by {kind}, but "
+                f"sources.customers declares no {kind} column; add identity: {{{kind}: COLUMN}} "
+                "to the customers"
+            )
 
 
 def load_config(path: Path | str = paths.SOURCES_FILE, base: Path | None = None) -> IngestConfig:
@@ -293,6 +320,7 @@ def load_config(path: Path | str = paths.SOURCES_FILE, base: Path | None = None)
         str(name): _source_spec(str(name), raw, path, base)
         for name, raw in document["sources"].items()
     }
+    _identity_declared(specs, path)
     if "orders" not in specs:
         raise IngestConfigError(
             f"{path}: sources.orders is missing; the orders are the one source every "
@@ -388,12 +416,16 @@ def canonical_rewrites(spec: SourceSpec, types: dict[str, str]) -> dict[str, str
                 rewrites[column] = value_formats.date_expression(source, kind, spec.formats)
         elif kind == "amount" and file_type == "VARCHAR":
             rewrites[column] = value_formats.amount_expression(source, spec.formats)
+    if spec.matched_by_identity:
+        rewrites["customer_id"] = identity.customer_id_sql(spec.identity)  # type: ignore[arg-type]
     for column in spec.derived:
         if OPTIONAL[spec.name][column] == "row":
             rewrites[column] = "cast(_source_row as varchar)"
         else:  # customer_day: an order is a customer's purchases on one day
             day = f"left({rewrites.get('order_date', _quoted(spec.columns['order_date']))}, 10)"
-            customer = f"trim(cast({_quoted(spec.columns['customer_id'])} as varchar))"
+            customer = rewrites.get(
+                "customer_id", f"trim(cast({_quoted(spec.columns['customer_id'])} as varchar))"
+            )
             rewrites[column] = f"{customer} || '|' || cast({day} as varchar)"
     return rewrites
 
@@ -435,7 +467,8 @@ def read_columns(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> tuple[str,
     mapped column is not in the file."""
     reader = _reader(spec)
     reader, types = _text_json(reader, _describe(con, spec, reader))
-    missing = [src for src in spec.columns.values() if src not in types]
+    named = [*spec.columns.values(), *([spec.identity.column] if spec.identity else [])]
+    missing = [src for src in named if src not in types]
     if missing:
         raise IngestConfigError(
             f"source '{spec.name}': column(s) {', '.join(missing)} named in the mapping are not in "
@@ -517,6 +550,12 @@ def land(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> dict[str, str]:
     except duckdb.Error as error:
         first = str(error).strip().splitlines()[0]
         raise SourceFileError(f"source '{spec.name}': cannot read {spec.path}: {first}") from None
+    if spec.name == "customers" and spec.identity is not None:
+        con.execute(
+            identity.build_map_sql(
+                spec.identity, _quoted(spec.columns["customer_id"]), "landing.customers"
+            )
+        )
     mapping = landed_columns(spec)
     mapping.update({column: f"_as_{column}" for column in rewrites})
     return mapping
@@ -556,6 +595,7 @@ def rules_build(
     max_order_amount: float,
     plausible: PlausibleDates,
     load_fingerprint: str,
+    identity_kind: str = "",
 ) -> dbt_in_process.DbtBuild:
     """The ingest models that check one landed source, and their parameters: which landed
     column is each canonical column, and which optional columns the file leaves out."""
@@ -568,6 +608,7 @@ def rules_build(
             "ingest_source": source,
             "ingest_columns": columns,
             "ingest_absent": list(absent),
+            "ingest_identity": identity_kind,
             "max_order_amount": float(max_order_amount),
             "plausible_earliest": plausible.earliest.isoformat(),
             "plausible_latest_days_ahead": plausible.latest_days_ahead,
@@ -665,6 +706,7 @@ class _Landing:
     files: list[str]
     absent: tuple[str, ...]
     land: Any  # (front connection) -> {canonical column: landed column}
+    identity_kind: str = ""  # email or phone: its customers are matched through the map
 
 
 def _file_landing(
@@ -677,6 +719,7 @@ def _file_landing(
         _files(spec),
         spec.absent,
         lambda front: land(front, spec),
+        spec.identity.kind if spec.matched_by_identity else "",  # type: ignore[union-attr]
     )
 
 
@@ -688,6 +731,10 @@ def _unmapped_landing(con: WarehouseConnection, source: str, config: IngestConfi
     canonical = {c: c for c in CANONICAL[source]}
     if OPTIONAL_SOURCE[source] == "from_orders":
         orders = config.sources["orders"]
+        if orders.matched_by_identity:
+            raise IngestConfigError(
+                "sources.orders names its customers by identity, which needs a customers source"
+            )
         own = fingerprint(orders, config.max_order_amount, config.plausible_dates)
         absent = tuple(c for c in CANONICAL[source] if c != "customer_id")
 
@@ -747,7 +794,13 @@ def _load(
     # dbt builds on the target in use; `front` is the DuckDB file this process holds open,
     # which dbt's DuckDB profile must share (its Spark profile reads none).
     job = rules_build(
-        source, columns, landing.absent, max_order_amount, plausible, landing.fingerprint
+        source,
+        columns,
+        landing.absent,
+        max_order_amount,
+        plausible,
+        landing.fingerprint,
+        landing.identity_kind,
     )
     _build(front, source, job)
     rows_read = con.execute(f"select count(*) from landing.{source}").fetchone()[0]
@@ -820,6 +873,32 @@ def load_all(
         n for n in LOAD_ORDER if n in config.sources or OPTIONAL_SOURCE.get(n) == "from_orders"
     ]
     return {name: load(con, config, name, force) for name in names}
+
+
+def identity_summary(front: duckdb.DuckDBPyConnection, spec: SourceSpec) -> dict[str, Any]:
+    """The identity map's size (customers) or match rate (a source matched through it), as
+    the last load left them; empty when the source uses no identity."""
+    if spec.identity is None or not table_exists(front, "landing", spec.name):
+        return {}
+    if spec.name == "customers":
+        keys, ambiguous = front.execute(
+            "select count(*), count(*) filter (where customers > 1) from landing.identity_map"
+        ).fetchone()
+        return {"identity": spec.identity.kind, "keys": keys, "ambiguous_keys": ambiguous}
+    if not spec.matched_by_identity:
+        return {}
+    matched, unmatched = front.execute(
+        "select count(*) filter (where not starts_with(_as_customer_id, ?)), "
+        f"count(*) filter (where starts_with(_as_customer_id, ?)) from landing.{spec.name}",
+        [identity.UNMATCHED_PREFIX, identity.UNMATCHED_PREFIX],
+    ).fetchone()
+    total = matched + unmatched
+    return {
+        "identity": spec.identity.kind,
+        "rows_matched": matched,
+        "rows_unmatched": unmatched,
+        "match_rate": matched / total if total else 0.0,
+    }
 
 
 def _plausible_days_sql(plausible: PlausibleDates) -> str:
