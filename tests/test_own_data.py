@@ -16,6 +16,8 @@ import yaml
 
 from segment_cadence.cli import main
 from segment_cadence.cli import sources as cli_sources
+from segment_cadence.defs.dictionary import segment_dictionary
+from segment_cadence.defs.segments import missing_sources
 from segment_cadence.platform import warehouse
 
 CDNOW = Path(lifetimes.__file__).parent / "datasets" / "CDNOW_master.txt"
@@ -244,3 +246,27 @@ def test_an_identity_column_missing_from_the_file_is_one_line_and_exit_3(
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "column(s) Email named in the mapping are not in" in err and "orders.csv" in err
+
+
+def test_without_engagement_or_sends_their_features_are_unknown_not_zero(cdnow_refreshed):
+    with warehouse.connect(cdnow_refreshed / "warehouse.duckdb", read_only=True) as con:
+        known = con.execute(
+            "select count(engagement_events_90d), count(campaign_sends_365d), count(*) "
+            "from published.customer_features"
+        ).fetchone()
+        evaluation = con.execute(
+            "select count(*) from published.segment_membership where segment_id = 'evaluation'"
+        ).fetchone()[0]
+    assert known[:2] == (0, 0) and known[2] > 0
+    assert evaluation == 0
+
+
+def test_a_segment_that_reads_a_missing_source_says_why_it_is_empty():
+    dictionary = segment_dictionary.load()
+    sizes = {s.id: 10 for s in dictionary.segments if s.id != "evaluation"}
+    reasons = missing_sources.why_empty(dictionary, sizes, ["engagement_events"])
+    assert list(reasons) == ["evaluation"]
+    assert "engagement_events_90d, engagement_channels_90d" in reasons["evaluation"]
+    assert "engagement_events has no rows" in reasons["evaluation"]
+    # With the source present an empty segment is just empty.
+    assert missing_sources.why_empty(dictionary, sizes, []) == {}

@@ -27,6 +27,19 @@ campaign_response as (
 
 ),
 
+source_data as (
+
+    {#- Whether there are engagement events and campaign sends at all: without them (a
+        mapping that leaves the source out) their features are unknown, NULL, not zero, so
+        a rule that reads them places nobody rather than everybody-with-zero. -#}
+    select
+        (select count(*) from (select 1 from {{ ref('stg_engagement_events') }} limit 1)) > 0
+            as has_engagement,
+        (select count(*) from (select 1 from {{ ref('stg_campaign_sends') }} limit 1)) > 0
+            as has_campaign_sends
+
+),
+
 churn_model as (
 
     select r, alpha, a, b
@@ -58,11 +71,16 @@ joined as (
                 then {{ as_double('purchases.purchase_days - 1') }} * 365.25
                     / {{ dbt.datediff('purchases.first_order_date', 'purchases.last_order_date', 'day') }}
         end as repeat_purchase_velocity,
-        coalesce(engagement.engagement_events_90d, 0) as engagement_events_90d,
-        coalesce(engagement.engagement_channels_90d, 0) as engagement_channels_90d,
-        coalesce(engagement.engagement_events_365d, 0) as engagement_events_365d,
-        coalesce(campaign_response.campaign_sends_365d, 0) as campaign_sends_365d,
-        coalesce(campaign_response.campaign_responses_365d, 0) as campaign_responses_365d,
+        case when source_data.has_engagement
+            then coalesce(engagement.engagement_events_90d, 0) end as engagement_events_90d,
+        case when source_data.has_engagement
+            then coalesce(engagement.engagement_channels_90d, 0) end as engagement_channels_90d,
+        case when source_data.has_engagement
+            then coalesce(engagement.engagement_events_365d, 0) end as engagement_events_365d,
+        case when source_data.has_campaign_sends
+            then coalesce(campaign_response.campaign_sends_365d, 0) end as campaign_sends_365d,
+        case when source_data.has_campaign_sends
+            then coalesce(campaign_response.campaign_responses_365d, 0) end as campaign_responses_365d,
         {{ as_double('campaign_response.campaign_responses_365d') }}
             / nullif(campaign_response.campaign_sends_365d, 0) as campaign_response_rate,
         purchases.bgnbd_x,
@@ -78,6 +96,7 @@ joined as (
     left join engagement on engagement.customer_id = customers.customer_id
     left join campaign_response on campaign_response.customer_id = customers.customer_id
     left join churn_model on 1 = 1
+    cross join source_data
     where coalesce(customers.signup_date, purchases.first_order_date) <= {{ month_end() }}
 
 ),

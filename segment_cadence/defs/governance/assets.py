@@ -23,6 +23,12 @@ OWNERS = ["team:operations"]  # the firewall is owned by operations, not by send
 PAUSE = dg.AssetKey(["governance", "pause_violations"])
 UNSAFE = dg.AssetKey(["governance", "segment_unsafe_attempts"])
 RED_FLAGS = dg.AssetKey(["governance", "red_flags"])
+# What the send-log red flags say when the mapping has no campaign sends: nothing was
+# measured, which is not the same as nothing wrong.
+NO_SEND_LOG = (
+    "No send log: the source mapping has no campaign_sends, so pause violations and "
+    "onboarding sends cannot be measured (0 here means not measured)."
+)
 ONBOARDING = dg.AssetKey(["governance", "onboarding_violations"])
 PRESSURE = dg.AssetKey(["governance", "pressure_patterns"])
 FIREWALL = dg.AssetKey(["governance", "planned_campaign_checks"])
@@ -184,6 +190,9 @@ def red_flag_checks(
             "days_after_joining, sends from governance.onboarding_violations where month_end = ?",
             [month_end],
         ).fetchall()
+        send_log = table_exists(con, "raw", "campaign_sends") and bool(
+            con.execute("select count(*) from raw.campaign_sends").fetchone()[0]
+        )
         pressure = con.execute(
             "select dimension, key, attempts, previous_attempts, change "
             "from governance.pressure_patterns where month_end = ? "
@@ -200,8 +209,13 @@ def red_flag_checks(
         asset_key=PAUSE,
         passed=pause == 0,
         severity=dg.AssetCheckSeverity.ERROR if pause else dg.AssetCheckSeverity.WARN,
-        description=(named or flags.details.get("pause_violation_count") or "No pause violations."),
+        description=(
+            (named or flags.details.get("pause_violation_count") or "No pause violations.")
+            if send_log
+            else NO_SEND_LOG
+        ),
         metadata={
+            "send_log": send_log,
             "pause_violation_count": -1 if pause is None else pause,
             "by_campaign": _md_table(
                 ["campaign", "name", "sender", "sender name", "segments", "sends"], violations
@@ -213,12 +227,17 @@ def red_flag_checks(
         asset_key=ONBOARDING,
         passed=not v["onboarding_violations"],
         severity=dg.AssetCheckSeverity.ERROR,
-        description="; ".join(
-            f"{s} ({n}, joined {j}) sent {c} on day {d}: {k} sends"
-            for s, n, _, j, c, d, k in onboarding
+        description=(
+            "; ".join(
+                f"{s} ({n}, joined {j}) sent {c} on day {d}: {k} sends"
+                for s, n, _, j, c, d, k in onboarding
+            )
+            or "No sends in anyone's first 30 days."
         )
-        or "No sends in anyone's first 30 days.",
+        if send_log
+        else NO_SEND_LOG,
         metadata={
+            "send_log": send_log,
             "sends": v["onboarding_violations"] or 0,
             "senders": _md_table(
                 ["sender", "name", "team", "joined", "campaign", "day", "sends"], onboarding

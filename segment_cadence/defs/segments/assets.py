@@ -12,7 +12,7 @@ from dagster_dbt import DbtCliResource, get_asset_key_for_model
 
 from segment_cadence.defs.dictionary import segment_dictionary, versions
 from segment_cadence.defs.ingest import ingest
-from segment_cadence.defs.segments import churn, gate, publish
+from segment_cadence.defs.segments import churn, gate, missing_sources, publish
 from segment_cadence.defs.segments.dbt_assets import (
     GATE,
     PUBLISHED,
@@ -30,6 +30,7 @@ from segment_cadence.platform.resources import (
     ConfigFiles,
     WarehouseResource,
 )
+from segment_cadence.platform.warehouse import table_exists
 
 MARTS = [
     get_asset_key_for_model([segment_marts], model)
@@ -220,13 +221,25 @@ def segments_above_minimum_size(
         else:
             latest = con.execute("select max(month_end) from published.publications").fetchone()[0]
         sizes = publish.segment_sizes(con, latest) if latest else {}
+        without_rows = [
+            source
+            for source in missing_sources.FEATURE_SOURCES.values()
+            if table_exists(con, "raw", source)
+            and not con.execute(f"select count(*) from raw.{source}").fetchone()[0]
+        ]
+    empty_because = missing_sources.why_empty(dictionary, sizes, without_rows)
     small = {
         s.id: sizes.get(s.id, 0) for s in dictionary.segments if sizes.get(s.id, 0) < s.min_size
     }
     return dg.AssetCheckResult(
         passed=not small,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"month_end": str(latest), "below_minimum": dg.MetadataValue.json(small)},
+        metadata={
+            "month_end": str(latest),
+            "below_minimum": dg.MetadataValue.json(small),
+            **({"empty_because": dg.MetadataValue.json(empty_because)} if empty_because else {}),
+        },
+        description="; ".join(f"{s}: {r}" for s, r in empty_because.items()) or None,
     )
 
 
