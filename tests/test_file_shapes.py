@@ -251,15 +251,16 @@ def test_a_shop_export_keyed_by_email_joins_customers_by_account_id_through_the_
     tmp_path,
 ):
     # The CRM knows accounts and their emails; the shop's line items name the buyer by email
-    # (in other letter cases, with blanks), repeat the order number, and write day-first
-    # dates and decimal commas. One buyer is nobody the CRM knows.
+    # (in other letter cases, with blanks), repeat the order number, give a quantity and a
+    # unit price, and write day-first dates and decimal commas. One buyer is nobody the CRM
+    # knows.
     (tmp_path / "crm.csv").write_text(
         "Account,E-mail\nA-1,ann@example.org\nA-2,Bob@Example.org\nA-3,bob@example.org\n"
     )
     (tmp_path / "shop.csv").write_text(
-        "Order;Buyer;Date;Qty;Line total\n"
+        "Order;Buyer;Date;Qty;Unit price\n"
         "#1;  ANN@example.org ;05/01/2025;1;450,00\n"
-        "#1;ann@example.org;05/01/2025;2;120,50\n"
+        "#1;ann@example.org;05/01/2025;2;60,25\n"
         "#2;bob@example.org;17/03/2025;1;2300\n"
         "#3;eve@example.org;18/03/2025;1;99,00\n"
     )
@@ -273,7 +274,12 @@ def test_a_shop_export_keyed_by_email_joins_customers_by_account_id_through_the_
             "orders": {
                 "path": "shop.csv",
                 "file": {"delimiter": ";"},
-                "columns": {"order_id": "Order", "order_date": "Date", "amount": "Line total"},
+                "columns": {
+                    "order_id": "Order",
+                    "order_date": "Date",
+                    "unit_price": "Unit price",
+                    "quantity": "Qty",
+                },
                 "identity": {"email": "Buyer"},
                 "date_format": "dayfirst",
                 "decimal_separator": ",",

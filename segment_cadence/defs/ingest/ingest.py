@@ -82,6 +82,9 @@ OPTIONAL_SOURCE = {
     for name, spec in INGEST_SOURCES.items()
     if spec.get("optional_source")
 }
+# Mapping entries that are not canonical columns but make one: an order line's amount may
+# be written as a unit price and a quantity (a shop's line-item export).
+LINE_ITEM_INPUTS = {"orders": ("unit_price", "quantity")}
 # Where a load's source came from, as the asset metadata says it.
 FROM_FILE, FROM_ORDERS, NOT_CONFIGURED = "file", "derived from orders", "not configured"
 
@@ -259,16 +262,25 @@ def _source_spec(name: str, raw: Any, path: Path, base: Path) -> SourceSpec:
     if not isinstance(columns, dict):
         raise IngestConfigError(f"{where}.columns: expected canonical column: your column")
     columns = {str(k): str(v) for k, v in columns.items() if v not in (None, "")}
-    unknown = sorted(set(columns) - set(CANONICAL[name]))
+    inputs = LINE_ITEM_INPUTS.get(name, ())
+    unknown = sorted(set(columns) - set(CANONICAL[name]) - set(inputs))
     if unknown:
         raise IngestConfigError(
             f"{where}.columns: unknown canonical column(s) {', '.join(unknown)}; "
-            f"canonical columns are {', '.join(CANONICAL[name])}"
+            f"canonical columns are {', '.join([*CANONICAL[name], *inputs])}"
+        )
+    if "quantity" in columns and "unit_price" not in columns:
+        raise IngestConfigError(f"{where}.columns: quantity needs a unit_price to make the amount")
+    if "unit_price" in columns and "amount" in columns:
+        raise IngestConfigError(
+            f"{where}.columns: map either amount or unit_price (with quantity), not both"
         )
     named_by = identity.parse_identity(raw.get("identity"), where)
     required = REQUIRED[name]
     if named_by is not None and name != "customers":
         required = tuple(c for c in required if c != "customer_id")
+    if "unit_price" in columns:
+        required = tuple(c for c in required if c != "amount")
     missing = [c for c in required if c not in columns]
     if missing:
         raise IngestConfigError(
@@ -408,6 +420,8 @@ def canonical_rewrites(spec: SourceSpec, types: dict[str, str]) -> dict[str, str
     native = {"date": ("DATE",), "timestamp": ("TIMESTAMP", "DATE")}
     rewrites: dict[str, str] = {}
     for column, file_column in spec.columns.items():
+        if column not in kinds:  # a line item's unit price and quantity
+            continue
         kind, file_type = kinds[column], types.get(file_column, "VARCHAR").upper()
         source = _quoted(file_column)
         if kind in ("date", "timestamp") and file_type not in native[kind]:
@@ -416,6 +430,13 @@ def canonical_rewrites(spec: SourceSpec, types: dict[str, str]) -> dict[str, str
                 rewrites[column] = value_formats.date_expression(source, kind, spec.formats)
         elif kind == "amount" and file_type == "VARCHAR":
             rewrites[column] = value_formats.amount_expression(source, spec.formats)
+    if "unit_price" in spec.columns:
+        quantity = spec.columns.get("quantity")
+        rewrites["amount"] = value_formats.line_amount_expression(
+            _quoted(spec.columns["unit_price"]),
+            _quoted(quantity) if quantity else None,
+            spec.formats,
+        )
     if spec.matched_by_identity:
         rewrites["customer_id"] = identity.customer_id_sql(spec.identity)  # type: ignore[arg-type]
     for column in spec.derived:
@@ -489,7 +510,7 @@ def _dates_read(
     rewrites = canonical_rewrites(spec, types)
     kinds = CANONICAL[spec.name]
     for column, file_column in spec.columns.items():
-        kind = kinds[column]
+        kind = kinds.get(column)
         if kind not in ("date", "timestamp"):
             continue
         value = rewrites.get(column, _quoted(file_column))

@@ -161,3 +161,16 @@ def amount_expression(column: str, formats: ValueFormats) -> str:
     if formats.decimal_separator == "." and not formats.thousands_separator:
         return f"case when try_cast({text} as double) is not null then {text} else {rewritten} end"
     return rewritten
+
+
+def line_amount_expression(unit_price: str, quantity: str | None, formats: ValueFormats) -> str:
+    """The amount of a line item written as a unit price and a quantity (a shop export):
+    their product, as canonical text; when either is not a number, the value as written, so
+    the rules say "unparseable amount"."""
+    price = amount_expression(unit_price, formats)
+    if quantity is None:
+        return price
+    count = amount_expression(quantity, formats)
+    product = f"try_cast({price} as double) * try_cast({count} as double)"
+    written = f"nullif(trim(cast({unit_price} as varchar)), '')"
+    return f"coalesce(cast(round({product}, 6) as varchar), {written})"
