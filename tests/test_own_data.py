@@ -9,6 +9,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
+import dagster as dg
 import lifetimes
 import pandas as pd
 import pytest
@@ -16,6 +17,7 @@ import yaml
 
 from segment_cadence.cli import main
 from segment_cadence.cli import sources as cli_sources
+from segment_cadence.defs.alerting import outbox
 from segment_cadence.defs.dictionary import segment_dictionary
 from segment_cadence.defs.segments import missing_sources
 from segment_cadence.platform import warehouse
@@ -270,3 +272,13 @@ def test_a_segment_that_reads_a_missing_source_says_why_it_is_empty():
     assert "engagement_events has no rows" in reasons["evaluation"]
     # With the source present an empty segment is just empty.
     assert missing_sources.why_empty(dictionary, sizes, []) == {}
+
+
+def test_a_step_that_fails_on_a_users_mistake_gives_its_one_line_to_the_notice(tmp_path):
+    @dg.asset(name="orders")
+    def orders() -> None:
+        raise dg.Failure(description="source 'orders': no file at exports/orders.csv")
+
+    result = dg.materialize([orders], raise_on_error=False)
+    text = outbox.step_failure_text(result.get_step_failure_events())
+    assert text == "orders: source 'orders': no file at exports/orders.csv"

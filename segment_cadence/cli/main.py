@@ -45,7 +45,7 @@ import segment_cadence.cli.governance as cli_governance
 import segment_cadence.cli.sources as cli_sources
 from segment_cadence.defs.alerting import alerts, slack
 from segment_cadence.defs.alerting.alert_tick import run_tick
-from segment_cadence.defs.alerting.outbox import record_refresh_failure
+from segment_cadence.defs.alerting.outbox import record_refresh_failure, step_failure_text
 from segment_cadence.defs.dictionary import segment_dictionary, versions
 from segment_cadence.defs.health import thresholds
 from segment_cadence.defs.ingest import ingest
@@ -207,11 +207,12 @@ def notice_failure(result: dg.ExecuteInProcessResult, month: date) -> None:
     started outside the daemon, and writes the same notice only once if it does."""
 
     failure = next((e for e in result.all_events if e.is_run_failure), None)
+    failures = result.get_step_failure_events()
     record_refresh_failure(
         result.run_id,
         month.isoformat(),
-        [e.step_key for e in result.get_step_failure_events() if e.step_key],
-        failure.message if failure else None,
+        [e.step_key for e in failures if e.step_key],
+        step_failure_text(failures) or (failure.message if failure else None),
     )
 
 
@@ -256,7 +257,10 @@ def run_months(months: list[date], full_rebuild: bool = False) -> bool:
                 )
                 return False
             if not result.success:
-                for event in result.all_events:
+                said = step_failure_text(result.get_step_failure_events())
+                if said:
+                    print(f"    step {said}", file=sys.stderr)
+                for event in [] if said else result.all_events:
                     if event.is_failure and event.step_key:
                         print(f"    step {event.step_key}: {event.message}", file=sys.stderr)
                 return False

@@ -59,6 +59,18 @@ def append_notice(
     return target
 
 
+def step_failure_text(step_failure_events: Sequence[Any]) -> str | None:
+    """What a failed step said to its user: the description of a deliberate failure (a
+    user's mistake in the mapping, a held month), not the framework's "step failed". Read
+    from Dagster's step-failure events by attribute, so this module needs no Dagster."""
+    for event in step_failure_events:
+        data = getattr(event, "step_failure_data", None)
+        user = getattr(data, "user_failure_data", None)
+        if user is not None and getattr(user, "description", None):
+            return f"{event.step_key}: {user.description}"
+    return None
+
+
 def record_refresh_failure(
     run_id: str,
     month: str | None,

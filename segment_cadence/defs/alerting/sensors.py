@@ -22,7 +22,7 @@ import dagster as dg
 
 from segment_cadence.defs.alerting import slack
 from segment_cadence.defs.alerting.alert_tick import run_tick
-from segment_cadence.defs.alerting.outbox import record_refresh_failure
+from segment_cadence.defs.alerting.outbox import record_refresh_failure, step_failure_text
 from segment_cadence.platform.jobs import monthly_refresh_job, quarterly_strategic_job
 from segment_cadence.platform.reaper import reap_dead_runs
 
@@ -77,11 +77,12 @@ def segment_health_alerts(context: dg.SensorEvaluationContext):
 def refresh_failure_notice(context: dg.RunFailureSensorContext) -> None:
     run = context.dagster_run
     month = run.tags.get("dagster/partition", "unpartitioned")
+    failures = context.get_step_failure_events()
     path = record_refresh_failure(
         run.run_id,
         month,
-        [e.step_key for e in context.get_step_failure_events()],
-        context.failure_event.message,
+        [e.step_key for e in failures],
+        step_failure_text(failures) or context.failure_event.message,
     )
     context.log.info(f"Refresh failure notice for {month} written to {path}")
 
