@@ -282,3 +282,32 @@ def test_a_step_that_fails_on_a_users_mistake_gives_its_one_line_to_the_notice(t
     result = dg.materialize([orders], raise_on_error=False)
     text = outbox.step_failure_text(result.get_step_failure_events())
     assert text == "orders: source 'orders': no file at exports/orders.csv"
+
+
+def test_sources_init_tells_customers_from_orders_and_check_accepts_the_draft(tmp_path, capsys):
+    (tmp_path / "crm.csv").write_text(
+        "Kunde;Angemeldet;Gebiet\nK1;01/02/2024;North\nK2;15/03/2024;South\nK3;20/04/2024;East\n"
+    )
+    (tmp_path / "shop.csv").write_text(
+        "Client;Placed;Value\nK1;05/01/2025;450.00\nK1;17/03/2025;23.50\nK2;18/03/2025;99.00\n"
+    )
+    mapping = tmp_path / "draft.yaml"
+    files = [str(tmp_path / "crm.csv"), str(tmp_path / "shop.csv")]
+    assert main(["sources", "init", *files, "--out", str(mapping)]) == 0
+    sources = yaml.safe_load(mapping.read_text())["sources"]
+    assert sources["customers"]["columns"] == {
+        "customer_id": "Kunde",
+        "signup_date": "Angemeldet",
+        "region": "Gebiet",
+    }
+    assert sources["orders"]["columns"] == {
+        "order_date": "Placed",
+        "customer_id": "Client",
+        "amount": "Value",
+    }
+    # 05/01/2025 and 17/03/2025: day-first is the one format that reads them all.
+    assert sources["orders"]["date_format"] == "%d/%m/%Y"
+    capsys.readouterr()
+    assert main(["sources", "check", "--sources", str(mapping)]) == 0
+    out = capsys.readouterr().out
+    assert "read 3  loaded 3  quarantined 0" in out and "2025-01-05 to 2025-03-18" in out

@@ -144,12 +144,104 @@ class _Column:
         return len(set(self.values)) < len(self.values)
 
 
-def _hinted(columns: list[_Column], canonical: str, taken: set[str]) -> _Column | None:
-    for column in columns:
-        lowered = column.name.lower()
-        if column.name not in taken and any(h in lowered for h in HINTS[canonical]):
-            return column
-    return None
+# What each source is guessed from: its columns in the order they are looked for, each with
+# the kind of values it holds; the first ones are required.
+DATE, ID, AMOUNT, TEXT = "date", "id", "amount", "text"
+RECIPES: dict[str, list[tuple[str, str, tuple[str, ...]]]] = {
+    "orders": [
+        ("order_date", DATE, HINTS["order_date"]),
+        ("customer_id", ID, HINTS["customer_id"]),
+        ("amount", AMOUNT, HINTS["amount"]),
+        ("order_id", ID, HINTS["order_id"]),
+        ("order_line_id", ID, HINTS["order_line_id"]),
+        ("category", TEXT, HINTS["category"]),
+    ],
+    "customers": [
+        ("customer_id", ID, (*HINTS["customer_id"], "id")),
+        ("signup_date", DATE, ("signup", "sign_up", "registered", "joined", "created", "since", "angemeldet")),
+        ("region", TEXT, ("region", "area", "country", "state", "gebiet")),
+        ("age_band", TEXT, ("age",)),
+        ("language", TEXT, ("lang", "sprache")),
+        ("email_consent", TEXT, ("consent", "opt", "einwilligung")),
+    ],
+    "engagement_events": [
+        ("customer_id", ID, HINTS["customer_id"]),
+        ("event_at", DATE, ("time", "at", "date", "when")),
+        ("event_type", TEXT, ("type", "event", "action")),
+        ("channel", TEXT, ("channel", "medium", "source")),
+        ("event_id", ID, ("event_id", "id")),
+    ],
+    "campaign_sends": [
+        ("customer_id", ID, HINTS["customer_id"]),
+        ("campaign_id", ID, ("campaign",)),
+        ("sent_at", DATE, ("sent", "time", "date", "at")),
+        ("campaign_name", TEXT, ("name",)),
+        ("sender_id", TEXT, ("sender", "owner")),
+        ("channel", TEXT, ("channel", "medium")),
+        ("targeted_segment", TEXT, ("segment", "audience")),
+        ("send_id", ID, ("send_id", "message", "id")),
+    ],
+    "team_members": [
+        ("sender_id", ID, ("sender", "member", "employee", "user", "id")),
+        ("name", TEXT, ("name",)),
+        ("team", TEXT, ("team", "department")),
+        ("joined_date", DATE, ("joined", "start", "hired", "since", "date")),
+    ],
+}
+REQUIRED_GUESS = {
+    "orders": ("customer_id", "order_date", "amount"),
+    "customers": ("customer_id",),
+    "engagement_events": ("customer_id", "event_at"),
+    "campaign_sends": ("customer_id", "campaign_id", "sent_at"),
+    "team_members": ("sender_id",),
+}
+DATE_COLUMNS = ("order_date", "signup_date", "event_at", "sent_at", "joined_date")
+
+
+def _which_source(columns: list[_Column]) -> str:
+    """The source a file most likely is, from its header words and its values."""
+    names = " ".join(c.name.lower() for c in columns)
+    has_amount = any(c.decimals for c in columns)
+    has_date = any(c.date_format and not c.decimals for c in columns)
+    has_customer = any(h in names for h in HINTS["customer_id"])
+    if "campaign" in names:
+        return "campaign_sends"
+    if ("event" in names or "action" in names) and has_date and not has_amount:
+        return "engagement_events"
+    if ("team" in names or "sender" in names) and not has_customer:
+        return "team_members"
+    if has_amount and has_date:
+        return "orders"
+    return "customers" if has_customer else "orders"
+
+
+def _fits(column: _Column, kind: str) -> bool:
+    if kind == DATE:
+        return bool(column.date_format) and not column.decimals
+    if kind == AMOUNT:
+        return column.decimals
+    return kind == TEXT or not column.decimals
+
+
+def _map_columns(source: str, columns: list[_Column], taken: set[str]) -> dict[str, str]:
+    """{canonical: file column}: by header word first, then, for the required columns, by
+    the kind of values alone (an amount is the last decimal column, a customer a repeated
+    id, a date the first date)."""
+    mapping: dict[str, str] = {}
+    for canonical, kind, words in RECIPES[source]:
+        free = [c for c in columns if c.name not in taken and _fits(c, kind)]
+        found = next((c for c in free if any(w in c.name.lower() for w in words)), None)
+        if found is None and canonical in REQUIRED_GUESS[source]:
+            if kind == AMOUNT and free:
+                found = free[-1]
+            elif kind == ID:
+                found = next((c for c in free if c.repeats or source != "orders"), None)
+            elif free:
+                found = free[0]
+        if found is not None:
+            mapping[canonical] = found.name
+            taken.add(found.name)
+    return mapping
 
 
 def draft_file(path: Path) -> FileDraft:
@@ -199,26 +291,17 @@ def draft_file(path: Path) -> FileDraft:
             mapping[canonical] = column.name
             taken.add(column.name)
 
-    dated = [c for c in columns if c.date_format and not c.decimals]
-    take("order_date", _hinted(dated, "order_date", taken) or (dated[0] if dated else None))
-    take(
-        "customer_id",
-        _hinted(columns, "customer_id", taken)
-        or next((c for c in columns if c.name not in taken and c.repeats and not c.decimals), None),
-    )
-    amounts = [c for c in columns if c.name not in taken and c.decimals]
-    take("amount", _hinted(amounts, "amount", taken) or (amounts[-1] if amounts else None))
-    for optional in ("order_id", "order_line_id", "category"):
-        take(optional, _hinted([c for c in columns if c.name not in taken], optional, taken))
-    missing = [c for c in ("customer_id", "order_date", "amount") if c not in mapping]
-    source = "orders" if not missing else None
-    if missing:
+    source = _which_source(columns)
+    taken: set[str] = set()
+    mapping = _map_columns(source, columns, taken)
+    required = [c for c in REQUIRED_GUESS[source] if c not in mapping]
+    if required:
         notes.append(
-            f"could not tell which column is {', '.join(missing)}: not mapped as orders; "
-            "if this is another source (customers, engagement_events, campaign_sends, "
-            "team_members), map it by hand"
+            f"looks like {source}, but could not tell which column is {', '.join(required)}: "
+            "map it by hand"
         )
-    date_column = next((c for c in columns if c.name == mapping.get("order_date")), None)
+    date_name = next((mapping[c] for c in DATE_COLUMNS if c in mapping), None)
+    date_column = next((c for c in columns if c.name == date_name), None)
     if date_column is not None:
         guessed = date_column.date_format
         if guessed == "ambiguous":
@@ -229,14 +312,18 @@ def draft_file(path: Path) -> FileDraft:
             entry["date_format"] = "dayfirst"
         elif guessed and guessed != "iso":
             entry["date_format"] = guessed
-    amount = next((c for c in columns if c.name == mapping.get("amount")), None)
+    amount = (
+        next((c for c in columns if c.name == mapping.get("amount")), None)
+        if source == "orders"
+        else None
+    )
     if amount is not None and any(re.search(r",\d{1,2}$", v) for v in amount.values):
         entry["decimal_separator"] = ","
     entry["columns"] = mapping
     unmapped = [c.name for c in columns if c.name not in taken]
     if unmapped:
         notes.append(f"not mapped (not needed, or map by hand): {', '.join(unmapped)}")
-    return FileDraft(str(path), source, entry, notes)
+    return FileDraft(str(path), None if required else source, entry, notes)
 
 
 def draft(paths_: list[Path]) -> tuple[str, list[FileDraft]]:
@@ -249,7 +336,7 @@ def draft(paths_: list[Path]) -> tuple[str, list[FileDraft]]:
         "# The fields are described in config/sources.yaml.",
     ]
     for found in drafts:
-        lines.append(f"# {found.path}: {'orders' if found.source else 'not recognised'}")
+        lines.append(f"# {found.path}: {found.source or 'not recognised'}")
         lines.extend(f"#   - {note}" for note in found.notes)
         if found.source and found.source not in sources:
             sources[found.source] = found.entry
