@@ -356,17 +356,25 @@ def test_the_reaper_sensor_fails_a_dead_run_and_the_notice_is_written_once(tmp_p
 
 
 def test_a_failed_cli_refresh_writes_the_failure_notice_once(home, tmp_path, monkeypatch):
+    # An order log that reads well for as long as anyone samples it and breaks further on
+    # (a line with more fields than the header), so the refresh starts and its ingest step
+    # fails. (A missing file no longer starts a run: the CLI refuses it first, exit 4.)
     sources = yaml.safe_load((REPO / "config" / "sources.yaml").read_text())
-    sources["sources"]["orders"]["path"] = "raw/no-such-orders.parquet"
+    lines = ["order_line_id,order_id,customer_id,order_date,amount,category"]
+    lines += [f"L{i},O{i},C{i % 7},2025-11-{i % 28 + 1:02d},10.0,rings" for i in range(30_000)]
+    (tmp_path / "orders.csv").write_text("\n".join([*lines, "L,O,C,2025-11-02,1,rings,extra"]))
+    sources["sources"]["orders"]["path"] = str(tmp_path / "orders.csv")
     (tmp_path / "sources.yaml").write_text(yaml.safe_dump(sources))
     result = cli(
         home, "refresh", "--month", MONTH, SEGMENT_CADENCE_SOURCES=str(tmp_path / "sources.yaml")
     )
     assert result.returncode == 1
+    assert "step raw__orders: source 'orders': cannot read" in result.stderr
     [prefix] = run_ids(result.stdout)
     [notice] = refresh_notices(home, prefix)
     assert notice["details"]["month"] == "2025-12-01"
     assert "raw__orders" in notice["details"]["failed_steps"]
+    assert notice["details"]["error"].startswith("raw__orders: source 'orders': cannot read")
     # Should a daemon's run-failure sensor see the run too, it writes nothing more.
     from segment_cadence.defs.alerting.outbox import record_refresh_failure
 
