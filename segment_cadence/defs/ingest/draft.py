@@ -158,7 +158,11 @@ RECIPES: dict[str, list[tuple[str, str, tuple[str, ...]]]] = {
     ],
     "customers": [
         ("customer_id", ID, (*HINTS["customer_id"], "id")),
-        ("signup_date", DATE, ("signup", "sign_up", "registered", "joined", "created", "since", "angemeldet")),
+        (
+            "signup_date",
+            DATE,
+            ("signup", "sign_up", "registered", "joined", "created", "since", "angemeldet"),
+        ),
         ("region", TEXT, ("region", "area", "country", "state", "gebiet")),
         ("age_band", TEXT, ("age",)),
         ("language", TEXT, ("lang", "sprache")),
