@@ -169,6 +169,27 @@ def test_a_quoted_delimiter_far_past_any_sample_loads(tmp_path):
         assert last.fetchone() == (12.5,)
 
 
+def test_a_chosen_quote_and_escape_character_read_delimiters_and_quotes_inside_fields(tmp_path):
+    text = (
+        "customer,day,dollars,note\n"
+        "C1,1997-01-01,11.77,'ring, gold'\n"
+        "C1,1997-01-18,17.96,'the \\'big\\' one'\n"
+        "C2,1997-01-12,12,plain\n"
+    )
+    (tmp_path / "orders.csv").write_text(text)
+    mapping = orders_only(
+        tmp_path,
+        "orders.csv",
+        {**COLUMNS, "category": "note"},
+        file={"quote": "'", "escape": "\\"},
+    )
+    rows, _ = loaded(tmp_path, mapping)
+    assert rows == expected()
+    with warehouse.connect(tmp_path / "w.duckdb", read_only=True) as con:
+        notes = con.execute("select category from raw.orders order by order_date").fetchall()
+    assert notes == [("ring, gold",), ("plain",), ("the 'big' one",)]
+
+
 def test_a_glob_reads_several_files_and_a_header_less_csv_takes_its_names(tmp_path):
     (tmp_path / "exports").mkdir()
     for index, (c, d, a) in enumerate(PURCHASES):
