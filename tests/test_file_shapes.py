@@ -10,12 +10,15 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import duckdb
 import pytest
 import yaml
 
+from segment_cadence.defs.ingest import assets as ingest_assets
 from segment_cadence.defs.ingest import ingest
 from segment_cadence.platform import warehouse
+from segment_cadence.platform.resources import ConfigFiles, WarehouseResource
 
 # The same three purchases in every shape: (customer, ISO day, amount).
 PURCHASES = [("C1", "1997-01-01", 11.77), ("C1", "1997-01-18", 17.96), ("C2", "1997-01-12", 12.0)]
@@ -269,7 +272,7 @@ def test_a_shape_the_reader_cannot_take_is_a_one_line_config_error(tmp_path, ent
 
 
 def test_a_shop_export_keyed_by_email_joins_customers_by_account_id_through_the_identity_map(
-    tmp_path,
+    tmp_path, monkeypatch
 ):
     # The CRM knows accounts and their emails; the shop's line items name the buyer by email
     # (in other letter cases, with blanks), repeat the order number, give a quantity and a
@@ -331,3 +334,18 @@ def test_a_shop_export_keyed_by_email_joins_customers_by_account_id_through_the_
     assert results["orders"].quarantined == {"no customer with this email": 1}
     assert summary["customers"] == {"identity": "email", "keys": 2, "ambiguous_keys": 1}
     assert summary["orders"]["rows_matched"] == 3 and summary["orders"]["match_rate"] == 0.75
+
+    # The map is an asset whose materialisation shows it.
+    monkeypatch.setenv("SEGMENT_CADENCE_SOURCES", str(mapping))
+    monkeypatch.setenv("SEGMENT_CADENCE_HOME", str(tmp_path))
+    result = dg.materialize(
+        [ingest_assets.identity_map],
+        resources={
+            "warehouse": WarehouseResource(path=str(tmp_path / "w.duckdb")),
+            "config_files": ConfigFiles(),
+        },
+    )
+    [materialization] = result.asset_materializations_for_node("raw__identity_map")
+    shown = {k: v.value for k, v in materialization.metadata.items()}
+    assert shown["matched_on"] == "email" and shown["ambiguous_keys"] == 1
+    assert shown["match_rates"] == {"orders": 0.75}

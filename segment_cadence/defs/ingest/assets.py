@@ -105,3 +105,41 @@ for _source in ingest.LOAD_ORDER:
     _asset, _check = _source_asset(_source, _DEPS.get(_source, []))
     ingest_assets.append(_asset)
     ingest_checks.append(_check)
+
+
+@dg.asset(
+    pool=WAREHOUSE_POOL,
+    key=["raw", "identity_map"],
+    group_name="ingest",
+    owners=["team:data-engineering"],
+    kinds={"duckdb"},
+    deps=[dg.AssetKey(["raw", source]) for source in ingest.LOAD_ORDER],
+    description=(
+        "The identity map: customers matched by normalised email or phone where a source "
+        "names them that way (identity in config/sources.yaml). Its size, the keys two "
+        "customers share, and each matched source's match rate; built with the customers."
+    ),
+    tags={"segment_cadence/layer": "ingest"},
+)
+def identity_map(warehouse: WarehouseResource, config_files: ConfigFiles) -> dg.MaterializeResult:
+    config = config_files.once("sources", lambda: ingest.load_config(paths.sources_file()))
+    with warehouse.connect(read_only=True) as con, warehouse.front_door(con) as front:
+        summaries = {
+            name: ingest.identity_summary(front, spec) for name, spec in config.sources.items()
+        }
+    summaries = {name: summary for name, summary in summaries.items() if summary}
+    rates = {name: s["match_rate"] for name, s in summaries.items() if "match_rate" in s}
+    customers = summaries.get("customers", {})
+    return dg.MaterializeResult(
+        metadata={
+            "in_use": bool(summaries),
+            "matched_on": customers.get("identity", "none"),
+            "keys": customers.get("keys", 0),
+            "ambiguous_keys": customers.get("ambiguous_keys", 0),
+            "match_rates": dg.MetadataValue.json(rates),
+            "sources": dg.MetadataValue.json(summaries),
+        }
+    )
+
+
+ingest_assets.append(identity_map)
