@@ -111,6 +111,7 @@ def refresh(con, month: date, breaches, now: datetime, changed: set[str] | None 
 
 
 OCT, NOV, DEC, JAN = date(2025, 10, 31), date(2025, 11, 30), date(2025, 12, 31), date(2026, 1, 31)
+JUL, AUG = date(2025, 7, 31), date(2025, 8, 31)
 
 
 def test_a_breach_posts_one_grouped_message_to_the_owner_channel(con, server):
@@ -354,3 +355,45 @@ def test_a_long_message_is_clipped_within_limits():
     payload = slack.Renderer().firing("s" * 200, "o", OCT, "v", items, routing)
     assert len(payload["blocks"]) <= 50 and len(payload["text"]) <= 3000
     assert len(payload["blocks"][0]["text"]["text"]) <= 150
+
+
+def alert_state(con, segment: str) -> str:
+    return sql(con, f"select state from alerts where segment_id = '{segment}'").fetchone()[0]
+
+
+def test_a_silenced_alert_still_breaching_is_never_resolved(con):
+    # Regression: a suppressed breach counted as a clean refresh, so "resolved, back within
+    # bounds" went out while the segment was still breaching.
+    refresh(con, OCT, [breach("size_change", "vip_collectors", "size", 140, OCT)], T0)
+    assert alert_state(con, "vip_collectors") == "firing"
+    alerts.silence(
+        con,
+        segment_id="vip_collectors",
+        created_by="asha",
+        reason="Festive window",
+        expires_at=T0 + timedelta(days=90),
+        now=T0,
+    )
+    for month, days in ((NOV, 30), (DEC, 60)):  # clear_after is 2: two would resolve it
+        counts = refresh(
+            con,
+            month,
+            [breach("size_change", "vip_collectors", "size", 140, month)],
+            T0 + timedelta(days=days),
+        )
+        assert counts["suppressed"] == 1 and counts["resolved"] == 0
+    assert alert_state(con, "vip_collectors") == "firing"
+    assert not sql(con, "select count(*) from outbox where kind = 'resolved'").fetchone()[0]
+
+
+def test_backfilling_an_earlier_month_leaves_alerts_of_later_months_alone(con):
+    # Regression: processing July as a backfill after November counted July as clean for the
+    # alert November opened, and resolved it.
+    refresh(con, NOV, [breach("size_change", "vip_collectors", "size", 140, NOV)], T0)
+    assert alert_state(con, "vip_collectors") == "firing"
+    for month in (JUL, AUG):
+        counts = refresh(con, month, [], T0 + timedelta(hours=1))
+        assert counts["resolved"] == 0
+    assert alert_state(con, "vip_collectors") == "firing"
+    last = sql(con, "select last_breach_month from alerts").fetchone()[0]
+    assert str(last) == str(NOV)

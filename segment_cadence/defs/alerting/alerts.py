@@ -165,6 +165,15 @@ def _enqueue(
     return message_id
 
 
+def _later(month: date | str | None, than: date) -> bool:
+    """Whether an alert's month comes after `than` (the state store may hand dates back as
+    ISO text)."""
+    if month is None:
+        return False
+    day = month if isinstance(month, date) else date.fromisoformat(str(month)[:10])
+    return day > than
+
+
 def _set(con: Connection, key: str, **values: Any) -> None:
     con.execute(update(alerts_table).where(alerts_table.c.alert_key == key).values(**values))
 
@@ -209,6 +218,9 @@ def process_refresh(
             found = _active_silence(con, breach.segment_id, breach.rule_id, now)
             if found:
                 reason = f"silenced by {found[1]} until {found[3]:%Y-%m-%d %H:%M}: {found[2]}"
+        # Whatever happens to its notification, the rule still breaches: the alert is not
+        # on its way to resolving (a silence hides notifications, not state).
+        breached_keys.add(key)
         if reason:
             con.execute(
                 insert(suppressed).values(
@@ -216,13 +228,19 @@ def process_refresh(
                 )
             )
             counts["suppressed"] += 1
+            _set(con, key, clean_streak=0)
             continue
-        breached_keys.add(key)
         row = con.execute(
             select(
-                alerts_table.c.state, alerts_table.c.consecutive, alerts_table.c.last_notified_at
+                alerts_table.c.state,
+                alerts_table.c.consecutive,
+                alerts_table.c.last_notified_at,
+                alerts_table.c.last_breach_month,
             ).where(alerts_table.c.alert_key == key)
         ).first()
+        if row is not None and _later(row[3], month_end):
+            continue  # an earlier month (a backfill) never changes a later month's alert
+        row = row[:3] if row is not None else None
         if row is None:
             con.execute(
                 insert(alerts_table).values(
@@ -278,10 +296,11 @@ def process_refresh(
             alerts_table.c.rule_id,
             alerts_table.c.segment_id,
             alerts_table.c.clean_streak,
+            alerts_table.c.last_breach_month,
         ).where(alerts_table.c.state.in_(OPEN_STATES))
     ).all()
-    for key, rule_id, segment_id, clean in open_alerts:
-        if key in breached_keys:
+    for key, rule_id, segment_id, clean, last_breach in open_alerts:
+        if key in breached_keys or _later(last_breach, month_end):
             continue
         clean += 1
         rule = rules.get(rule_id)
