@@ -397,3 +397,38 @@ def test_backfilling_an_earlier_month_leaves_alerts_of_later_months_alone(con):
     assert alert_state(con, "vip_collectors") == "firing"
     last = sql(con, "select last_breach_month from alerts").fetchone()[0]
     assert str(last) == str(NOV)
+
+
+def test_a_malformed_silence_in_a_thread_never_stops_the_replies_after_it(con, server):
+    # Regression: `silence 3d ...` raised ValueError (float("3d")); the error was swallowed,
+    # and every tick stopped at that reply, so the `ack` after it was never read.
+    client = client_for(server)
+    refresh(con, OCT, [breach("size_change", "vip_collectors", "size", 140, OCT)], T0)
+    slack.deliver_pending(con, client, T0)
+    ts = next(iter(server.messages))
+    server.replies[ts] = [
+        {"user": "U0ASHA", "text": "silence for a while please", "ts": "1.1"},
+        {"user": "U0ASHA", "text": "silence 3d festive window", "ts": "1.2"},
+        {"user": "U0RAVI", "text": "ack", "ts": "1.3"},
+    ]
+    assert slack.read_acknowledgements(con, client, T0 + timedelta(hours=1)) == 1
+    expires, reason = sql(con, "select expires_at, reason from silences").fetchone()
+    assert reason == "festive window"
+    assert str(expires).startswith(str((T0 + timedelta(hours=1, days=3)).date()))
+
+
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [
+        ("silence 72h festive", (72.0, "festive")),
+        ("silence 3d", (72.0, "silenced from Slack")),
+        ("silence 1w quiet week", (168.0, "quiet week")),
+        ("silence 90m", (1.5, "silenced from Slack")),
+        ("silence 12 x", (12.0, "x")),
+        ("silence", None),
+        ("silence soon", None),
+        ("silence -3h", None),
+    ],
+)
+def test_a_silence_command_reads_its_duration_or_is_refused(text, parsed):
+    assert slack.parse_silence(text) == parsed

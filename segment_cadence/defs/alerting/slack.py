@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -275,6 +276,24 @@ def _send(
     return response["ts"], response["channel"]
 
 
+_UNIT_HOURS = {"m": 1 / 60, "h": 1.0, "d": 24.0, "w": 168.0, "": 1.0}
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([mhdw]?)$")
+
+
+def parse_silence(text: str) -> tuple[float, str] | None:
+    """(hours, reason) of a thread reply `silence <duration> [reason]`, the duration in
+    minutes, hours, days or weeks (90m, 72h, 3d, 1w; a bare number is hours); None when the
+    reply is not one."""
+    parts = text.strip().split(maxsplit=2)
+    if len(parts) < 2 or parts[0].lower() != "silence":
+        return None
+    found = _DURATION.match(parts[1].lower())
+    if not found or float(found.group(1)) <= 0:
+        return None
+    hours = float(found.group(1)) * _UNIT_HOURS[found.group(2)]
+    return hours, parts[2] if len(parts) > 2 else "silenced from Slack"
+
+
 def read_acknowledgements(con: Connection, client: Any, now: datetime) -> int:
     """Acknowledge and silence from Slack without a public endpoint: read reactions and thread
     replies on the firing messages of open alerts."""
@@ -310,10 +329,11 @@ def read_acknowledgements(con: Connection, client: Any, now: datetime) -> int:
             text = (reply.get("text") or "").strip()
             if text.lower().startswith("ack"):
                 ackers.append(reply.get("user", "slack-user"))
-            elif text.lower().startswith("silence "):
-                parts = text.split(maxsplit=2)
-                hours = float(parts[1].rstrip("h")) if len(parts) > 1 else 72.0
-                reason = parts[2] if len(parts) > 2 else "silenced from Slack"
+            elif text.lower().startswith("silence"):
+                command = parse_silence(text)
+                if command is None:
+                    continue  # malformed: never a reason to stop reading the thread
+                hours, reason = command
                 user = reply.get("user", "slack-user")
                 already = con.execute(
                     select(silences.c.silence_id).where(
