@@ -17,6 +17,10 @@ class SlackServer:
         self.messages: dict[str, dict[str, Any]] = {}
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.failures: list[tuple[int, dict[str, str]]] = []
+        # Permanent errors as Slack gives them: a token the workspace does not accept (when
+        # `token` is set, any other is invalid_auth), and channels that do not exist.
+        self.token: str | None = None
+        self.missing_channels: set[str] = set()
         self.reactions: dict[str, list[dict[str, Any]]] = {}
         self.replies: dict[str, list[dict[str, Any]]] = {}
         self.uploads: dict[str, bytes] = {}  # file id -> bytes received at the upload URL
@@ -96,6 +100,15 @@ class SlackServer:
                         {"ok": False, "error": "ratelimited" if status == 429 else "fatal_error"},
                         headers,
                     )
+                    return
+                bearer = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+                if server.token is not None and bearer != server.token:
+                    server.calls.append((f"refused:{method}", args))
+                    self._reply(200, {"ok": False, "error": "invalid_auth"})
+                    return
+                if method == "chat.postMessage" and args.get("channel") in server.missing_channels:
+                    server.calls.append((f"refused:{method}", args))
+                    self._reply(200, {"ok": False, "error": "channel_not_found"})
                     return
                 server.calls.append((method, args))
                 if method == "chat.postMessage":

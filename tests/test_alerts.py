@@ -432,3 +432,48 @@ def test_a_malformed_silence_in_a_thread_never_stops_the_replies_after_it(con, s
 )
 def test_a_silence_command_reads_its_duration_or_is_refused(text, parsed):
     assert slack.parse_silence(text) == parsed
+
+
+def test_a_refused_token_is_said_loudly_asked_once_per_pass_and_delivery_resumes_when_fixed(
+    con, server
+):
+    # Regression: invalid_auth was retried silently on every message of every tick, and the
+    # CLI said only "kept for retry".
+    server.token = "xoxb-the-right-one"
+    client = client_for(server)  # holds xoxb-test-token, which the workspace refuses
+    refresh(
+        con,
+        OCT,
+        [
+            breach("size_change", "vip_collectors", "size", 140, OCT),
+            breach("churn_rising", "dormant", "churn_likelihood", 0.7, OCT),
+        ],
+        T0,
+    )
+    counts = slack.deliver_pending(con, client, T0)
+    assert counts["failed"] == 2 and counts["sent"] == 0
+    assert [c for c, _ in server.calls if c.startswith("refused:")] == ["refused:chat.postMessage"]
+    [problem] = slack.delivery_problems(con)
+    assert problem.startswith("NOT DELIVERED: Slack says invalid_auth for the bot token")
+    assert "SLACK_BOT_TOKEN" in problem and "2 message(s) kept" in problem
+    server.token = "xoxb-test-token"  # the token is fixed
+    assert slack.deliver_pending(con, client, T0 + timedelta(minutes=1))["sent"] == 2
+    assert slack.delivery_problems(con) == []
+
+
+def test_a_missing_channel_holds_its_own_messages_only(con, server):
+    server.missing_channels = {"#crm-ops"}
+    client = client_for(server)
+    refresh(
+        con,
+        OCT,
+        [
+            breach("size_change", "vip_collectors", "size", 140, OCT),
+            breach("churn_rising", "dormant", "churn_likelihood", 0.7, OCT),
+        ],
+        T0,
+    )
+    counts = slack.deliver_pending(con, client, T0)
+    assert counts == {"sent": 1, "failed": 1, "local": 0}
+    [problem] = slack.delivery_problems(con)
+    assert "NOT DELIVERED to #crm-ops: Slack says channel_not_found" in problem

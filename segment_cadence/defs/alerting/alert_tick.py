@@ -33,15 +33,18 @@ class TickResult:
     level_2: int = 0
     level_3: int = 0
     strategic_quarter: str | None = None
+    # Destinations that refuse for good (a bad token, a missing channel), one line each.
+    delivery_problems: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         months = ", ".join(f"{m:%Y-%m}" for m in self.months_processed) or "none"
+        problems = "".join(f"\n{problem}" for problem in self.delivery_problems)
         return (
             f"months processed: {months}; fired {self.fired}, suppressed {self.suppressed}, "
             f"resolved {self.resolved}; sent {self.sent}, kept for retry {self.failed}, "
             f"written locally {self.local}; acknowledged {self.acknowledged}; "
             f"escalated to level 2: {self.level_2}, level 3: {self.level_3}"
-        )
+        ) + problems
 
 
 def run_tick(
@@ -85,6 +88,7 @@ def run_tick(
     # `segment-cadence alerts run`) never send the same message twice.
     with state_store.transaction(url) as state:
         delivered = slack.deliver_pending(state, client, now)
+        result.delivery_problems = slack.delivery_problems(state)
         # Review packs that could not be posted are retried here too (nothing is lost).
         review_pack.post_pending(
             state, client, config.settings.get("review_channel", "#segmentation-review")

@@ -43,6 +43,8 @@ def segment_health_alerts(context: dg.SensorEvaluationContext):
     result = run_tick(now, client=slack.slack_client())
     summary = result.summary()
     context.log.info(summary)
+    for problem in result.delivery_problems:
+        context.log.error(problem)
     previous = json.loads(context.cursor) if context.cursor else {}
     cursor = json.dumps(
         {

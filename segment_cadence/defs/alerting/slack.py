@@ -22,7 +22,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, select, update
 
 from segment_cadence.defs.alerting.alerts import silence
 from segment_cadence.defs.alerting.outbox import append_notice
@@ -198,6 +198,57 @@ def _mark(con: Connection, message_id: str, **values: Any) -> None:
     con.execute(update(outbox).where(outbox.c.message_id == message_id).values(**values))
 
 
+# Errors no retry can fix: the token, or the channel, must change first.
+TOKEN_ERRORS = frozenset(
+    {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"}
+)
+CHANNEL_ERRORS = frozenset({"channel_not_found", "not_in_channel", "is_archived"})
+PERMANENT_ERRORS = TOKEN_ERRORS | CHANNEL_ERRORS | {"missing_scope"}
+PERMANENT = "permanent: "
+TOKEN = "the bot token"
+
+
+def permanent_error(error: BaseException) -> str | None:
+    """Slack's error code when the failure is one no retry can fix, else None."""
+    response = getattr(error, "response", None)
+    code = response.get("error") if response is not None and hasattr(response, "get") else None
+    return code if code in PERMANENT_ERRORS else None
+
+
+def delivery_problems(con: Connection) -> list[str]:
+    """One line per destination that refuses for good, with what to fix and how many
+    messages wait for it: what the CLI and the sensor say loudly."""
+    o = outbox.c
+    rows = con.execute(
+        select(o.channel, o.last_error, func.count())
+        .where(o.status == "pending", o.last_error.like(f"{PERMANENT}%"))
+        .group_by(o.channel, o.last_error)
+        .order_by(o.channel)
+    ).all()
+    token_refused: dict[str, int] = {}
+    problems: list[str] = []
+    for channel, error, waiting in rows:
+        code = error.removeprefix(PERMANENT)
+        if code in TOKEN_ERRORS:
+            token_refused[code] = token_refused.get(code, 0) + waiting
+            continue
+        fix = (
+            "give the Slack app the scopes README On-call lists"
+            if code == "missing_scope"
+            else f"invite the bot to {channel} or fix the channel in config/thresholds.yaml"
+        )
+        problems.append(
+            f"NOT DELIVERED to {channel}: Slack says {code}; {fix} ({waiting} message(s) kept)"
+        )
+    for code, waiting in token_refused.items():
+        problems.insert(
+            0,
+            f"NOT DELIVERED: Slack says {code} for the bot token; set a valid SLACK_BOT_TOKEN "
+            f"({waiting} message(s) kept)",
+        )
+    return problems
+
+
 def deliver_pending(
     con: Connection, client: Any, now: datetime, local_file: Path | None = None
 ) -> dict[str, int]:
@@ -209,6 +260,7 @@ def deliver_pending(
         .order_by(o.created_at, o.message_id)
     ).all()
     counts = {"sent": 0, "failed": 0, "local": 0}
+    refused: dict[str, str] = {}  # destination (the token, or a channel) -> Slack's error
     for message_id, kind, channel, payload_json, reply_to in rows:
         payload = json.loads(payload_json)
         if client is None:
@@ -221,14 +273,26 @@ def deliver_pending(
             _mark(con, message_id, status="local", sent_at=now)
             counts["local"] += 1
             continue
+        known = refused.get(TOKEN) or refused.get(channel)
+        if known:
+            # Refused for good this pass: not asked again until the next one, when a fixed
+            # token or channel lets it through.
+            _mark(con, message_id, last_error=known)
+            counts["failed"] += 1
+            continue
         try:
             ts, channel_id = _send(con, client, channel, payload, reply_to)
         except Exception as error:  # noqa: BLE001 - any failure keeps the message for later
+            code = permanent_error(error)
+            if code:
+                refused[TOKEN if code in TOKEN_ERRORS else channel] = f"{PERMANENT}{code}"
             _mark(
                 con,
                 message_id,
                 attempts=o.attempts + 1,
-                last_error=f"{type(error).__name__}: {str(error)[:300]}",
+                last_error=f"{PERMANENT}{code}"
+                if code
+                else f"{type(error).__name__}: {str(error)[:300]}",
             )
             counts["failed"] += 1
             continue
