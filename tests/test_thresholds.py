@@ -125,3 +125,21 @@ def test_the_shipped_publish_gate_bounds_are_the_documented_defaults():
     assert gate.load_bounds(paths.THRESHOLDS_FILE) == gate.GateBounds(
         max_quarantine_rate={"default": 0.05}
     )
+
+
+@pytest.mark.parametrize("mention", ["<!subteam^oncall>", "@oncall", "<!subteam^s0abc>"])
+def test_an_oncall_mention_that_pings_nobody_is_refused_at_load(mention):
+    # Regression: the shipped <!subteam^oncall> rendered as text; Slack needs the group's ID.
+    document = {"settings": {"oncall_mention": mention}, "rules": []}
+    with pytest.raises(thresholds.ThresholdError, match="pings nobody"):
+        thresholds.validate(document, "thresholds.yaml")
+
+
+@pytest.mark.parametrize("mention", ["<!subteam^S0123ABCD>", "<@U0ASHA1>", "<!here>", ""])
+def test_a_user_group_id_a_user_or_no_mention_is_accepted(mention):
+    document = {"settings": {"oncall_mention": mention}, "rules": []}
+    assert thresholds.validate(document, "thresholds.yaml").settings["oncall_mention"] == mention
+
+
+def test_the_shipped_thresholds_load():
+    assert thresholds.load().settings["oncall_mention"] == ""

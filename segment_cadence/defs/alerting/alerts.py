@@ -45,7 +45,7 @@ class Routing:
     owner_channels: dict[str, str]
     default_channel: str = "#segment-health"
     escalation_channel: str = "#segment-oncall"
-    oncall_mention: str = "<!subteam^oncall>"
+    oncall_mention: str = ""
     repeat_interval: timedelta = timedelta(hours=24)
     ack_timeout: timedelta = timedelta(hours=24)
     persist_refreshes: int = 3
@@ -57,7 +57,7 @@ class Routing:
             owner_channels=dict(settings.get("owner_channels") or {}),
             default_channel=settings.get("default_channel", "#segment-health"),
             escalation_channel=settings.get("escalation_channel", "#segment-oncall"),
-            oncall_mention=settings.get("oncall_mention", "<!subteam^oncall>"),
+            oncall_mention=settings.get("oncall_mention", ""),
             repeat_interval=timedelta(hours=float(settings.get("repeat_interval_hours", 24))),
             ack_timeout=timedelta(hours=float(settings.get("ack_timeout_hours", 24))),
             persist_refreshes=int(settings.get("persist_refreshes", 3)),

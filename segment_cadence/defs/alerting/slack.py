@@ -150,15 +150,16 @@ class Renderer:
         self, segment_id: str, level: int, why: str, items: list[tuple], routing: Any
     ) -> dict[str, Any]:
         metrics = ", ".join(f"{r[3]}={_fmt(r[4])} ({r[5]})" for r in items)
+        mention = f"{routing.oncall_mention} " if routing.oncall_mention else ""
         if level >= 3:
             text = (
-                f"{routing.oncall_mention} Level 3: segment *{segment_id}* still breaches "
+                f"{mention}Level 3: segment *{segment_id}* still breaches "
                 f"({metrics}). The quarterly strategic refresh has been requested for review; "
                 "thresholds trigger refinement, not overhauls."
             )
         else:
             text = (
-                f"{routing.oncall_mention} Level 2 ({why}): segment *{segment_id}* — "
+                f"{mention}Level 2 ({why}): segment *{segment_id}* — "
                 f"{metrics}. Please hold the huddle and acknowledge."
             )
         text = _clip(text, TEXT_LIMIT)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -47,6 +48,11 @@ ROUTING_SETTINGS = frozenset(
         "review_channel",
     }
 )
+
+
+# How Slack mentions on-call: a user group by its ID (S...), a user by ID (U... or W...),
+# or the channel. A name such as <!subteam^oncall> renders as text and pings nobody.
+ONCALL_MENTION = re.compile(r"^(<!subteam\^S[A-Z0-9]{2,}>|<@[UW][A-Z0-9]{2,}>|<!here>|<!channel>)$")
 
 
 class ThresholdError(ValueError):
@@ -214,6 +220,13 @@ def validate(document: Any, path: str, known_metrics: set[str] | None = None) ->
         bounds_from_document(document, path)
     except GateConfigError as error:
         problems.append(str(error))
+    mention = (document.get("settings") or {}).get("oncall_mention", "")
+    if mention and not ONCALL_MENTION.match(str(mention)):
+        problems.append(
+            f"{path}: settings.oncall_mention: {mention!r} pings nobody; Slack needs the user "
+            "group's ID, <!subteam^S0123ABCD> (or <@U0123ABCD> for one person, <!here>), or "
+            "leave it empty"
+        )
     if problems:
         raise ThresholdError("\n".join(problems))
     return ThresholdConfig(
