@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from segment_cadence.defs.alerting import alerts, slack
+from segment_cadence.defs.alerting import alert_tick, alerts, slack
 from segment_cadence.defs.health import thresholds
 from segment_cadence.platform import state_store
 from tests.slack_server import SlackServer
@@ -477,3 +477,17 @@ def test_a_missing_channel_holds_its_own_messages_only(con, server):
     assert counts == {"sent": 1, "failed": 1, "local": 0}
     [problem] = slack.delivery_problems(con)
     assert "NOT DELIVERED to #crm-ops: Slack says channel_not_found" in problem
+
+
+def test_a_pass_inside_a_run_leaves_escalation_to_the_sensor(state_url, tmp_path, monkeypatch):
+    # Regression: the review pack's alert pass raised level 3 and said "the quarterly
+    # strategic refresh has been requested", but only the sensor can request a run.
+    monkeypatch.setenv("SEGMENT_CADENCE_HOME", str(tmp_path))
+    with state_store.transaction(state_url) as connection:
+        refresh(connection, OCT, [breach("size_change", "vip_collectors", "size", 140, OCT)], T0)
+    later = T0 + timedelta(hours=30)
+    inside_a_run = alert_tick.run_tick(later, None, CONFIG, state_url, escalate=False)
+    assert (inside_a_run.level_2, inside_a_run.strategic_quarter) == (0, None)
+    with state_store.transaction(state_url) as connection:
+        assert sql(connection, "select level from alerts").fetchone()[0] == 1
+    assert alert_tick.run_tick(later, None, CONFIG, state_url).level_2 == 1

@@ -52,9 +52,15 @@ def run_tick(
     client=None,
     config: thresholds.ThresholdConfig | None = None,
     url: str | None = None,
+    *,
+    escalate: bool = True,
 ) -> TickResult:
     """One pass, on the state store alone (`url`, default paths.state_store_url()): each step
-    in a transaction of its own, so writers (the sensor, the CLI, a run) take turns."""
+    in a transaction of its own, so writers (the sensor, the CLI, a run) take turns.
+
+    `escalate=False` processes, delivers and reads acknowledgements but leaves escalation to
+    the passes that can act on it: level 3 requests the quarterly run, which only a sensor
+    can, so a pass inside a run (the review pack's) must not announce it."""
     config = config or thresholds.load()
     renderer = slack.Renderer()
     result = TickResult()
@@ -78,9 +84,12 @@ def run_tick(
         result.fired += counts.get("fired", 0)
         result.suppressed += counts.get("suppressed", 0)
         result.resolved += counts.get("resolved", 0)
-    with state_store.transaction(url) as state:
-        due = alerts.escalate_due(state, config, renderer, now)
-        latest = alerts.latest_processed_month(state)
+    due = {"level_2": 0, "level_3": 0, "strategic_refresh": False}
+    latest = None
+    if escalate:
+        with state_store.transaction(url) as state:
+            due = alerts.escalate_due(state, config, renderer, now)
+            latest = alerts.latest_processed_month(state)
     result.level_2, result.level_3 = due["level_2"], due["level_3"]
     if due["strategic_refresh"]:
         result.strategic_quarter = latest_complete_quarter(latest).isoformat() if latest else None

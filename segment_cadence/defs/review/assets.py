@@ -45,7 +45,9 @@ def monthly_review_pack(
     client = slack.slack_client()
     # Process the month's breaches first (the alerting sensor's own pass on the state store,
     # idempotent), so the pack's alert section includes the alerts this month raised.
-    tick = alert_tick.run_tick(datetime.now(UTC).replace(tzinfo=None), client)
+    # No escalation here: level 3 requests the quarterly run, which only the alerting
+    # sensor can do, so it alone escalates.
+    tick = alert_tick.run_tick(datetime.now(UTC).replace(tzinfo=None), client, escalate=False)
     with warehouse.connect() as con:
         # The firewall records, breaches and changelog as of now (override requests made
         # since the run began count).
