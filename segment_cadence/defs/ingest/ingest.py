@@ -21,6 +21,7 @@ import dataclasses
 import glob
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -726,7 +727,7 @@ class _Landing:
     fingerprint: str
     files: list[str]
     absent: tuple[str, ...]
-    land: Any  # (front connection) -> {canonical column: landed column}
+    land: Callable[[duckdb.DuckDBPyConnection], dict[str, str]]  # -> {canonical: landed}
     identity_kind: str = ""  # email or phone: its customers are matched through the map
 
 

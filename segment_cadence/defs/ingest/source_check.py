@@ -88,9 +88,10 @@ def _days(con: duckdb.DuckDBPyConnection, source: str) -> tuple[date | None, dat
     column = ingest.MONTH_COLUMN.get(source) or (
         "signup_date" if source == "customers" else "joined_date"
     )
-    first, last = con.execute(f"select min({column}), max({column}) from raw.{source}").fetchone()
-    as_day = lambda v: v.date() if hasattr(v, "date") else v  # noqa: E731
-    return (as_day(first) if first else None, as_day(last) if last else None)
+    first, last = con.execute(
+        f"select cast(min({column}) as date), cast(max({column}) as date) from raw.{source}"
+    ).fetchone()
+    return first, last
 
 
 def check(config: ingest.IngestConfig) -> CheckReport:
