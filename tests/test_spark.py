@@ -408,9 +408,8 @@ def test_spark_ingest_rules_refuse_and_keep_the_same_rows_as_duckdb(spark_home, 
     # The analysis test lands DuckDB's quarantine as a view over its files; the ingest models
     # replace it with their own table, partitioned by source.
     for name in ("customers", "orders"):
-        job = ingest.rules_build(
-            config.sources[name], config.max_order_amount, config.plausible_dates, "spark"
-        )
+        with warehouse.connect(db, read_only=True) as con:
+            job = ingest.landed_rules_build(con, config, name, "spark")
         dbt_build_on_spark(job.variables, home / "spark", env, ["--select", *job.select])
     with warehouse.connect(db, read_only=True) as con:
         for table in ("customers", "orders"):

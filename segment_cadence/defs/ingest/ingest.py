@@ -639,6 +639,34 @@ def rules_build(
     )
 
 
+def landed_rules_build(
+    front: duckdb.DuckDBPyConnection, config: IngestConfig, source: str, load_fingerprint: str
+) -> dbt_in_process.DbtBuild:
+    """The rules build for a mapped source already landed in `front` (its canonical
+    rewrites read from the landed table): to build the same rules elsewhere, on Spark."""
+    spec = config.sources[source]
+    landed = {
+        row[0]
+        for row in front.execute(
+            "select column_name from information_schema.columns "
+            "where table_schema = 'landing' and table_name = ?",
+            [source],
+        ).fetchall()
+    }
+    columns = landed_columns(spec)
+    columns.update({c: f"_as_{c}" for c in CANONICAL[source] if f"_as_{c}" in landed})
+    kind = spec.identity.kind if spec.matched_by_identity else ""  # type: ignore[union-attr]
+    return rules_build(
+        source,
+        columns,
+        spec.absent,
+        config.max_order_amount,
+        config.plausible_dates,
+        load_fingerprint,
+        kind,
+    )
+
+
 def _build(con: duckdb.DuckDBPyConnection, source: str, job: dbt_in_process.DbtBuild) -> None:
     try:
         dbt_in_process.build(con, job)
