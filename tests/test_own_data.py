@@ -20,7 +20,7 @@ from segment_cadence.cli import sources as cli_sources
 from segment_cadence.defs.alerting import outbox
 from segment_cadence.defs.dictionary import segment_dictionary
 from segment_cadence.defs.segments import missing_sources
-from segment_cadence.platform import warehouse
+from segment_cadence.platform import history, warehouse
 
 CDNOW = Path(lifetimes.__file__).parent / "datasets" / "CDNOW_master.txt"
 MONTH_ENDS = (date(1998, 4, 30), date(1998, 5, 31), date(1998, 6, 30))
@@ -311,3 +311,19 @@ def test_sources_init_tells_customers_from_orders_and_check_accepts_the_draft(tm
     assert main(["sources", "check", "--sources", str(mapping)]) == 0
     out = capsys.readouterr().out
     assert "read 3  loaded 3  quarantined 0" in out and "2025-01-05 to 2025-03-18" in out
+
+
+def test_first_month_sets_where_the_refreshable_months_start_and_a_bad_one_is_one_line(
+    tmp_path, monkeypatch, capsys
+):
+    mapping = user_mapping(tmp_path)
+    document = yaml.safe_load(mapping.read_text())
+    mapping.write_text(yaml.safe_dump({**document, "first_month": "2019-04"}))
+    assert history.configured_first_month(mapping) == date(2019, 4, 1)
+    monkeypatch.setenv("SEGMENT_CADENCE_SOURCES", str(mapping))
+    assert history.refresh_range(date(2026, 12, 2)).first == date(2019, 4, 1)
+    mapping.write_text(yaml.safe_dump({**document, "first_month": "April"}))
+    assert main(["refresh", "--month", "2025-03"]) == cli_sources.EXIT_MONTH
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("first_month: 'April' is not a month; write it as YYYY-MM")
+    assert len(err.splitlines()) == 1

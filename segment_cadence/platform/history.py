@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from segment_cadence.platform import paths
-from segment_cadence.platform.months import last_complete_month, parse_month
+from segment_cadence.platform.months import MonthNotUnderstood, last_complete_month, parse_month
 
 DEFAULT_FIRST_MONTH = date(2023, 1, 1)
 HISTORY_FILE = "history.json"
@@ -69,7 +69,7 @@ def configured_first_month(mapping: Path | None = None) -> date | None:
     try:
         return parse_month(value.isoformat() if isinstance(value, date) else str(value))
     except ValueError:
-        raise ValueError(
+        raise MonthNotUnderstood(
             f"{mapping}: first_month: {value!r} is not a month; write it as YYYY-MM"
         ) from None
 
