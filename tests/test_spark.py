@@ -181,6 +181,11 @@ def dbt_build_on_spark(
                 str(work / "dbt_target"),
                 "--log-path",
                 str(work / "dbt_logs"),
+                # One thread, as the product's in-process builds on Spark
+                # (platform/dbt_in_process.py): PyHive's Thrift connections are not safe
+                # across threads of one process ("TSocket read 0 bytes").
+                "--threads",
+                "1",
                 # unit tests check the SQL on DuckDB (tests/test_dbt_unit_tests.py)
                 *selection,
                 "--exclude-resource-type",
