@@ -434,13 +434,8 @@ def test_a_silence_command_reads_its_duration_or_is_refused(text, parsed):
     assert slack.parse_silence(text) == parsed
 
 
-def test_a_refused_token_is_said_loudly_asked_once_per_pass_and_delivery_resumes_when_fixed(
-    con, server
-):
-    # Regression: invalid_auth was retried silently on every message of every tick, and the
-    # CLI said only "kept for retry".
-    server.token = "xoxb-the-right-one"
-    client = client_for(server)  # holds xoxb-test-token, which the workspace refuses
+def two_segments_breach(con) -> None:
+    """October: vip_collectors (#clienteling) and dormant (#crm-ops) both fire."""
     refresh(
         con,
         OCT,
@@ -450,6 +445,16 @@ def test_a_refused_token_is_said_loudly_asked_once_per_pass_and_delivery_resumes
         ],
         T0,
     )
+
+
+def test_a_refused_token_is_said_loudly_asked_once_per_pass_and_delivery_resumes_when_fixed(
+    con, server
+):
+    # Regression: invalid_auth was retried silently on every message of every tick, and the
+    # CLI said only "kept for retry".
+    server.token = "xoxb-the-right-one"
+    client = client_for(server)  # holds xoxb-test-token, which the workspace refuses
+    two_segments_breach(con)
     counts = slack.deliver_pending(con, client, T0)
     assert counts["failed"] == 2 and counts["sent"] == 0
     assert [c for c, _ in server.calls if c.startswith("refused:")] == ["refused:chat.postMessage"]
@@ -464,15 +469,7 @@ def test_a_refused_token_is_said_loudly_asked_once_per_pass_and_delivery_resumes
 def test_a_missing_channel_holds_its_own_messages_only(con, server):
     server.missing_channels = {"#crm-ops"}
     client = client_for(server)
-    refresh(
-        con,
-        OCT,
-        [
-            breach("size_change", "vip_collectors", "size", 140, OCT),
-            breach("churn_rising", "dormant", "churn_likelihood", 0.7, OCT),
-        ],
-        T0,
-    )
+    two_segments_breach(con)
     counts = slack.deliver_pending(con, client, T0)
     assert counts == {"sent": 1, "failed": 1, "local": 0}
     [problem] = slack.delivery_problems(con)

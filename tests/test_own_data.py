@@ -210,19 +210,28 @@ def test_sources_check_exits_non_zero_when_a_source_cannot_be_read(tmp_path, cap
     assert "cannot load: source 'orders': no file at" in out
 
 
-def test_an_identity_the_customers_do_not_declare_is_one_line_and_exit_3(
-    tmp_path, monkeypatch, capsys
-):
-    mapping = user_mapping(tmp_path, identity={"email": "Client"})
+def orders_by_email(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, column: str, crm: str, customers: dict
+) -> None:
+    """The user's orders naming customers by email in `column` (no customer_id), and a CRM
+    file keyed by account id with the `customers` entry's extra fields, in force."""
+    mapping = user_mapping(tmp_path, identity={"email": column})
     document = yaml.safe_load(mapping.read_text())
     del document["sources"]["orders"]["columns"]["customer_id"]
-    (tmp_path / "crm.csv").write_text("Account\nA-1\n")
+    (tmp_path / "crm.csv").write_text(crm)
     document["sources"]["customers"] = {
         "path": str(tmp_path / "crm.csv"),
         "columns": {"customer_id": "Account"},
+        **customers,
     }
     mapping.write_text(yaml.safe_dump(document))
     monkeypatch.setenv("SEGMENT_CADENCE_SOURCES", str(mapping))
+
+
+def test_an_identity_the_customers_do_not_declare_is_one_line_and_exit_3(
+    tmp_path, monkeypatch, capsys
+):
+    orders_by_email(tmp_path, monkeypatch, "Client", "Account\nA-1\n", {})
     assert main(["refresh", "--month", "2025-03"]) == cli_sources.EXIT_CONFIG
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
@@ -233,17 +242,8 @@ def test_an_identity_the_customers_do_not_declare_is_one_line_and_exit_3(
 def test_an_identity_column_missing_from_the_file_is_one_line_and_exit_3(
     tmp_path, monkeypatch, capsys
 ):
-    mapping = user_mapping(tmp_path, identity={"email": "Email"})
-    document = yaml.safe_load(mapping.read_text())
-    del document["sources"]["orders"]["columns"]["customer_id"]
-    (tmp_path / "crm.csv").write_text("Account,Email\nA-1,a@example.org\n")
-    document["sources"]["customers"] = {
-        "path": str(tmp_path / "crm.csv"),
-        "columns": {"customer_id": "Account"},
-        "identity": {"email": "Email"},
-    }
-    mapping.write_text(yaml.safe_dump(document))
-    monkeypatch.setenv("SEGMENT_CADENCE_SOURCES", str(mapping))
+    crm = "Account,Email\nA-1,a@example.org\n"
+    orders_by_email(tmp_path, monkeypatch, "Email", crm, {"identity": {"email": "Email"}})
     assert main(["refresh", "--month", "2025-03"]) == cli_sources.EXIT_CONFIG
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1

@@ -260,6 +260,12 @@ def _listing(files: list[str]) -> str:
     return "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
 
 
+def quoted(column: str) -> str:
+    """A DuckDB identifier in double quotes (a quote inside is doubled): a file's column
+    names are whatever its export wrote."""
+    return '"' + column.replace('"', '""') + '"'
+
+
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 

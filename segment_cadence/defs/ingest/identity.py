@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from segment_cadence.defs.ingest.errors import IngestConfigError
+from segment_cadence.defs.ingest.file_shapes import quoted
 
 KINDS = ("email", "phone")
-MAP_TABLE = "landing.identity_map"
+MAP_NAME = "identity_map"
+MAP_TABLE = f"landing.{MAP_NAME}"
 # The customer_id of a row whose key matches nobody: never a real id, so the rules refuse
 # the row as an unknown customer (and say which kind of key did not match).
 UNMATCHED_PREFIX = "?"
@@ -57,12 +59,11 @@ def normalised(kind: str, column_sql: str) -> str:
     return f"nullif(regexp_replace({text}, '[^0-9]', '', 'g'), '')"
 
 
-def build_map_sql(identity: Identity, customer_id_sql: str, landed: str) -> str:
+def map_select(identity: Identity, customer_id_sql: str, landed: str) -> str:
     """The map from the landed customers: one row per key, its customer and how many
     customers share it."""
-    key = normalised(identity.kind, '"' + identity.column.replace('"', '""') + '"')
+    key = normalised(identity.kind, quoted(identity.column))
     return (
-        f"create or replace table {MAP_TABLE} as "
         "select key, min(customer_id) as customer_id, count(distinct customer_id) as customers "
         f"from (select {key} as key, nullif(trim(cast({customer_id_sql} as varchar)), '') "
         f"as customer_id from {landed}) "
@@ -72,7 +73,7 @@ def build_map_sql(identity: Identity, customer_id_sql: str, landed: str) -> str:
 
 def customer_id_sql(identity: Identity) -> str:
     """The customer_id of a row of a source that names its customers by this identity."""
-    key = normalised(identity.kind, '"' + identity.column.replace('"', '""') + '"')
+    key = normalised(identity.kind, quoted(identity.column))
     return (
         f"coalesce((select m.customer_id from {MAP_TABLE} as m where m.key = {key}), "
         f"'{UNMATCHED_PREFIX}' || {key})"

@@ -32,7 +32,7 @@ import yaml
 
 from segment_cadence.defs.ingest import file_shapes, identity, value_formats
 from segment_cadence.defs.ingest.errors import IngestConfigError, SourceFileError
-from segment_cadence.defs.ingest.file_shapes import FileShape
+from segment_cadence.defs.ingest.file_shapes import FileShape, quoted
 from segment_cadence.defs.ingest.value_formats import ValueFormats
 from segment_cadence.platform import dbt_in_process, paths
 from segment_cadence.platform.crash_points import crash_point
@@ -409,10 +409,6 @@ def _positioned_select(spec: SourceSpec, reader: str) -> str:
     return f"select *{exclude}, row_number() over () as _source_row from {reader} as src"
 
 
-def _quoted(column: str) -> str:
-    return '"' + column.replace('"', '""') + '"'
-
-
 def canonical_rewrites(spec: SourceSpec, types: dict[str, str]) -> dict[str, str]:
     """{canonical column: DuckDB expression} for the landing's `_as_<column>` columns: the
     dates and amounts the file writes in another format, rewritten as canonical text
@@ -424,7 +420,7 @@ def canonical_rewrites(spec: SourceSpec, types: dict[str, str]) -> dict[str, str
         if column not in kinds:  # a line item's unit price and quantity
             continue
         kind, file_type = kinds[column], types.get(file_column, "VARCHAR").upper()
-        source = _quoted(file_column)
+        source = quoted(file_column)
         if kind in ("date", "timestamp") and file_type not in native[kind]:
             text = file_type == "VARCHAR"
             if spec.formats.date_formats or (kind == "timestamp" and text):
@@ -434,8 +430,8 @@ def canonical_rewrites(spec: SourceSpec, types: dict[str, str]) -> dict[str, str
     if "unit_price" in spec.columns:
         quantity = spec.columns.get("quantity")
         rewrites["amount"] = value_formats.line_amount_expression(
-            _quoted(spec.columns["unit_price"]),
-            _quoted(quantity) if quantity else None,
+            quoted(spec.columns["unit_price"]),
+            quoted(quantity) if quantity else None,
             spec.formats,
         )
     if spec.matched_by_identity:
@@ -444,9 +440,9 @@ def canonical_rewrites(spec: SourceSpec, types: dict[str, str]) -> dict[str, str
         if OPTIONAL[spec.name][column] == "row":
             rewrites[column] = "cast(_source_row as varchar)"
         else:  # customer_day: an order is a customer's purchases on one day
-            day = f"left({rewrites.get('order_date', _quoted(spec.columns['order_date']))}, 10)"
+            day = f"left({rewrites.get('order_date', quoted(spec.columns['order_date']))}, 10)"
             customer = rewrites.get(
-                "customer_id", f"trim(cast({_quoted(spec.columns['customer_id'])} as varchar))"
+                "customer_id", f"trim(cast({quoted(spec.columns['customer_id'])} as varchar))"
             )
             rewrites[column] = f"{customer} || '|' || cast({day} as varchar)"
     return rewrites
@@ -461,6 +457,14 @@ def landed_columns(spec: SourceSpec) -> dict[str, str]:
         if column in rewritten:
             mapping[column] = f"_as_{column}"
     return mapping
+
+
+def _replace_landed(
+    con: duckdb.DuckDBPyConnection, name: str, select: str, relation: str = "table"
+) -> None:
+    """landing.<name> as `select`, a table or a view, whatever was there before."""
+    _drop_landed(con, name)
+    con.execute(f"create or replace {relation} landing.{name} as {select}")
 
 
 def _drop_landed(con: duckdb.DuckDBPyConnection, source: str) -> None:
@@ -514,8 +518,8 @@ def _dates_read(
         kind = kinds.get(column)
         if kind not in ("date", "timestamp"):
             continue
-        value = rewrites.get(column, _quoted(file_column))
-        raw = f"nullif(trim(cast({_quoted(file_column)} as varchar)), '')"
+        value = rewrites.get(column, quoted(file_column))
+        raw = f"nullif(trim(cast({quoted(file_column)} as varchar)), '')"
         found = con.execute(
             f"select count(*), count(try_cast({value} as {kind})), any_value({raw}) "
             f"from (select * from {reader} where {raw} is not null limit {DATE_SAMPLE})"
@@ -547,7 +551,7 @@ def _text_json(reader: str, types: dict[str, str]) -> tuple[str, dict[str, str]]
     mixed = [c for c, t in types.items() if t == "JSON"]
     if not mixed:
         return reader, types
-    replaced = ", ".join(f"{_quoted(c)} ->> '$' as {_quoted(c)}" for c in mixed)
+    replaced = ", ".join(f"{quoted(c)} ->> '$' as {quoted(c)}" for c in mixed)
     return (
         f"(select * replace ({replaced}) from {reader})",
         {c: "VARCHAR" if t == "JSON" else t for c, t in types.items()},
@@ -566,17 +570,18 @@ def land(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> dict[str, str]:
         select = f"select *, {extra} from ({select})"
     # Numbering in reading order needs the order kept (dbt's settings turn it off).
     con.execute("set preserve_insertion_order = true")
-    _drop_landed(con, spec.name)
     try:
-        con.execute(f"create or replace {_landed_relation(spec)} landing.{spec.name} as {select}")
+        _replace_landed(con, spec.name, select, _landed_relation(spec))
     except duckdb.Error as error:
         first = str(error).strip().splitlines()[0]
         raise SourceFileError(f"source '{spec.name}': cannot read {spec.path}: {first}") from None
     if spec.name == "customers" and spec.identity is not None:
-        con.execute(
-            identity.build_map_sql(
-                spec.identity, _quoted(spec.columns["customer_id"]), "landing.customers"
-            )
+        _replace_landed(
+            con,
+            identity.MAP_NAME,
+            identity.map_select(
+                spec.identity, quoted(spec.columns["customer_id"]), "landing.customers"
+            ),
         )
     mapping = landed_columns(spec)
     mapping.update({column: f"_as_{column}" for column in rewrites})
@@ -586,10 +591,8 @@ def land(con: duckdb.DuckDBPyConnection, spec: SourceSpec) -> dict[str, str]:
 def land_absent(con: duckdb.DuckDBPyConnection, source: str) -> None:
     """landing.<source> for a source the mapping leaves out: its canonical columns, no rows."""
     columns = ", ".join(f"cast(null as varchar) as {c}" for c in CANONICAL[source])
-    _drop_landed(con, source)
-    con.execute(
-        f"create table landing.{source} as "
-        f"select {columns}, cast(null as bigint) as _source_row where false"
+    _replace_landed(
+        con, source, f"select {columns}, cast(null as bigint) as _source_row where false"
     )
 
 
@@ -597,16 +600,16 @@ def land_customers_from_orders(con: duckdb.DuckDBPyConnection, orders: SourceSpe
     """landing.customers when the mapping has no customers: one row per customer_id of the
     orders, in order of first appearance. The other columns are unknown (NULL); the signup
     is the first purchase (customer_features)."""
-    customer = f"nullif(trim(cast({_quoted(orders.columns['customer_id'])} as varchar)), '')"
+    customer = f"nullif(trim(cast({quoted(orders.columns['customer_id'])} as varchar)), '')"
     reader, _ = read_columns(con, orders)
     con.execute("set preserve_insertion_order = true")
-    _drop_landed(con, "customers")
-    con.execute(
-        "create table landing.customers as "
+    _replace_landed(
+        con,
+        "customers",
         "select customer_id, row_number() over (order by first_row) as _source_row from ("
         f"select {customer} as customer_id, min(_row) as first_row from ("
         f"select *, row_number() over () as _row from {reader}) "
-        "where customer_id is not null group by 1)"
+        "where customer_id is not null group by 1)",
     )
 
 
@@ -965,7 +968,7 @@ def order_months(config: IngestConfig) -> DataMonths | None:
     con = duckdb.connect()
     try:
         reader, types = read_columns(con, spec)
-        day = canonical_rewrites(spec, types).get("order_date", _quoted(spec.columns["order_date"]))
+        day = canonical_rewrites(spec, types).get("order_date", quoted(spec.columns["order_date"]))
         found = con.execute(
             f"select min(day), max(day) from (select try_cast({day} as date) as day "
             f"from {reader}) where day {_plausible_days_sql(config.plausible_dates)}"
