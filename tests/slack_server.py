@@ -1,6 +1,12 @@
 """A Slack-compatible Web API server on 127.0.0.1 for tests: the real slack-sdk client talks
-to it through `base_url`. It records messages, edits, thread replies and reactions, and can
-be told to answer with a rate limit (429 + Retry-After) or a server error, or be stopped."""
+to it through `base_url`. It serves chat.postMessage (with message metadata), chat.update,
+conversations.history, conversations.replies, conversations.list, reactions.get and the
+external file upload; it records messages, edits, thread replies and reactions.
+
+Faults, as Slack and networks give them: a rate limit (429 + Retry-After) or a server error
+(`fail_next`), a response lost after the call took effect or a connection reset before it
+did (`drop_next`), permanent errors (a token it does not accept, missing channels), or the
+whole server stopped."""
 
 from __future__ import annotations
 
@@ -10,6 +16,15 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+
+# The channels the workspace has from the start (what conversations.list lists).
+WORKSPACE_CHANNELS = (
+    "segment-health",
+    "segment-oncall",
+    "segmentation-review",
+    "clienteling",
+    "crm-ops",
+)
 
 
 class SlackServer:
@@ -25,7 +40,14 @@ class SlackServer:
         self.replies: dict[str, list[dict[str, Any]]] = {}
         self.uploads: dict[str, bytes] = {}  # file id -> bytes received at the upload URL
         self.shared_files: list[dict[str, Any]] = []  # completed uploads with their message
+        # Lost responses and resets: (method or None for any, "after" or "before" the call).
+        self.drops: list[tuple[str | None, str]] = []
+        # Channels by name (without '#') and ID; any name posted to is created, like a
+        # workspace where the bot was invited everywhere it is asked to post.
+        self.channels: dict[str, str] = {}
         self._ts = itertools.count(1)
+        for name in WORKSPACE_CHANNELS:
+            self.channel_id(name)
         self._server: ThreadingHTTPServer | None = None
         self.port = 0
 
@@ -36,6 +58,31 @@ class SlackServer:
     def fail_next(self, status: int, retry_after: int | None = None, times: int = 1) -> None:
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
         self.failures.extend([(status, headers)] * times)
+
+    def drop_next(self, method: str | None = None, when: str = "after", times: int = 1) -> None:
+        """Close the connection without an answer: `after` the call took effect (the response
+        is lost) or `before` (a reset)."""
+        self.drops.extend([(method, when)] * times)
+
+    def channel_id(self, name_or_id: str) -> str:
+        if name_or_id in self.channels.values():
+            return name_or_id
+        name = name_or_id.lstrip("#")
+        if name not in self.channels:
+            self.channels[name] = f"C{len(self.channels) + 1:08d}"
+        return self.channels[name]
+
+    def channel_name(self, channel_id: str) -> str:
+        """'#name' of a channel ID (what a test compares with its configured channel)."""
+        return next(f"#{n}" for n, i in self.channels.items() if i == channel_id)
+
+    def history(self, channel: str) -> list[dict[str, Any]]:
+        channel_id = self.channel_id(channel)
+        return [
+            m
+            for m in self.messages.values()
+            if m["channel"] == channel_id and not m.get("thread_ts")
+        ]
 
     def posts(self, thread: bool | None = None) -> list[dict[str, Any]]:
         found = [args for method, args in self.calls if method == "chat.postMessage"]
@@ -62,7 +109,7 @@ class SlackServer:
                         query.update(json.loads(body))
                     else:
                         query.update({k: v[0] for k, v in parse_qs(body).items()})
-                for key in ("blocks",):
+                for key in ("blocks", "metadata"):
                     if isinstance(query.get(key), str):
                         query[key] = json.loads(query[key])
                 return query
@@ -92,6 +139,13 @@ class SlackServer:
                     return
                 method = urlparse(self.path).path.rsplit("/", 1)[-1]
                 args = self._args()
+                drop = next((d for d in server.drops if d[0] in (None, method)), None)
+                if drop is not None:
+                    server.drops.remove(drop)
+                    if drop[1] == "before":
+                        server.calls.append((f"reset:{method}", args))
+                        self.close_connection = True
+                        return
                 if server.failures:
                     status, headers = server.failures.pop(0)
                     server.calls.append((f"failed:{method}", args))
@@ -106,55 +160,77 @@ class SlackServer:
                     server.calls.append((f"refused:{method}", args))
                     self._reply(200, {"ok": False, "error": "invalid_auth"})
                     return
-                if method == "chat.postMessage" and args.get("channel") in server.missing_channels:
+                channel = args.get("channel") or args.get("channel_id")
+                missing = {server.channels.get(c.lstrip("#"), c) for c in server.missing_channels}
+                if channel and (channel in server.missing_channels or channel in missing):
                     server.calls.append((f"refused:{method}", args))
                     self._reply(200, {"ok": False, "error": "channel_not_found"})
                     return
+                if channel and method != "conversations.list":
+                    args["channel_name"] = server.channel_name(server.channel_id(channel))
                 server.calls.append((method, args))
+                if drop is not None:  # "after": the call takes effect, its answer is lost
+                    self.close_connection = True
+                    self._answer(method, args)
+                    return
+                self._reply(200, self._answer(method, args))
+
+            def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+                """Do what the method does; its JSON answer."""
                 if method == "chat.postMessage":
                     ts = f"1700000000.{next(server._ts):06d}"
+                    channel_id = server.channel_id(args["channel"])
                     message = {
                         "ts": ts,
-                        "channel": "C0TEST",
+                        "channel": channel_id,
                         "text": args.get("text"),
                         "blocks": args.get("blocks"),
                         "thread_ts": args.get("thread_ts"),
+                        "bot_id": "B0SEGMENT",
+                        "metadata": args.get("metadata"),
                     }
                     server.messages[ts] = message
                     if args.get("thread_ts"):
                         server.replies.setdefault(args["thread_ts"], []).append(message)
-                    self._reply(
-                        200, {"ok": True, "channel": "C0TEST", "ts": ts, "message": message}
+                    return {"ok": True, "channel": channel_id, "ts": ts, "message": message}
+                elif method == "conversations.list":
+                    gone = {c.lstrip("#") for c in server.missing_channels}
+                    channels = [
+                        {"id": i, "name": n} for n, i in server.channels.items() if n not in gone
+                    ]
+                    return {"ok": True, "channels": channels, "response_metadata": {}}
+                elif method == "conversations.history":
+                    found = sorted(
+                        server.history(args["channel"]), key=lambda m: m["ts"], reverse=True
                     )
+                    shown = [
+                        m if args.get("include_all_metadata") else {**m, "metadata": None}
+                        for m in found[: int(args.get("limit") or 100)]
+                    ]
+                    return {"ok": True, "messages": shown, "has_more": False}
                 elif method == "chat.update":
                     message = server.messages.get(args.get("ts"))
                     if message is None:
-                        self._reply(200, {"ok": False, "error": "message_not_found"})
-                        return
+                        return {"ok": False, "error": "message_not_found"}
                     message.update(text=args.get("text"), blocks=args.get("blocks"), edited=True)
-                    self._reply(
-                        200, {"ok": True, "channel": args.get("channel"), "ts": args.get("ts")}
-                    )
+                    return {"ok": True, "channel": args.get("channel"), "ts": args.get("ts")}
                 elif method == "reactions.get":
                     ts = args.get("timestamp")
-                    self._reply(
-                        200,
-                        {
-                            "ok": True,
-                            "type": "message",
-                            "message": {"ts": ts, "reactions": server.reactions.get(ts, [])},
-                        },
-                    )
+                    return {
+                        "ok": True,
+                        "type": "message",
+                        "message": {"ts": ts, "reactions": server.reactions.get(ts, [])},
+                    }
                 elif method == "conversations.replies":
                     ts = args.get("ts")
                     parent = server.messages.get(ts, {"ts": ts})
-                    self._reply(
-                        200, {"ok": True, "messages": [parent, *server.replies.get(ts, [])]}
-                    )
+                    if not args.get("include_all_metadata"):
+                        parent = {**parent, "metadata": None}
+                    return {"ok": True, "messages": [parent, *server.replies.get(ts, [])]}
                 elif method == "files.getUploadURLExternal":
                     file_id = f"F{next(server._ts):08d}"
                     upload_url = f"http://127.0.0.1:{server.port}/upload/{file_id}"
-                    self._reply(200, {"ok": True, "upload_url": upload_url, "file_id": file_id})
+                    return {"ok": True, "upload_url": upload_url, "file_id": file_id}
                 elif method == "files.completeUploadExternal":
                     files = args.get("files")
                     files = json.loads(files) if isinstance(files, str) else files
@@ -167,9 +243,9 @@ class SlackServer:
                                 "bytes": server.uploads.get(f["id"], b""),
                             }
                         )
-                    self._reply(200, {"ok": True, "files": [{"id": f["id"]} for f in files]})
+                    return {"ok": True, "files": [{"id": f["id"]} for f in files]}
                 else:
-                    self._reply(200, {"ok": False, "error": "unknown_method"})
+                    return {"ok": False, "error": "unknown_method"}
 
             do_GET = _handle
             do_POST = _handle

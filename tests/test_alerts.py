@@ -6,11 +6,15 @@ import json
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+import dagster as dg
 import pytest
+from dagster._core.storage.dagster_run import DagsterRun
 from sqlalchemy import text
 
-from segment_cadence.defs.alerting import alert_tick, alerts, slack
+from segment_cadence.defs.alerting import alert_tick, alerts, messages, slack
+from segment_cadence.defs.alerting.sensors import segment_health_alerts
 from segment_cadence.defs.health import thresholds
+from segment_cadence.defs.review import review_pack
 from segment_cadence.platform import state_store
 from tests.slack_server import SlackServer
 
@@ -97,6 +101,7 @@ def client_for(server: SlackServer):
 
 
 def refresh(con, month: date, breaches, now: datetime, changed: set[str] | None = None):
+    """One refresh through the lifecycle; what it did, counted."""
     return alerts.process_refresh(
         con,
         month_end=month,
@@ -106,8 +111,7 @@ def refresh(con, month: date, breaches, now: datetime, changed: set[str] | None 
         owners=OWNERS,
         changed_segments=changed or set(),
         now=now,
-        render=slack.Renderer(),
-    )
+    ).counts()
 
 
 OCT, NOV, DEC, JAN = date(2025, 10, 31), date(2025, 11, 30), date(2025, 12, 31), date(2026, 1, 31)
@@ -127,7 +131,7 @@ def test_a_breach_posts_one_grouped_message_to_the_owner_channel(con, server):
     counts = slack.deliver_pending(con, client_for(server), T0)
     assert counts["sent"] == 1
     (post,) = server.posts()
-    assert post["channel"] == "#clienteling"
+    assert post["channel_name"] == "#clienteling"
     text = json.dumps(post["blocks"])
     assert "size" in text and "churn_likelihood" in text and "abc123" in text
     assert "Open in Dagster" in text and "Runbook" in text
@@ -162,7 +166,7 @@ def test_resolution_edits_the_message_and_replies_in_its_thread(con, server):
     assert server.messages[update["ts"]]["text"].startswith(":white_check_mark: RESOLVED")
     (reply,) = server.posts(thread=True)
     assert reply["thread_ts"] == update["ts"] and "Resolved" in reply["text"]
-    assert original["channel"] == "#crm-ops"
+    assert original["channel_name"] == "#crm-ops"
 
 
 @pytest.mark.parametrize(("status", "retry_after"), [(429, 1), (500, None)])
@@ -172,7 +176,7 @@ def test_rate_limits_and_server_errors_are_retried_and_arrive_once(
     server.fail_next(status, retry_after=retry_after)
     refresh(con, OCT, [breach("size_change", "vip_collectors", "size", 140, OCT)], T0)
     counts = slack.deliver_pending(con, client_for(server), T0)
-    assert counts == {"sent": 1, "failed": 0, "local": 0}
+    assert counts == {"sent": 1, "failed": 0, "local": 0, "held": 0}
     assert len(server.posts()) == 1
     assert any(method.startswith("failed:") for method, _ in server.calls)
 
@@ -201,7 +205,7 @@ def test_without_a_token_alerts_land_in_the_local_outbox_file(con, tmp_path):
     assert notice["details"]["channel"] == "#clienteling"
 
 
-def test_a_silence_suppresses_until_it_expires(con, server):
+def test_a_silence_hides_notifications_until_it_expires_but_not_state(con, server):
     alerts.silence(
         con,
         segment_id="vip_collectors",
@@ -211,7 +215,8 @@ def test_a_silence_suppresses_until_it_expires(con, server):
         now=T0,
     )
     counts = refresh(con, OCT, [breach("size_change", "vip_collectors", "size", 140, OCT)], T0)
-    assert counts["suppressed"] == 1 and counts["messages"] == 0
+    # It fires (the state moves on) but nobody hears of it while the window lasts.
+    assert counts["suppressed"] == 1 and counts["fired"] == 1 and counts["messages"] == 0
     reason = sql(con, "select reason from suppressed").fetchone()[0]
     assert "silenced by asha" in reason and "Festive window" in reason
     counts = refresh(
@@ -220,7 +225,7 @@ def test_a_silence_suppresses_until_it_expires(con, server):
         [breach("size_change", "vip_collectors", "size", 140, NOV)],
         T0 + timedelta(days=30),
     )
-    assert counts["fired"] == 1
+    assert counts["suppressed"] == 0 and counts["messages"] == 1  # still firing: now told
 
 
 def test_inhibition_by_data_quality_and_by_definition_change(con):
@@ -246,15 +251,9 @@ def test_inhibition_by_data_quality_and_by_definition_change(con):
 def test_level_two_and_three_fire_on_time(con, server):
     client = client_for(server)
     refresh(con, OCT, [breach("size_change", "vip_collectors", "size", 140, OCT)], T0)
-    assert (
-        alerts.escalate_due(con, CONFIG, slack.Renderer(), T0 + timedelta(hours=23))["level_2"] == 0
-    )
-    assert (
-        alerts.escalate_due(con, CONFIG, slack.Renderer(), T0 + timedelta(hours=25))["level_2"] == 1
-    )
-    assert (
-        alerts.escalate_due(con, CONFIG, slack.Renderer(), T0 + timedelta(hours=26))["level_2"] == 0
-    )
+    assert alerts.escalate_due(con, CONFIG, T0 + timedelta(hours=23))["level_2"] == 0
+    assert alerts.escalate_due(con, CONFIG, T0 + timedelta(hours=25))["level_2"] == 1
+    assert alerts.escalate_due(con, CONFIG, T0 + timedelta(hours=26))["level_2"] == 0
     refresh(
         con,
         NOV,
@@ -267,16 +266,21 @@ def test_level_two_and_three_fire_on_time(con, server):
         [breach("size_change", "vip_collectors", "size", 160, DEC)],
         T0 + timedelta(days=60),
     )
-    due = alerts.escalate_due(con, CONFIG, slack.Renderer(), T0 + timedelta(days=60, hours=1))
-    assert due["level_3"] == 1 and due["strategic_refresh"]
-    assert not alerts.escalate_due(con, CONFIG, slack.Renderer(), T0 + timedelta(days=61))[
-        "strategic_refresh"
-    ]
-    slack.deliver_pending(con, client, T0 + timedelta(days=61))
-    oncall = [p for p in server.posts() if p["channel"] == "#segment-oncall"]
-    assert len(oncall) == 2
+    due = alerts.escalate_due(con, CONFIG, T0 + timedelta(days=60, hours=1))
+    assert due["level_3"] == 1 and due["strategic_request"]
+    assert not alerts.escalate_due(con, CONFIG, T0 + timedelta(days=61))["strategic_request"]
+    # The level-3 message waits for the run it announces.
+    assert slack.deliver_pending(con, client, T0 + timedelta(days=61))["held"] == 1
+    oncall = [p for p in server.posts() if p["channel_name"] == "#segment-oncall"]
+    assert len(oncall) == 1
     assert "<!subteam^S0ONCALL>" in oncall[0]["text"] and "Level 2" in oncall[0]["text"]
-    assert "strategic refresh has been requested" in oncall[1]["text"]
+    alerts.strategic_run_launched(
+        con, due["strategic_request"], "run-0123", "http://ui", T0 + timedelta(days=61)
+    )
+    assert slack.deliver_pending(con, client, T0 + timedelta(days=61))["sent"] == 1
+    level_3 = [p for p in server.posts() if p["channel_name"] == "#segment-oncall"][1]
+    assert "strategic refresh for 2025-Q4 was requested" in level_3["text"]
+    assert "http://ui/runs/run-0123" in json.dumps(level_3["blocks"])
 
 
 def test_a_critical_breach_goes_straight_to_level_two(con):
@@ -299,62 +303,96 @@ def test_acknowledgement_and_silence_from_slack_reactions_and_replies(con, serve
     assert slack.read_acknowledgements(con, client, T0 + timedelta(hours=1)) == 1
     state, by = sql(con, "select state, acknowledged_by from alerts").fetchone()
     assert (state, by) == ("acknowledged", "U0ASHA")
-    assert (
-        alerts.escalate_due(con, CONFIG, slack.Renderer(), T0 + timedelta(hours=30))["level_2"] == 0
+    assert alerts.escalate_due(con, CONFIG, T0 + timedelta(hours=30))["level_2"] == 0
+
+
+def every_kind() -> dict[str, messages.Message]:
+    """One message of each kind, built as the lifecycle builds them."""
+    found = messages.finding(
+        "size_change|vip_collectors|size|abc123",
+        breach("size_change", "vip_collectors", "size", 140, OCT, "critical"),
+        2,
     )
-
-
-def render_all() -> dict[str, dict]:
-    routing = alerts.Routing.from_settings(CONFIG.settings)
-    renderer = slack.Renderer()
-    items = [
-        {
-            "key": "k",
-            "consecutive": 2,
-            "rule": CONFIG.rules[0],
-            "breach": breach("size_change", "vip_collectors", "size", 140, OCT),
-        }
-    ]
-    rows = [("k", "vip_collectors", "size_change", "size", 140.0, "warn")]
+    firing = messages.firing_message(
+        "vip_collectors", "clienteling", OCT, "abc123", (found,), "http://127.0.0.1:3000"
+    )
+    run = alerts.strategic_run_link("http://127.0.0.1:3000", "strategic-0123456789ab")
     return {
-        "firing": renderer.firing("vip_collectors", "clienteling", OCT, "abc123", items, routing),
-        "resolved": renderer.resolved("size_change|vip_collectors|size|abc123", DEC, routing),
-        "escalation": renderer.escalation(
-            "vip_collectors", 2, "not acknowledged in time", rows, routing
+        "firing": firing,
+        "escalation": messages.escalation_message(
+            firing, 2, "not acknowledged in time", "<!subteam^S0ONCALL>"
         ),
-        "strategic_request": renderer.escalation("vip_collectors", 3, "persists", rows, routing),
+        "strategic_request": messages.escalation_message(
+            firing, 3, "persists", "<!subteam^S0ONCALL>", run, "2025-Q4"
+        ),
+        "resolved": messages.resolved_message("size_change|vip_collectors|size|abc123", DEC),
+        "review_pack": messages.review_pack_message(
+            DEC,
+            [("Pause violations", "53", "41"), ("Onboarding violations", "686", "n/a")],
+            "review-pack.html",
+        ),
+        "command_help": slack.command_help_message(),
     }
 
 
-@pytest.mark.parametrize("kind", ["firing", "resolved", "escalation", "strategic_request"])
-def test_block_kit_matches_the_golden_file_and_slack_limits(kind):
-    payload = render_all()[kind]
-    golden = GOLDEN / f"{kind}.json"
-    if not golden.exists():  # first run writes it; review it like code
-        golden.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-    assert payload == json.loads(golden.read_text())
+KINDS = ["firing", "escalation", "strategic_request", "resolved", "review_pack", "command_help"]
+
+
+def check_golden(path: Path, rendered: str) -> None:
+    if not path.exists():  # first run writes it; review it like code
+        path.write_text(rendered)
+    assert rendered == path.read_text()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_message_kind_matches_its_golden_files_and_slack_limits(kind):
+    message = every_kind()[kind]
+    payload = messages.to_block_kit(message)
+    check_golden(GOLDEN / f"{kind}.json", json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    check_golden(GOLDEN / "messages" / f"{kind}.md", messages.to_markdown(message))
+    check_golden(GOLDEN / "messages" / f"{kind}.html", messages.to_html(message) + "\n")
+    assert_within_slack_limits(payload)
+
+
+def assert_within_slack_limits(payload: dict) -> None:
+    """Slack's documented limits: 50 blocks, header text 150, section and context text 3,000,
+    and the fallback text (kept at 3,000 here, though Slack truncates at 40,000)."""
     assert len(payload["blocks"]) <= 50 and len(payload["text"]) <= 3000
     for block in payload["blocks"]:
+        assert block["type"] in ("header", "section", "context")
         if block["type"] == "header":
+            assert block["text"]["type"] == "plain_text"
             assert len(block["text"]["text"]) <= 150
         if block["type"] == "section":
-            assert len(block["text"]["text"]) <= 3000
+            assert 0 < len(block["text"]["text"]) <= 3000
+        if block["type"] == "context":
+            assert len(block["elements"]) <= 10
+            assert all(len(e["text"]) <= 3000 for e in block["elements"])
 
 
-def test_a_long_message_is_clipped_within_limits():
-    routing = alerts.Routing.from_settings(CONFIG.settings)
-    items = [
-        {
-            "key": f"k{i}",
-            "consecutive": 1,
-            "rule": CONFIG.rules[0],
-            "breach": breach("size_change", "s" * 200, f"metric_{i}" * 40, 1e9, OCT),
-        }
+def test_escalations_carry_everything_level_one_said():
+    kinds = every_kind()
+    first = kinds["firing"]
+    for kind in ("escalation", "strategic_request"):
+        escalation = kinds[kind]
+        assert escalation.findings == first.findings  # value, baseline, bound, runbook
+        assert escalation.facts == first.facts  # segment, owner, definition version, month
+        assert set(first.links) <= set(escalation.links)
+        assert escalation.mention == "<!subteam^S0ONCALL>"
+    assert "2025-Q4" in kinds["strategic_request"].lead
+    assert any("strategic-0123456789ab" in link.url for link in kinds["strategic_request"].links)
+
+
+def test_a_long_message_is_clipped_within_limits_and_says_what_it_left_out():
+    findings = tuple(
+        messages.finding(f"k{i}", breach("size_change", "s" * 200, f"metric_{i}" * 40, 1e9, OCT), 1)
         for i in range(80)
-    ]
-    payload = slack.Renderer().firing("s" * 200, "o", OCT, "v", items, routing)
-    assert len(payload["blocks"]) <= 50 and len(payload["text"]) <= 3000
-    assert len(payload["blocks"][0]["text"]["text"]) <= 150
+    )
+    message = messages.firing_message("s" * 200, "o", OCT, "v", findings, "http://x")
+    payload = messages.to_block_kit(message)
+    assert_within_slack_limits(payload)
+    assert "more metric(s)" in json.dumps(payload["blocks"][-3:])
+    assert messages.to_markdown(message).count("\n- WARN: ") == 80  # the outbox keeps them all
 
 
 def alert_state(con, segment: str) -> str:
@@ -457,7 +495,9 @@ def test_a_refused_token_is_said_loudly_asked_once_per_pass_and_delivery_resumes
     two_segments_breach(con)
     counts = slack.deliver_pending(con, client, T0)
     assert counts["failed"] == 2 and counts["sent"] == 0
-    assert [c for c, _ in server.calls if c.startswith("refused:")] == ["refused:chat.postMessage"]
+    assert [c for c, _ in server.calls if c.startswith("refused:")] == [
+        "refused:conversations.list"
+    ]
     [problem] = slack.delivery_problems(con)
     assert problem.startswith("NOT DELIVERED: Slack says invalid_auth for the bot token")
     assert "SLACK_BOT_TOKEN" in problem and "2 message(s) kept" in problem
@@ -471,7 +511,7 @@ def test_a_missing_channel_holds_its_own_messages_only(con, server):
     client = client_for(server)
     two_segments_breach(con)
     counts = slack.deliver_pending(con, client, T0)
-    assert counts == {"sent": 1, "failed": 1, "local": 0}
+    assert counts == {"sent": 1, "failed": 1, "local": 0, "held": 0}
     [problem] = slack.delivery_problems(con)
     assert "NOT DELIVERED to #crm-ops: Slack says channel_not_found" in problem
 
@@ -484,7 +524,235 @@ def test_a_pass_inside_a_run_leaves_escalation_to_the_sensor(state_url, tmp_path
         refresh(connection, OCT, [breach("size_change", "vip_collectors", "size", 140, OCT)], T0)
     later = T0 + timedelta(hours=30)
     inside_a_run = alert_tick.run_tick(later, None, CONFIG, state_url, escalate=False)
-    assert (inside_a_run.level_2, inside_a_run.strategic_quarter) == (0, None)
+    assert (inside_a_run.level_2, inside_a_run.strategic_request) == (0, None)
     with state_store.transaction(state_url) as connection:
         assert sql(connection, "select level from alerts").fetchone()[0] == 1
     assert alert_tick.run_tick(later, None, CONFIG, state_url).level_2 == 1
+
+
+# -- exactly once, in order, and commands from Slack (issue 14) -----------------------------
+
+
+def outbox_rows(con) -> list[tuple]:
+    return sql(con, "select kind, status, slack_ts from outbox order by sequence").fetchall()
+
+
+def test_a_post_whose_response_was_lost_is_adopted_not_posted_twice(con, server):
+    # Regression: Slack posted the message, the answer was lost, and the retry posted it again.
+    client = client_for(server)
+    refresh(con, OCT, [breach("size_change", "vip_collectors", "size", 140, OCT)], T0)
+    server.drop_next("chat.postMessage", when="after")
+    assert slack.deliver_pending(con, client, T0)["sent"] == 1
+    assert len(server.messages) == 1  # one message in Slack, found again by its metadata
+    [(kind, status, ts)] = outbox_rows(con)
+    assert (kind, status, ts) == ("firing", "sent", next(iter(server.messages)))
+    assert any(method == "conversations.history" for method, _ in server.calls)
+
+
+def test_a_connection_reset_before_the_post_is_retried_and_arrives_once(con, server):
+    client = client_for(server)
+    refresh(con, OCT, [breach("size_change", "vip_collectors", "size", 140, OCT)], T0)
+    server.drop_next("chat.postMessage", when="before")
+    assert slack.deliver_pending(con, client, T0)["sent"] == 1
+    assert len(server.messages) == 1
+    assert [m for m, _ in server.calls if m.startswith("reset:")] == ["reset:chat.postMessage"]
+
+
+def test_a_transient_failure_backs_off_and_is_never_sent_twice(con, server):
+    client = client_for(server)
+    refresh(con, OCT, [breach("size_change", "vip_collectors", "size", 140, OCT)], T0)
+    server.drop_next("chat.postMessage", when="after")  # it took effect; the answer is lost
+    server.drop_next("conversations.history", when="before")  # and the look-up fails
+    assert slack.deliver_pending(con, client, T0) == {
+        "sent": 0,
+        "failed": 1,
+        "local": 0,
+        "held": 0,
+    }
+    # Backing off: a pass a few seconds later does not ask again.
+    calls = len(server.calls)
+    assert slack.deliver_pending(con, client, T0 + timedelta(seconds=10))["failed"] == 1
+    assert len(server.calls) == calls
+    assert slack.deliver_pending(con, client, T0 + timedelta(minutes=5))["sent"] == 1
+    # The later pass looked before posting and adopted the message already in Slack.
+    assert len(server.messages) == 1
+
+
+def test_an_escalation_goes_out_after_the_message_it_escalates_with_all_its_context(con, server):
+    # Regression: level 2 went out before the level-1 message, and said only metric=value.
+    server.missing_channels = {"#clienteling"}  # the owner's channel refuses at first
+    client = client_for(server)
+    refresh(con, OCT, [breach("size_change", "vip_collectors", "size", 400, OCT, "critical")], T0)
+    counts = slack.deliver_pending(con, client, T0)
+    assert (counts["sent"], counts["held"]) == (0, 1)  # the escalation waits for level 1
+    server.missing_channels = set()
+    assert slack.deliver_pending(con, client, T0 + timedelta(minutes=1))["sent"] == 2
+    first, escalation = server.posts()
+    assert first["channel_name"] == "#clienteling"
+    assert escalation["channel_name"] == "#segment-oncall"
+    text = json.dumps(escalation["blocks"])
+    for context in ("400", "baseline 100", "bound:", "Check the migration matrix", "abc123"):
+        assert context in text
+    assert "Open in Dagster" in text and "<!subteam^S0ONCALL>" in escalation["text"]
+
+
+def test_an_acknowledgement_on_an_escalation_counts(con, server):
+    client = client_for(server)
+    refresh(con, OCT, [breach("size_change", "vip_collectors", "size", 400, OCT, "critical")], T0)
+    slack.deliver_pending(con, client, T0)
+    escalation = next(ts for ts, m in server.messages.items() if "Level 2" in m["text"])
+    server.reactions[escalation] = [{"name": "eyes", "users": ["U0ONCALL"], "count": 1}]
+    assert slack.read_acknowledgements(con, client, T0 + timedelta(hours=1)) == 1
+    assert sql(con, "select acknowledged_by from alerts").fetchone()[0] == "U0ONCALL"
+
+
+@pytest.mark.parametrize(
+    ("text", "verb"),
+    [
+        ("ack", "ack"),
+        ("Acknowledged, on it", "ack"),
+        ("silence 3d festive window", "silence"),
+        ("silence 3x festive window", "help"),
+        ("silence", "help"),
+        ("snooze 2h", "help"),
+        ("!mute", "help"),
+        ("unsilence", "unsilence"),
+        ("looking at the migration matrix now", "chat"),
+    ],
+)
+def test_a_thread_reply_is_read_as_a_command_or_as_chat(text, verb):
+    assert slack.classify_reply(text)[0] == verb
+
+
+def test_an_unknown_command_gets_the_syntax_once_and_never_blocks_the_replies_after_it(con, server):
+    client = client_for(server)
+    refresh(con, OCT, [breach("size_change", "vip_collectors", "size", 140, OCT)], T0)
+    slack.deliver_pending(con, client, T0)
+    ts = next(iter(server.messages))
+    server.replies[ts] = [
+        {"ts": "1700000100.000001", "user": "U0ASHA", "text": "snooze 2d"},
+        {"ts": "1700000100.000002", "user": "U0ASHA", "text": "silence 3x oops"},
+        {"ts": "1700000100.000003", "user": "U0RAVI", "text": "ack"},
+    ]
+    for minutes in (1, 2):  # read twice: still one answer per reply it could not understand
+        assert slack.read_acknowledgements(con, client, T0 + timedelta(minutes=minutes)) <= 1
+        slack.deliver_pending(con, client, T0 + timedelta(minutes=minutes))
+    assert sql(con, "select acknowledged_by from alerts").fetchone()[0] == "U0RAVI"
+    answers = [p for p in server.posts(thread=True) if "Commands in this thread" in p["text"]]
+    assert len(answers) == 2 and all(a["thread_ts"] == ts for a in answers)
+
+
+def test_unsilence_from_slack_ends_the_window_once(con, server):
+    client = client_for(server)
+    refresh(con, OCT, [breach("size_change", "vip_collectors", "size", 140, OCT)], T0)
+    slack.deliver_pending(con, client, T0)
+    ts = next(iter(server.messages))
+    server.replies[ts] = [
+        {"ts": "1700000100.000001", "user": "U0ASHA", "text": "silence 1w festive window"},
+        {"ts": "1700000100.000002", "user": "U0ASHA", "text": "unsilence"},
+    ]
+    slack.read_acknowledgements(con, client, T0 + timedelta(minutes=1))
+    later = T0 + timedelta(minutes=2)
+    assert alerts.active_silences(con, later) == []
+    # A silence made after the unsilence is not ended by reading the thread again.
+    alerts.silence(
+        con,
+        segment_id="vip_collectors",
+        created_by="asha",
+        reason="again",
+        expires_at=T0 + timedelta(days=2),
+        now=later,
+    )
+    slack.read_acknowledgements(con, client, T0 + timedelta(minutes=3))
+    assert len(alerts.active_silences(con, T0 + timedelta(minutes=4))) == 1
+
+
+def test_channel_names_are_resolved_to_ids_once(con, server):
+    client = client_for(server)
+    two_segments_breach(con)
+    slack.deliver_pending(con, client, T0)
+    refresh(
+        con,
+        NOV,
+        [breach("size_change", "vip_collectors", "size", 300, NOV)],
+        T0 + timedelta(days=30),
+    )
+    slack.deliver_pending(con, client, T0 + timedelta(days=30))
+    assert [m for m, _ in server.calls].count("conversations.list") == 1
+    assert all(p["channel"].startswith("C") for p in server.posts())
+
+
+def test_a_review_pack_is_shared_by_channel_name_uploaded_once_and_its_share_retried(
+    con, server, tmp_path
+):
+    # Regression: with the shipped config (a channel name) the pack was never shared, and
+    # every tick uploaded the file again.
+    pack = tmp_path / "review-pack.html"
+    pack.write_text("<html><body>the pack</body></html>")
+    review_pack.record(con, DEC, pack, "Monthly segmentation review pack for December 2025.")
+    client = client_for(server)
+    server.drop_next("files.completeUploadExternal", when="before")
+    assert review_pack.post_pending(con, client, "#segmentation-review") == {
+        "posted": 0,
+        "failed": 1,
+    }
+    [problem] = review_pack.posting_problems(con)
+    assert problem.startswith("REVIEW PACK 2025-12 NOT POSTED") and "only the share" in problem
+    assert review_pack.post_pending(con, client, "#segmentation-review") == {
+        "posted": 1,
+        "failed": 0,
+    }
+    assert review_pack.post_pending(con, client, "#segmentation-review")["posted"] == 0
+    assert len(server.uploads) == 1 and len(server.shared_files) == 1
+    assert server.shared_files[0]["channel_id"] == server.channel_id("segmentation-review")
+    assert server.shared_files[0]["bytes"] == pack.read_bytes()
+    assert review_pack.posting_problems(con) == []
+
+
+def test_the_cli_reports_what_went_out_during_the_run(state_url):
+    # Regression: after `demo` or `refresh` the CLI said "fired 0 ... sent 0" although the
+    # run's own pass had sent the alerts.
+    with state_store.transaction(state_url) as connection:
+        refresh(connection, OCT, [breach("size_change", "vip_collectors", "size", 140, OCT)], T0)
+        slack.deliver_pending(connection, None, T0, local_file=Path(state_url[10:]).parent / "n")
+    during = alert_tick.activity_since(T0 - timedelta(minutes=1), state_url)
+    assert (during.fired, during.local, during.waiting) == (1, 1, 0)
+    assert "fired 1" in during.summary() and "written locally 1" in during.summary()
+    assert alert_tick.activity_since(T0 + timedelta(minutes=1), state_url).fired == 0
+
+
+def test_level_three_is_requested_by_the_sensor_and_its_message_links_to_the_run(
+    state_url, tmp_path, monkeypatch
+):
+    # Regression: level 3 said "the quarterly strategic refresh has been requested" with no
+    # run behind it. Now the request and its message are recorded together, the sensor
+    # requests the run, and the message waits for the run and links to it.
+    monkeypatch.setenv("SEGMENT_CADENCE_HOME", str(tmp_path))
+    monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
+    with state_store.transaction(state_url) as connection:
+        for month, day in ((OCT, 0), (NOV, 30), (DEC, 60)):
+            refresh(
+                connection,
+                month,
+                [breach("size_change", "vip_collectors", "size", 140, month)],
+                T0 + timedelta(days=day),
+            )
+        request = alerts.escalate_due(connection, CONFIG, T0 + timedelta(days=61))
+        request_id = request["strategic_request"]
+    instance = dg.DagsterInstance.ephemeral()
+    result = segment_health_alerts(dg.build_sensor_context(instance=instance))
+    [run_request] = result.run_requests
+    assert run_request.run_key == request_id and run_request.partition_key == "2025-10-01"
+    assert run_request.tags[alerts.STRATEGIC_TAG] == request_id
+    notices = (tmp_path / "outbox" / "notices.jsonl").read_text()
+    assert "Level 3" not in notices  # held: no run exists yet
+    instance.add_run(
+        DagsterRun(job_name="quarterly_strategic", run_id="run-42", tags=run_request.tags)
+    )
+    result = segment_health_alerts(dg.build_sensor_context(instance=instance))
+    assert not result.run_requests  # launched: not requested again
+    level_3 = [
+        json.loads(n) for n in (tmp_path / "outbox" / "notices.jsonl").read_text().splitlines()
+    ]
+    [strategic] = [n for n in level_3 if n["kind"] == "alert_strategic_request"]
+    assert "/runs/run-42" in strategic["details"]["markdown"]

@@ -8,7 +8,7 @@
     segment-cadence sizes [--month M]    published segment sizes
     segment-cadence release --month M --by APPROVER --reason TEXT   publish a held month
     segment-cadence definitions status|history|approve|rollback
-    segment-cadence alerts list|run|ack|silence   on the state store, never the warehouse
+    segment-cadence alerts list|run|ack|silence|unsilence   on the state store, never the warehouse
     segment-cadence state migrate        move an older warehouse's alerts and firewall records
     segment-cadence campaign check|override FILE   the campaign firewall
     segment-cadence audit customer|dispute ID      the audit trail
@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING
 import segment_cadence.cli.governance as cli_governance
 import segment_cadence.cli.sources as cli_sources
 from segment_cadence.defs.alerting import alerts, slack
-from segment_cadence.defs.alerting.alert_tick import run_tick
+from segment_cadence.defs.alerting.alert_tick import activity_since, run_tick
 from segment_cadence.defs.alerting.outbox import record_refresh_failure, step_failure_text
 from segment_cadence.defs.dictionary import segment_dictionary, versions
 from segment_cadence.defs.health import thresholds
@@ -370,6 +370,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     months = months_between(first, last)
     refreshable(months)
     print(f"Monthly refresh: {months[0]:%Y-%m} to {months[-1]:%Y-%m}", flush=True)
+    started = datetime.now(UTC).replace(tzinfo=None)
     # One turn for the whole command: its results and its alert pass are not cut off by the
     # refresh waiting behind it.
     with refresh_turn(months):
@@ -377,7 +378,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
             return 1
         print_results(last)
         print()
-        print(run_alerts_once())
+        print(run_alerts_once(since=started))
     return 0
 
 
@@ -509,9 +510,10 @@ def cmd_release(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_alerts_once() -> str:
+def run_alerts_once(since: datetime | None = None) -> str:
     """One pass of the alerting loop (what the sensor does every minute), on the state store:
-    it runs while a refresh writes the warehouse."""
+    it runs while a refresh writes the warehouse. With `since` (when a command that ran a
+    refresh began), also what went out during the run, which the last pass alone misses."""
 
     client = slack.slack_client()
     result = run_tick(datetime.now(UTC).replace(tzinfo=None), client=client)
@@ -520,7 +522,8 @@ def run_alerts_once() -> str:
         if client
         else f"the local outbox {paths.outbox_dir() / 'notices.jsonl'} (no SLACK_BOT_TOKEN)"
     )
-    return f"Alerts to {where}: {result.summary()}"
+    during = f"\nAlerts {activity_since(since).summary()}" if since else ""
+    return f"Alerts to {where}: {result.summary()}{during}"
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
@@ -558,6 +561,10 @@ def cmd_alerts(args: argparse.Namespace) -> int:
                 f"silence {silence_id} until {now + timedelta(hours=args.hours):%Y-%m-%d %H:%M} UTC"
             )
             return 0
+        if args.action == "unsilence":
+            ended = alerts.unsilence(state, segment_id=args.segment, by=args.by, now=now)
+            print(f"ended {ended} silence(s) of {args.segment}")
+            return 0 if ended else 1
     raise ValueError(f"unknown alerts action {args.action}")
 
 
@@ -656,6 +663,9 @@ def build_parser() -> argparse.ArgumentParser:
     silence_.add_argument("--hours", type=float, required=True)
     silence_.add_argument("--by", required=True)
     silence_.add_argument("--reason", required=True)
+    unsilence_ = alert_actions.add_parser("unsilence", help="end a segment's silences now")
+    unsilence_.add_argument("--segment", required=True)
+    unsilence_.add_argument("--by", required=True)
     alerts_.set_defaults(func=cmd_alerts)
     state_ = sub.add_parser("state", help="the operational state store (alerts, firewall records)")
     state_.add_argument(

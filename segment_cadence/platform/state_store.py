@@ -118,6 +118,32 @@ outbox = Table(
     Column("sent_at", DateTime),
     Column("slack_ts", String),
     Column("slack_channel_id", String),
+    # The order messages were queued in, and the message one waits for (an escalation is
+    # sent after the alert it escalates).
+    Column("sequence", BigInteger),
+    Column("after_message_id", String),
+    # After a transient failure, not before this (backing off between passes).
+    Column("next_attempt_at", DateTime),
+)
+# Slack channel names resolved to IDs once (file sharing and history need IDs).
+slack_channels = Table(
+    "slack_channels",
+    metadata,
+    Column("name", String, primary_key=True),
+    Column("channel_id", String),
+    Column("resolved_at", DateTime),
+)
+# The quarterly strategic runs level 3 requested, with the message that announces each.
+strategic_requests = Table(
+    "strategic_requests",
+    metadata,
+    Column("request_id", String, primary_key=True),
+    Column("quarter", String),
+    Column("alert_keys", String),
+    Column("message_id", String),
+    Column("requested_at", DateTime),
+    Column("run_id", String),
+    Column("launched_at", DateTime),
 )
 suppressed = Table(
     "suppressed",
@@ -189,6 +215,8 @@ review_packs = Table(
     Column("posted_at", DateTime),
     Column("slack_file_id", String),
     Column("last_error", String),
+    # When the file went up: a failed share is retried without uploading it again.
+    Column("uploaded_at", DateTime),
 )
 # What the monthly run hands the alerting tick: per refreshed month, the evaluated breaches,
 # the definition version, the segment owners and the segments whose definition changed.

@@ -20,9 +20,11 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from segment_cadence.defs.alerting import slack
+from segment_cadence.defs.alerting import alerts, slack
 from segment_cadence.defs.alerting.alert_tick import run_tick
 from segment_cadence.defs.alerting.outbox import record_refresh_failure, step_failure_text
+from segment_cadence.defs.health import thresholds
+from segment_cadence.platform import state_store
 from segment_cadence.platform.jobs import monthly_refresh_job, quarterly_strategic_job
 from segment_cadence.platform.reaper import reap_dead_runs
 
@@ -40,6 +42,7 @@ from segment_cadence.platform.reaper import reap_dead_runs
 )
 def segment_health_alerts(context: dg.SensorEvaluationContext):
     now = datetime.now(UTC).replace(tzinfo=None)
+    launched = record_launched_strategic_runs(context.instance, now)
     result = run_tick(now, client=slack.slack_client())
     summary = result.summary()
     context.log.info(summary)
@@ -56,18 +59,44 @@ def segment_health_alerts(context: dg.SensorEvaluationContext):
             "sent_total": previous.get("sent_total", 0) + result.sent,
         }
     )
-    requests = []
-    if result.strategic_quarter:
-        requests.append(
-            dg.RunRequest(
-                partition_key=result.strategic_quarter,
-                run_key=f"strategic-{result.strategic_quarter}-{now:%Y%m%d}",
-                tags={"segment_cadence/requested_by": "alert escalation level 3"},
-            )
+    with state_store.transaction() as state:
+        pending = alerts.pending_strategic_requests(state)
+    # Every request not yet launched, each time: the run key is the request id, so Dagster
+    # launches it once, and a tick that died after recording a request still launches it.
+    requests = [
+        dg.RunRequest(
+            partition_key=quarter,
+            run_key=request_id,
+            tags={
+                alerts.STRATEGIC_TAG: request_id,
+                "segment_cadence/requested_by": "alert escalation level 3",
+            },
         )
-    if not requests and not (result.sent or result.months_processed or result.failed):
+        for request_id, quarter in pending
+        if quarter
+    ]
+    if not (requests or launched or result.sent or result.months_processed or result.failed):
         return dg.SkipReason(summary)
     return dg.SensorResult(run_requests=requests, cursor=cursor)
+
+
+def record_launched_strategic_runs(instance: dg.DagsterInstance, now: datetime) -> int:
+    """Find the runs the pending level-3 requests launched and record them, so their held
+    messages go out linked to the run. How many were found."""
+    with state_store.transaction() as state:
+        pending = alerts.pending_strategic_requests(state)
+        if not pending:
+            return 0
+        url = alerts.Routing.from_settings(thresholds.load().settings).dagster_url
+        found = 0
+        for request_id, _ in pending:
+            runs = instance.get_runs(
+                filters=dg.RunsFilter(tags={alerts.STRATEGIC_TAG: request_id}), limit=1
+            )
+            if runs:
+                alerts.strategic_run_launched(state, request_id, runs[0].run_id, url, now)
+                found += 1
+        return found
 
 
 @dg.run_failure_sensor(

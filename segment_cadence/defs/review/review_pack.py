@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import re
 import statistics
+import urllib.request
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -28,6 +29,7 @@ from typing import Any
 import duckdb
 from sqlalchemy import Connection, delete, func, insert, select, update
 
+from segment_cadence.defs.alerting import slack
 from segment_cadence.defs.governance import audit, firewall
 from segment_cadence.platform import markdown, state_store
 from segment_cadence.platform.months import previous_month_end
@@ -871,33 +873,76 @@ def record(state: Connection, month_end: date, path: Path, summary: str) -> None
 
 
 def post_pending(state: Connection, client: Any, channel: str) -> dict[str, int]:
-    """Post every pack not yet in Slack: the summary with the HTML file attached. A failure is
-    kept (last_error) and retried on the next call; with no client nothing is attempted."""
+    """Share every pack not yet in Slack: the summary with the HTML file attached, in the
+    channel given by name or ID (names are resolved once, as alert channels are).
+
+    In two steps, each recorded: the file is uploaded once (its Slack file id kept), and only
+    the share is retried after a failure, so a pass that cannot share never uploads the file
+    again. A failure is kept (last_error, which the alert pass reports) and retried on the
+    next call; with no client nothing is attempted."""
     if client is None:
         return {"posted": 0, "failed": 0}
     r = review_packs.c
     pending = state.execute(
-        select(r.month_end, r.path, r.summary).where(r.posted_at.is_(None)).order_by(r.month_end)
+        select(r.month_end, r.path, r.summary, r.slack_file_id, r.uploaded_at)
+        .where(r.posted_at.is_(None))
+        .order_by(r.month_end)
     ).all()
     posted = failed = 0
-    for month_end, path, summary in pending:
+    for month_end, path, summary, file_id, uploaded_at in pending:
         this_month = update(review_packs).where(r.month_end == month_end)
         try:
-            response = client.files_upload_v2(
-                channel=channel,
-                file=path,
-                filename=Path(path).name,
-                title=f"Segmentation review {month_end:%Y-%m}",
+            target = slack.channel_id(state, client, channel)
+            if target is None:
+                raise LookupError(
+                    f"Slack lists no channel {channel}: invite the bot to it, or set "
+                    "review_channel to its ID, in config/thresholds.yaml"
+                )
+            if file_id is None or uploaded_at is None:
+                file_id = _upload(client, Path(path))
+                state.execute(this_month.values(slack_file_id=file_id, uploaded_at=datetime.now()))
+            client.files_completeUploadExternal(
+                files=[{"id": file_id, "title": f"Segmentation review {month_end:%Y-%m}"}],
+                channel_id=target,
                 initial_comment=summary,
             )
-            file_id = (response.get("files") or [{}])[0].get("id") or response.get("file", {}).get(
-                "id"
-            )
-            state.execute(
-                this_month.values(posted_at=datetime.now(), slack_file_id=file_id, last_error=None)
-            )
+            state.execute(this_month.values(posted_at=datetime.now(), last_error=None))
             posted += 1
         except Exception as error:  # noqa: BLE001 - Slack unreachable or refusing: retry later
-            state.execute(this_month.values(last_error=f"{type(error).__name__}: {error}"[:500]))
+            code = slack.permanent_error(error)
+            reason = f"Slack says {code}" if code else f"{type(error).__name__}: {error}"
+            state.execute(this_month.values(last_error=reason[:500]))
             failed += 1
     return {"posted": posted, "failed": failed}
+
+
+def _upload(client: Any, path: Path) -> str:
+    """Upload a file to Slack without sharing it (files.getUploadURLExternal, then the bytes
+    to the URL it gives); its file id."""
+    data = path.read_bytes()
+    ticket = client.files_getUploadURLExternal(filename=path.name, length=len(data))
+    request = urllib.request.Request(
+        ticket["upload_url"],
+        data=data,
+        method="POST",
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        if response.status != 200:
+            raise OSError(f"upload of {path.name} answered HTTP {response.status}")
+    return ticket["file_id"]
+
+
+def posting_problems(state: Connection) -> list[str]:
+    """One line per pack Slack has not taken, with why: what the CLI and the sensor say."""
+    r = review_packs.c
+    rows = state.execute(
+        select(r.month_end, r.last_error, r.uploaded_at)
+        .where(r.posted_at.is_(None), r.last_error.is_not(None))
+        .order_by(r.month_end)
+    ).all()
+    return [
+        f"REVIEW PACK {month_end:%Y-%m} NOT POSTED: {error}"
+        + (" (the file is uploaded; only the share is retried)" if uploaded_at else "")
+        for month_end, error, uploaded_at in rows
+    ]
