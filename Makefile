@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SPARK_STAMP := $(VENV)/.installed-spark
 
-.PHONY: setup run test test-spark spark-server ui bench lint format clean
+.PHONY: setup run test test-properties test-spark spark-server ui bench lint format clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ run: setup
 TEST_WORKERS ?= 2
 test: setup
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+
+## The alert lifecycle's property-based test at length (300 random sequences of 40 events,
+## about 6 minutes; the normal suite runs a bounded dozen).
+test-properties: setup
+	HYPOTHESIS_PROFILE=long $(BIN)/python -m pytest -q -p no:logging tests/test_alert_lifecycle.py
 
 $(SPARK_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,spark]'

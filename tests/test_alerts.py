@@ -756,3 +756,33 @@ def test_level_three_is_requested_by_the_sensor_and_its_message_links_to_the_run
     ]
     [strategic] = [n for n in level_3 if n["kind"] == "alert_strategic_request"]
     assert "/runs/run-42" in strategic["details"]["markdown"]
+
+
+def test_an_episode_that_fired_while_silenced_resolves_without_replying_to_an_earlier_one(con):
+    # Regression (found by the property test): the resolution of a second episode that fired
+    # under a silence was posted in the thread of the first episode, already resolved.
+    refresh(con, OCT, [breach("size_change", "vip_collectors", "size", 140, OCT)], T0)
+    refresh(con, NOV, [], T0 + timedelta(days=30))
+    refresh(con, DEC, [], T0 + timedelta(days=60))  # clear_after 2: resolved
+    assert alert_state(con, "vip_collectors") == "resolved"
+    alerts.silence(
+        con,
+        segment_id="vip_collectors",
+        created_by="asha",
+        reason="Festive window",
+        expires_at=T0 + timedelta(days=75),
+        now=T0 + timedelta(days=61),
+    )
+    counts = refresh(
+        con,
+        JAN,
+        [breach("size_change", "vip_collectors", "size", 140, JAN)],
+        T0 + timedelta(days=62),
+    )
+    assert counts["fired"] == 1 and counts["messages"] == 0  # the new episode, unheard
+    FEB, MAR = date(2026, 2, 28), date(2026, 3, 31)
+    refresh(con, FEB, [], T0 + timedelta(days=90))
+    counts = refresh(con, MAR, [], T0 + timedelta(days=120))
+    assert counts["resolved"] == 1 and counts["messages"] == 0
+    resolutions = sql(con, "select count(*) from outbox where kind = 'resolved'").fetchone()[0]
+    assert resolutions == 1  # the first episode's only

@@ -255,11 +255,21 @@ def _rewrite(con: Connection, message_id: str, message: messages.Message) -> Non
 
 
 def _latest_firing_message(con: Connection, key: str) -> tuple[str, messages.Message] | None:
-    """The latest firing message that named an alert: what a resolution replies to and an
-    escalation repeats."""
+    """The latest firing message that named an alert in its current episode: what a
+    resolution replies to and an escalation repeats. None when this episode fired while
+    silenced: an earlier episode's message is not this one's (its thread was resolved)."""
+    fired_at = con.execute(
+        select(alerts_table.c.fired_at).where(alerts_table.c.alert_key == key)
+    ).scalar()
+    if fired_at is None:
+        return None
     row = con.execute(
         select(outbox.c.message_id, outbox.c.payload)
-        .where(outbox.c.kind == "firing", outbox.c.alert_keys.like(f'%"{key}"%'))
+        .where(
+            outbox.c.kind == "firing",
+            outbox.c.alert_keys.like(f'%"{key}"%'),
+            outbox.c.created_at >= fired_at,
+        )
         .order_by(outbox.c.sequence.desc())
         .limit(1)
     ).first()

@@ -259,7 +259,8 @@ def transition(
             current[key] = replace(
                 alert, state="resolved", resolved_at=now, clean_streak=clean, consecutive=0
             )
-            events.append(Event("resolved", key))
+            if alert.fired_at is not None:  # a pending alert that never fired ends unheard
+                events.append(Event("resolved", key))
         else:
             current[key] = replace(alert, clean_streak=clean)
         changed.add(key)
