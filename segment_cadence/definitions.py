@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from segment_cadence.defs.alerting.assets import alert_outbox, alerts_are_delivered
 from segment_cadence.defs.alerting.sensors import (
     dead_run_reaper,
     refresh_failure_notice,
@@ -56,12 +57,14 @@ def build_definitions(resources: dict[str, object] | None = None) -> dg.Definiti
             segment_health,
             monthly_review_pack,
             candidate_definitions,
+            alert_outbox,
         ],
         asset_checks=[
             *ingest_checks,
             *governance_checks,
             segments_above_minimum_size,
             candidate_respects_business_rules,
+            alerts_are_delivered,
         ],
         jobs=[monthly_refresh_job, quarterly_strategic_job],
         schedules=[monthly_refresh_schedule, quarterly_strategic_schedule],

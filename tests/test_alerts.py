@@ -786,3 +786,38 @@ def test_an_episode_that_fired_while_silenced_resolves_without_replying_to_an_ea
     assert counts["resolved"] == 1 and counts["messages"] == 0
     resolutions = sql(con, "select count(*) from outbox where kind = 'resolved'").fetchone()[0]
     assert resolutions == 1  # the first episode's only
+
+
+def test_a_refused_token_turns_the_outbox_check_red_until_it_is_fixed(
+    state_url, server, tmp_path, monkeypatch
+):
+    # Regression: a permanent Slack error showed in no asset check; on-call looking at the
+    # UI saw every check green while nothing was delivered.
+    from segment_cadence.defs.alerting.assets import DELIVERY_CHECK, OUTBOX, alerts_are_delivered
+
+    monkeypatch.setenv("SEGMENT_CADENCE_HOME", str(tmp_path))
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test-token")
+    monkeypatch.setenv("SLACK_API_URL", server.base_url)
+    server.token = "xoxb-the-right-one"  # the workspace refuses the configured token
+    with state_store.transaction(state_url) as connection:
+        two_segments_breach(connection)
+    instance = dg.DagsterInstance.ephemeral()
+    context = dg.build_sensor_context(instance=instance)
+    result = segment_health_alerts(context)
+    [evaluation] = result.asset_events
+    assert evaluation.asset_key == OUTBOX and evaluation.check_name == DELIVERY_CHECK
+    assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
+    assert "invalid_auth" in evaluation.description
+    assert not alerts_are_delivered().passed  # run from the UI, it says the same
+    # The next tick finds the same problem: nothing new to report.
+    again = segment_health_alerts(dg.build_sensor_context(instance=instance, cursor=result.cursor))
+    assert not getattr(again, "asset_events", [])
+    server.token = "xoxb-test-token"  # fixed
+    fixed = segment_health_alerts(
+        dg.build_sensor_context(instance=instance, cursor=again.cursor or result.cursor)
+    )
+    [green] = fixed.asset_events
+    assert green.passed and alerts_are_delivered().passed
+    with state_store.transaction(state_url) as connection:
+        waiting = sql(connection, "select count(*) from outbox where status <> 'sent'")
+        assert waiting.scalar() == 0 and len(server.posts()) >= 2

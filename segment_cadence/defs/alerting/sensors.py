@@ -22,6 +22,7 @@ import dagster as dg
 
 from segment_cadence.defs.alerting import alerts, slack
 from segment_cadence.defs.alerting.alert_tick import run_tick
+from segment_cadence.defs.alerting.assets import delivery_evaluation
 from segment_cadence.defs.alerting.outbox import record_refresh_failure, step_failure_text
 from segment_cadence.defs.health import thresholds
 from segment_cadence.platform import state_store
@@ -57,7 +58,15 @@ def segment_health_alerts(context: dg.SensorEvaluationContext):
                 + [m.isoformat() for m in result.months_processed]
             )[-24:],
             "sent_total": previous.get("sent_total", 0) + result.sent,
+            "delivery_problems": result.delivery_problems,
         }
+    )
+    # The ERROR check on the outbox, reported when its answer changes (and on the first
+    # tick that finds a problem), so the UI shows a refused token or channel while it lasts.
+    checks = (
+        [delivery_evaluation(result.delivery_problems)]
+        if result.delivery_problems != previous.get("delivery_problems", [])
+        else []
     )
     with state_store.transaction() as state:
         pending = alerts.pending_strategic_requests(state)
@@ -75,9 +84,11 @@ def segment_health_alerts(context: dg.SensorEvaluationContext):
         for request_id, quarter in pending
         if quarter
     ]
-    if not (requests or launched or result.sent or result.months_processed or result.failed):
+    if not (
+        requests or checks or launched or result.sent or result.months_processed or result.failed
+    ):
         return dg.SkipReason(summary)
-    return dg.SensorResult(run_requests=requests, cursor=cursor)
+    return dg.SensorResult(run_requests=requests, cursor=cursor, asset_events=checks)
 
 
 def record_launched_strategic_runs(instance: dg.DagsterInstance, now: datetime) -> int:
