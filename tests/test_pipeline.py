@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -576,6 +577,129 @@ def test_the_review_pack_figures_match_the_tables(pipeline):
     for segment_id, customers in sizes.items():
         assert f"| {segment_id} | {customers} |" in sizes_part
     assert "Source: published.segment_transitions" in markdown
+    assert_the_review_packs_new_figures_match_the_tables(pack, db)
+
+
+def assert_the_review_packs_new_figures_match_the_tables(pack, db: Path) -> None:
+    """The headline's red flags (this month and last), the dwell history, the breaches, the
+    firewall's reasons, the KPIs, the alerts and the decisions, each against its source."""
+    from segment_cadence.defs.review import review_pack
+
+    november = date(2025, 11, 30)
+    flags = {
+        (metric, month): value if evaluated else "not evaluated"
+        for metric, month, value, evaluated in query(
+            db,
+            "select metric, month_end, value, evaluated from governance.red_flags "
+            "where month_end in (?, ?)",
+            [DECEMBER, november],
+        )
+    }
+    by_label = {h.label: h for h in pack.red_flags}
+    for metric in {m for m, _ in flags}:
+        label = review_pack.RED_FLAG_LABELS.get(metric, metric.replace("_", " "))
+        assert by_label[label].value == flags.get((metric, DECEMBER)), metric
+        assert by_label[label].last_month == flags.get((metric, november)), metric
+    onboarding = by_label["onboarding violations"].words()
+    assert f"| {' | '.join(onboarding)} |" in review_pack.render_markdown(pack)
+
+    dwell = pack.section("dwell_anomalies").figures
+    assert (
+        dwell["dwell_anomalies_last_month"]
+        == query(
+            db,
+            "select count(distinct segment_id) from ops.breaches where month_end = ? "
+            "and metric = 'dwell_months'",
+            [november],
+        )[0][0]
+    )
+    assert dwell["history_months"] == dict(
+        query(
+            db,
+            "select m.segment_id, count(h.value) filter (where isfinite(h.value)) "
+            "from health.metrics m left join health.metrics h on h.segment_id = m.segment_id "
+            "and h.metric = m.metric and h.month_end < m.month_end "
+            "where m.month_end = ? and m.metric = 'dwell_months' group by m.segment_id",
+            [DECEMBER],
+        )
+    )
+    assert dwell["history_needed"] == 6  # two earlier months: not judged, and says so
+    assert "in line with history" not in review_pack.render_markdown(pack)
+
+    breaches = pack.section("health_breaches").figures
+    assert (
+        breaches["health_breaches"]
+        == query(db, "select count(*) from ops.breaches where month_end = ?", [DECEMBER])[0][0]
+    )
+    assert breaches["breaches_by_severity"] == dict(
+        query(
+            db,
+            "select severity, count(*) from ops.breaches where month_end = ? group by all",
+            [DECEMBER],
+        )
+    )
+
+    reasons = query(
+        db,
+        "select reason_counts from ops.firewall_checks where last_day(planned_at) = ?",
+        [DECEMBER],
+    )
+    blocked: dict[str, int] = {}
+    for (counts,) in reasons:
+        for reason, n in json.loads(counts).items():
+            blocked[reason] = blocked.get(reason, 0) + n
+    assert pack.section("suppressed_volume").figures["blocked_by_reason"] == blocked
+
+    kpis = query(
+        db,
+        "select segment_id, retention_rate, revenue_this_month from published.segment_kpis "
+        "where month_end = ?",
+        [DECEMBER],
+    )
+    kpi = pack.section("kpi_trends").figures
+    assert kpi["retention_rate"] == {s: r for s, r, _ in kpis}
+    assert kpi["revenue_this_month"] == {s: v for s, _, v in kpis}
+    assert pack.currency == "GBP" and "£" in review_pack.render_markdown(pack)
+
+    # The alerts, from the state store: fired in December (in the calendar month, first
+    # breached in it, or when it was processed) and still open from earlier months.
+    month = {"month": DECEMBER, "start": "2025-12-01", "end": "2026-01-01"}
+    fired_in_month = (
+        "a.fired_at is not null and (a.first_breach_month = :month or (a.fired_at >= :start "
+        "and a.fired_at < :end) or a.fired_at = (select processed_at from processed_months "
+        "where month_end = :month))"
+    )
+    alerts = pack.section("alerts").figures
+    fired = stored(
+        f"select severity, count(*) from alerts a where {fired_in_month} group by 1", month
+    )
+    assert alerts["alerts_fired"] == sum(n for _, n in fired)
+    assert alerts["fired_by_severity"] == dict(fired)
+    carried = stored(
+        "select count(*) from alerts a where a.state in ('pending', 'firing', 'acknowledged') "
+        f"and a.first_breach_month < :month and not ({fired_in_month})",
+        month,
+    )[0][0]
+    assert alerts["alerts_carried_over"] == carried
+    assert pack.section("alerts_carried_over").figures["alerts_carried_over"] == carried
+    assert (
+        alerts["silences_in_force"]
+        == stored(
+            "select count(*) from silences where created_at <= :now and expires_at > :now "
+            "and expires_at > created_at",
+            {"now": pack.generated_at},
+        )[0][0]
+    )
+
+    decisions = pack.section("decisions").figures["decisions_by_kind"]
+    refused = query(
+        db,
+        "select kind || ' ' || decision, count(*) from ops.exception_requests "
+        "where last_day(requested_at) = ? and decision is not null group by all",
+        [DECEMBER],
+    )
+    for kind, n in refused:
+        assert decisions[kind] == n
 
 
 def test_the_review_pack_is_written_recorded_once_and_opens_in_chromium(pipeline, state_home):

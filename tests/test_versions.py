@@ -290,6 +290,7 @@ def route_elsewhere(document: dict) -> None:
         oncall_mention="<!here>",
         dagster_url="https://dagster.example",
         review_channel="C0REVIEW",
+        currency="EUR",
     )
 
 

@@ -2,7 +2,6 @@
 and the checks on the red-flag metrics, the audit trail and the bias audit, which are dbt
 models (dbt_project/models/governance)."""
 
-import json
 from datetime import datetime, timedelta
 
 import dagster as dg
@@ -90,7 +89,9 @@ def planned_campaign_checks(context: dg.AssetExecutionContext, warehouse: Wareho
                     len(decision.allowed),
                     len(decision.blocked),
                     decision.decision,
-                    json.dumps(decision.reason_counts()),
+                    firewall.reasons_in_words(
+                        decision.reason_counts(), list(decision.blocked_segments())
+                    ),
                 )
             )
         # The red flags downstream count these checks: refresh the warehouse's copy of the

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -61,6 +62,15 @@ REASONS = (
     "unknown_customer",
     "no_consent",
 )
+# Each reason in a reviewer's words, after a count ("412 in a paused segment"): the one place
+# a reason code becomes text (the check's summary, an override's answer, the review pack).
+REASON_WORDS = {
+    "sender_in_onboarding": "because the sender is in onboarding",
+    "paused_segment": "in a paused segment",
+    "not_in_targeted_segment": "outside the targeted segments",
+    "unknown_customer": "not in the published membership",
+    "no_consent": "opted out",
+}
 CAMPAIGN_FIELDS = {
     "name",
     "sender",
@@ -145,7 +155,7 @@ class FirewallDecision:
             f"{len(self.blocked)} blocked",
         ]
         for reason, count in self.reason_counts().items():
-            lines.append(f"  blocked, {reason.replace('_', ' ')}: {count}")
+            lines.append(f"  blocked, {reason_words(reason)}: {count}")
         for segment_id, count in self.blocked_segments().items():
             name = self.segment_names.get(segment_id, segment_id)
             lines.append(f"  paused segment {name} ({segment_id}): {count} customers protected")
@@ -157,6 +167,25 @@ class FirewallDecision:
         lines += [f"warning: {w}" for w in self.warnings]
         lines += [f"language: {f.message()}" for f in self.language]
         return "\n".join(lines)
+
+
+def reason_words(reason: str) -> str:
+    """A reason code in words (an unknown code as its words, underscores dropped)."""
+    return REASON_WORDS.get(reason, reason.replace("_", " "))
+
+
+def reasons_in_words(counts: dict[str, int], paused_segments: Sequence[str] = ()) -> str:
+    """Blocked customers by reason, in words and in REASONS order: "412 in a paused segment
+    (evaluation), 3 opted out". `paused_segments` names the paused segments involved."""
+    known = {r: i for i, r in enumerate(REASONS)}
+    ordered = sorted(counts.items(), key=lambda kv: (known.get(kv[0], len(known)), kv[0]))
+    parts = []
+    for reason, n in ordered:
+        words = f"{n:,} {reason_words(reason)}"
+        if reason == "paused_segment" and paused_segments:
+            words += f" ({', '.join(paused_segments)})"
+        parts.append(words)
+    return ", ".join(parts) or "none blocked"
 
 
 def _as_datetime(value: Any, label: str) -> datetime:
@@ -461,11 +490,7 @@ def request_override(
         if r not in ("paused_segment", "sender_in_onboarding")
     }
     if other:
-        parts.append(
-            "Also blocked: "
-            + ", ".join(f"{n} {r.replace('_', ' ')}" for r, n in other.items())
-            + "."
-        )
+        parts.append(f"Also blocked: {reasons_in_words(other)}.")
     if not decision.blocked:
         parts.append("Nothing is blocked for this campaign, so there is nothing to override.")
     parts.append(config.protocol)

@@ -46,6 +46,7 @@ ROUTING_SETTINGS = frozenset(
         "oncall_mention",
         "dagster_url",
         "review_channel",
+        "currency",  # how the review pack shows money: presentation, not a definition
     }
 )
 

@@ -52,22 +52,20 @@ def monthly_review_pack(
         # The firewall records, breaches and changelog as of now (override requests made
         # since the run began count).
         state_store.copy_review_records(con)
-        pack = review_pack.gather(con, month_end)
+        config = config_files.once("thresholds", thresholds.load)
+        pack = review_pack.gather(con, month_end, config=config)
         written = review_pack.write(pack, paths.review_packs_dir())
-        summary = review_pack.slack_summary(pack)
+        summary = review_pack.slack_summary(pack, written.html.name)
         # The pack recorded and its changelog entry added in one transaction.
         with state_store.transaction() as state:
             review_pack.record(state, month_end, written.html, summary)
             changelog.refresh_changelog(state, con)
-    channel = config_files.once("thresholds", thresholds.load).settings.get(
-        "review_channel", "#segmentation-review"
-    )
+    channel = config.settings.get("review_channel", "#segmentation-review")
     with state_store.transaction() as state:
         posted = review_pack.post_pending(state, client, channel)
     empty = [s.title for s in pack.sections if s.no_data]
     headline = markdown.table(
-        ["headline", "value"],
-        [(k, "no data" if v is None else v) for k, v in pack.headline().items()],
+        ["headline", "this month", "last month"], [h.words() for h in pack.headline()]
     )
     return dg.MaterializeResult(
         metadata={

@@ -3,34 +3,52 @@
 The agenda is fixed and comes first: (1) pause violations, (2) segment dwell anomalies,
 (3) suppressed campaign volume, (4) exception requests and override attempts, (5) where
 pressure showed up. Then the context: segment sizes over twelve months, the month's
-migration matrix, KPI trends, alerts and how they were handled, definition changes, the
-bias audit and data-quality notes. It is system health, not campaign performance.
+migration matrix, KPI trends, the month's health breaches, the alerts that fired and how they
+were handled, the alerts still open from earlier months, the decisions and actions of the
+month, definition changes, the bias audit and data-quality notes. It is system health, not
+campaign performance. The headline leads with every red flag of the month
+(governance.red_flags), each beside last month's value.
 
 Gathering is separate from rendering. `gather` reads the tables and returns sections whose
-`figures` are the numbers the pack shows, each section naming its source tables, so a test
-can check every figure against the tables. Firewall checks, exception requests, the month's
-breaches and the changelog are read from their warehouse copies (ops.*, refreshed from the
-state store before the pack is gathered: state_store.copy_review_records); alerts and silences
-from the state store itself. A section whose source has not run, or that has
-nothing this month, says so in a line instead of showing an empty chart.
+`figures` are the numbers the pack shows, raw, each section naming its source tables, so a
+test can check every figure against the tables; rendering alone turns them into words
+(percentages, money in the configured `currency`: presentation.py). Firewall checks,
+exception requests, the month's breaches and the changelog are read from their warehouse
+copies (ops.*, refreshed from the state store before the pack is gathered:
+state_store.copy_review_records); alerts, silences, escalations, level-3 requests and
+releases from the state store itself. A section whose source has not run, or that has nothing
+this month, says so in a line instead of showing an empty chart.
+
+"The month" for what people and the alert ladder did is the calendar month, plus the moment
+the month's own breaches were processed (processed_months.processed_at): the run that
+produces the pack fires the month's alerts after the month has ended, and they belong to it.
+A judgement against history (dwell anomalies) says how much history it stands on, and is not
+made with less than its rule's `min_history`.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import re
 import statistics
 import urllib.request
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
-from segment_cadence.defs.alerting import slack
-from segment_cadence.defs.governance import audit, firewall
+from segment_cadence.defs.alerting import messages, slack
+from segment_cadence.defs.alerting.lifecycle import OPEN_STATES
+from segment_cadence.defs.governance import audit, firewall, red_flags
+from segment_cadence.defs.health import thresholds
+from segment_cadence.defs.review import presentation
+from segment_cadence.defs.review.presentation import MONEY, PERCENT
 from segment_cadence.platform import markdown, state_store
 from segment_cadence.platform.months import previous_month_end
 from segment_cadence.platform.state_store import review_packs
@@ -43,12 +61,36 @@ AGENDA = (
     "exception_requests",
     "pressure",
 )
+# The red flags in the agenda's order, in the review's words; a metric the red_flags model
+# adds later is shown too, after these, under its own name.
+RED_FLAG_LABELS = {
+    "pause_violation_count": "pause violations",
+    "onboarding_violations": "onboarding violations",
+    "suppressed_campaign_volume": "suppressed messages",
+    "suppressed_campaigns": "campaigns blocked outright",
+    "manual_override_attempts": "override attempts",
+    "exception_requests": "exception requests",
+    "segment_unsafe_attempts": "segment-unsafe attempts",
+}
+NOT_EVALUATED = "not evaluated"
+DWELL_METRIC = "dwell_months"
 
 
 @dataclass
 class Table:
     header: list[str]
     rows: list[tuple]
+    # How each column is shown (presentation.PERCENT, MONEY or "" for as is); the rows keep
+    # the raw numbers.
+    kinds: tuple[str, ...] = ()
+
+    def cells(self, currency: str | None) -> list[list[str]]:
+        """The rows as text, each column in its kind."""
+        kinds = self.kinds + ("",) * (len(self.header) - len(self.kinds))
+        return [
+            [presentation.cell(v, kind, currency) for v, kind in zip(row, kinds, strict=False)]
+            for row in self.rows
+        ]
 
 
 @dataclass
@@ -71,26 +113,45 @@ class Section:
     no_data: str | None = None
 
 
+@dataclass(frozen=True)
+class Headline:
+    """One headline figure beside last month's: None is no data, NOT_EVALUATED a red flag
+    that could not be measured."""
+
+    label: str
+    value: Any
+    last_month: Any
+
+    def words(self) -> tuple[str, str, str]:
+        """(label, this month, last month) as the Slack summary and the cards say them."""
+        last = "n/a" if self.last_month is None else presentation.count(self.last_month)
+        return self.label, presentation.count(self.value), last
+
+
 @dataclass
 class Pack:
     month_end: date
     generated_at: datetime
     definition_version: str | None
     sections: list[Section]
+    red_flags: list[Headline] = field(default_factory=list)
+    currency: str | None = None
 
     def section(self, section_id: str) -> Section:
         return next(s for s in self.sections if s.id == section_id)
 
-    def headline(self) -> dict[str, Any]:
-        """The figures a Slack summary and the asset's metadata lead with."""
-        get = {s.id: s.figures for s in self.sections}
-        return {
-            "pause violations": get["pause_violations"].get("pause_violation_count"),
-            "dwell anomalies": get["dwell_anomalies"].get("dwell_anomalies"),
-            "suppressed messages": get["suppressed_volume"].get("suppressed_campaign_volume"),
-            "override attempts": get["exception_requests"].get("manual_override_attempts"),
-            "segment-unsafe attempts": get["pressure"].get("segment_unsafe_attempts"),
-        }
+    def headline(self) -> list[Headline]:
+        """What a Slack summary and the asset's metadata lead with: every red flag of the
+        month, then the dwell anomalies, each with last month's value."""
+        dwell = self.section("dwell_anomalies").figures
+        return [
+            *self.red_flags,
+            Headline(
+                "dwell anomalies",
+                dwell.get("dwell_anomalies"),
+                dwell.get("dwell_anomalies_last_month"),
+            ),
+        ]
 
 
 def _has(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
@@ -99,11 +160,15 @@ def _has(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
 
 
 def _missing(con: duckdb.DuckDBPyConnection, sources: list[str]) -> str | None:
-    absent = [s for s in sources if not _has(con, s)]
+    absent = [s for s in sources if "." in s and not _has(con, s)]
     if not absent:
         return None
     verb = "has" if len(absent) == 1 else "have"
     return f"No data: {', '.join(absent)} {verb} not been produced yet."
+
+
+def _flag_value(value: Any, evaluated: bool) -> Any:
+    return value if evaluated else NOT_EVALUATED
 
 
 def _red_flag(con: duckdb.DuckDBPyConnection, month: date, metric: str) -> Any:
@@ -111,9 +176,30 @@ def _red_flag(con: duckdb.DuckDBPyConnection, month: date, metric: str) -> Any:
         "select value, evaluated from governance.red_flags where month_end = ? and metric = ?",
         [month, metric],
     ).fetchone()
-    if row is None:
-        return None
-    return row[0] if row[1] else "not evaluated"
+    return None if row is None else _flag_value(*row)
+
+
+def _red_flag_headlines(con: duckdb.DuckDBPyConnection, month: date) -> list[Headline]:
+    """Every red flag of the month with last month's: the known ones always (no data when
+    the model has not run), any other metric the model recorded after them."""
+    found: dict[tuple[str, date], Any] = {}
+    if _has(con, "governance.red_flags"):
+        rows = con.execute(
+            "select metric, month_end, value, evaluated from governance.red_flags "
+            "where month_end in (?, ?)",
+            [month, previous_month_end(month)],
+        ).fetchall()
+        found = {(metric, m): _flag_value(v, e) for metric, m, v, e in rows}
+    known = [*RED_FLAG_LABELS, *(m for m in red_flags.METRICS if m not in RED_FLAG_LABELS)]
+    others = sorted({metric for metric, _ in found} - set(known))
+    return [
+        Headline(
+            RED_FLAG_LABELS.get(metric, metric.replace("_", " ")),
+            found.get((metric, month)),
+            found.get((metric, previous_month_end(month))),
+        )
+        for metric in [*known, *others]
+    ]
 
 
 def _pause_violations(con: duckdb.DuckDBPyConnection, month: date) -> Section:
@@ -131,7 +217,7 @@ def _pause_violations(con: duckdb.DuckDBPyConnection, month: date) -> Section:
         return s
     s.figures["pause_violation_count"] = count
     s.figures["onboarding_sends"] = _red_flag(con, month, "onboarding_violations") or 0
-    if count == "not evaluated":
+    if count == NOT_EVALUATED:
         s.notes.append(
             "Not evaluated: the month before was not published, so membership at "
             "send time is unknown."
@@ -170,38 +256,135 @@ def _pause_violations(con: duckdb.DuckDBPyConnection, month: date) -> Section:
     return s
 
 
-def _dwell(con: duckdb.DuckDBPyConnection, month: date) -> Section:
+def history_needed(config: thresholds.ThresholdConfig | None, metric: str) -> int | None:
+    """The months of history a metric's judgement against its history needs: the
+    `min_history` of the rule that judges it by robust z (the rule's own, else
+    `defaults.min_history`), as segment health applies it. None when no rule does."""
+    rules = [
+        r
+        for r in (config.rules if config else ())
+        if r.metric == metric and (r.robust_z.warn is not None or r.robust_z.critical is not None)
+    ]
+    return min((r.min_history for r in rules), default=None)
+
+
+def history_words(months: int, needed: int) -> str:
+    """How much history a judgement stands on: "3 of 6 months"."""
+    return f"{months} of {needed} month{'s' if needed != 1 else ''}"
+
+
+def _median_header(months: Iterable[int]) -> str:
+    """The median column named by the months it is taken over ("median of 3 months")."""
+    used = sorted(set(months))
+    if not used or used[-1] == 0:
+        return "median (no earlier months)"
+    if len(used) == 1:
+        return f"median of {used[0]} month{'s' if used[0] != 1 else ''}"
+    return f"median of {used[0]}–{used[-1]} months"
+
+
+def _dwell_verdict(severity: str | None, months: int, needed: int | None) -> str:
+    if severity:
+        return severity
+    if needed is None:
+        return "not judged: no rule judges dwell against history"
+    if months < needed:
+        return f"not judged: {history_words(months, needed)} of history"
+    return "none"
+
+
+def _dwell_note(anomalies: int, months: list[int], needed: int | None) -> str:
+    """The section's verdict in words, never "in line with history" without enough of it."""
+    if needed is None:
+        return "Not judged: no threshold rule judges time in segment against its history."
+    judged = [m for m in months if m >= needed]
+    short = [m for m in months if m < needed]
+    shortfall = history_words(max(short), needed) if short else ""
+    if anomalies:
+        note = (
+            f"{anomalies} segments with a dwell anomaly (robust z against their own history, "
+            f"judged from {needed} months on)."
+        )
+        if short:
+            note += f" {len(short)} segments not judged: {shortfall} of history."
+        return note
+    if not judged:
+        return (
+            f"Not judged: {shortfall} of history. Time in segment is judged against each "
+            f"segment's own history once {needed} earlier months exist."
+        )
+    if short:
+        return (
+            f"No dwell anomalies among the {len(judged)} segments with {needed} or more months "
+            f"of history; {len(short)} segments not judged: {shortfall} of history."
+        )
+    return (
+        f"No dwell anomalies: time in segment is in line with history ({_median_header(months)})."
+    )
+
+
+def _dwell(
+    con: duckdb.DuckDBPyConnection, month: date, config: thresholds.ThresholdConfig | None
+) -> Section:
     s = Section("dwell_anomalies", "2. Segment dwell anomalies", ["health.metrics", "ops.breaches"])
     s.no_data = _missing(con, s.sources)
     if s.no_data:
         return s
+    # The history is the one segment health judges with: every earlier finite value.
     rows = con.execute(
         """
-        select m.segment_id, round(m.value, 2),
-            (select round(median(h.value), 2) from health.metrics h
-             where h.segment_id = m.segment_id and h.metric = 'dwell_months'
-               and h.month_end < m.month_end and h.month_end >= m.month_end - interval 12 month),
-            coalesce(b.severity, '')
+        select m.segment_id, m.value,
+            (select median(h.value) from health.metrics h
+             where h.segment_id = m.segment_id and h.metric = ? and h.month_end < m.month_end
+               and isfinite(h.value)),
+            (select count(h.value) from health.metrics h
+             where h.segment_id = m.segment_id and h.metric = ? and h.month_end < m.month_end
+               and isfinite(h.value)),
+            (select case when bool_or(b.severity = 'critical') then 'critical'
+                         else max(b.severity) end
+             from ops.breaches b
+             where b.month_end = m.month_end and b.segment_id = m.segment_id and b.metric = ?)
         from health.metrics m
-        left join ops.breaches b on b.month_end = m.month_end and b.segment_id = m.segment_id
-            and b.metric = 'dwell_months'
-        where m.month_end = ? and m.metric = 'dwell_months'
-        order by (b.severity is null), m.segment_id
+        where m.month_end = ? and m.metric = ?
         """,
-        [month],
+        [DWELL_METRIC, DWELL_METRIC, DWELL_METRIC, month, DWELL_METRIC],
     ).fetchall()
     if not rows:
         s.no_data = "No data: segment health has not run for this month."
         return s
-    anomalies = [r for r in rows if r[3]]
+    rows.sort(key=lambda r: (r[4] is None, r[0]))
+    needed = history_needed(config, DWELL_METRIC)
+    months = [r[3] for r in rows]
+    anomalies = [r for r in rows if r[4]]
     s.figures["dwell_anomalies"] = len(anomalies)
-    s.notes.append(
-        f"{len(anomalies)} segments with a dwell anomaly (robust z against their history)."
-        if anomalies
-        else "No dwell anomalies: time in segment is in line with history."
+    s.figures["dwell_anomalies_last_month"] = con.execute(
+        "select count(distinct segment_id) from ops.breaches where month_end = ? and metric = ?",
+        [previous_month_end(month), DWELL_METRIC],
+    ).fetchone()[0]
+    s.figures["history_months"] = {r[0]: r[3] for r in rows}
+    s.figures["history_needed"] = needed
+    s.figures["segments_judged"] = sum(needed is not None and m >= needed for m in months)
+    s.notes.append(_dwell_note(len(anomalies), months, needed))
+    s.tables.append(
+        Table(
+            ["segment", "avg months in segment", _median_header(months), "history", "anomaly"],
+            [
+                (
+                    segment,
+                    None if value is None else round(value, 2),
+                    None if median is None else round(median, 2),
+                    f"{n} months" if needed is None else history_words(n, needed),
+                    _dwell_verdict(severity, n, needed),
+                )
+                for segment, value, median, n, severity in rows
+            ],
+        )
     )
-    s.tables.append(Table(["segment", "avg months in segment", "12-month median", "anomaly"], rows))
     return s
+
+
+def _blocked_segments(text: str | None) -> list[str]:
+    return [s for s in (text or "").split(",") if s]
 
 
 def _suppressed(con: duckdb.DuckDBPyConnection, month: date) -> Section:
@@ -221,11 +404,20 @@ def _suppressed(con: duckdb.DuckDBPyConnection, month: date) -> Section:
     s.figures["suppressed_campaigns"] = _red_flag(con, month, "suppressed_campaigns")
     checks = con.execute(
         "select campaign_name, sender_id, channel, strftime(planned_at, '%Y-%m-%d'), allowed, "
-        "blocked, decision, reason_counts from ops.firewall_checks "
+        "blocked, decision, reason_counts, blocked_segments from ops.firewall_checks "
         "where last_day(planned_at) = ? order by planned_at",
         [month],
     ).fetchall()
     s.figures["campaigns_checked"] = len(checks)
+    by_reason: Counter[str] = Counter()
+    paused: set[str] = set()
+    rows = []
+    for *check, reasons, segments in checks:
+        counts = json.loads(reasons or "{}")
+        by_reason.update(counts)
+        paused.update(_blocked_segments(segments))
+        rows.append((*check, firewall.reasons_in_words(counts, _blocked_segments(segments))))
+    s.figures["blocked_by_reason"] = dict(sorted(by_reason.items()))
     if not checks:
         s.notes.append("No campaigns were checked by the firewall for this month.")
     else:
@@ -234,7 +426,9 @@ def _suppressed(con: duckdb.DuckDBPyConnection, month: date) -> Section:
             f"{len(checks)} checked campaigns ({s.figures['suppressed_campaigns']} "
             "blocked outright). Silence here is the system working."
         )
-        s.tables.append(Table(list(firewall.CHECK_COLUMNS), checks))
+        if by_reason:
+            s.notes.append(f"Why: {firewall.reasons_in_words(dict(by_reason), sorted(paused))}.")
+        s.tables.append(Table(list(firewall.CHECK_COLUMNS), rows))
     return s
 
 
@@ -403,13 +597,13 @@ def _kpis(con: duckdb.DuckDBPyConnection, month: date) -> Section:
     previous = previous_month_end(month)
     rows = con.execute(
         """
-        select k.segment_id, round(k.retention_rate, 3), round(p.retention_rate, 3),
-            round(k.avg_churn_likelihood, 3), round(p.avg_churn_likelihood, 3),
-            round(k.campaign_response_rate, 3), round(p.campaign_response_rate, 3),
-            round(k.revenue_this_month, 0)
+        select k.segment_id, k.retention_rate, p.retention_rate,
+            k.avg_churn_likelihood, p.avg_churn_likelihood,
+            k.campaign_response_rate, p.campaign_response_rate,
+            k.revenue_this_month
         from published.segment_kpis k
         left join published.segment_kpis p on p.segment_id = k.segment_id and p.month_end = ?
-        where k.month_end = ? order by k.customers desc
+        where k.month_end = ? order by k.customers desc, k.segment_id
         """,
         [previous, month],
     ).fetchall()
@@ -417,6 +611,9 @@ def _kpis(con: duckdb.DuckDBPyConnection, month: date) -> Section:
         s.no_data = "No data: this month has not been published."
         return s
     s.figures["retention_rate"] = {r[0]: r[1] for r in rows}
+    s.figures["avg_churn_likelihood"] = {r[0]: r[3] for r in rows}
+    s.figures["campaign_response_rate"] = {r[0]: r[5] for r in rows}
+    s.figures["revenue_this_month"] = {r[0]: r[7] for r in rows}
     s.tables.append(
         Table(
             [
@@ -430,6 +627,7 @@ def _kpis(con: duckdb.DuckDBPyConnection, month: date) -> Section:
                 "revenue this month",
             ],
             rows,
+            ("", PERCENT, PERCENT, PERCENT, PERCENT, PERCENT, PERCENT, MONEY),
         )
     )
     history = con.execute(
@@ -454,8 +652,165 @@ def _kpis(con: duckdb.DuckDBPyConnection, month: date) -> Section:
     return s
 
 
+def _health_breaches(con: duckdb.DuckDBPyConnection, month: date) -> Section:
+    """The month's breaches as segment health found them, whatever the alerts made of them
+    (a silenced or inhibited breach is still a breach)."""
+    s = Section("health_breaches", "Health breaches this month", ["ops.breaches", "health.metrics"])
+    s.no_data = _missing(con, s.sources)
+    if s.no_data:
+        return s
+    if not con.execute("select 1 from health.metrics where month_end = ?", [month]).fetchone():
+        s.no_data = "No data: segment health has not run for this month."
+        return s
+    rows = con.execute(
+        "select segment_id, rule_id, metric, value, bound, kind, severity from ops.breaches "
+        "where month_end = ? order by severity <> 'critical', segment_id, rule_id, metric",
+        [month],
+    ).fetchall()
+    s.figures["health_breaches"] = len(rows)
+    s.figures["breaches_by_severity"] = dict(sorted(Counter(r[6] for r in rows).items()))
+    s.figures["breaches"] = [(r[0], r[1], r[2], r[3], r[4], r[6]) for r in rows]
+    if not rows:
+        s.notes.append("No health breaches this month: every metric within its bounds.")
+        return s
+    s.notes.append(
+        f"{len(rows)} breaches ({_by_severity_words(s.figures['breaches_by_severity'])})."
+    )
+    s.tables.append(
+        Table(
+            ["segment", "rule", "metric", "value", "bound", "severity"],
+            [
+                (
+                    segment,
+                    rule,
+                    metric,
+                    messages.format_value(value),
+                    messages.bound_text(kind, value, bound),
+                    severity,
+                )
+                for segment, rule, metric, value, bound, kind, severity in rows
+            ],
+        )
+    )
+    return s
+
+
+def _by_severity_words(counts: dict[str, int]) -> str:
+    """ "2 critical, 3 warn": critical first."""
+    order = {s: i for i, s in enumerate(reversed(thresholds.SEVERITIES))}
+    ranked = sorted(counts.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))
+    return ", ".join(f"{n} {severity}" for severity, n in ranked) or "none"
+
+
+def _by_level_words(counts: dict[int, int]) -> str:
+    return ", ".join(f"{n} at level {level}" for level, n in sorted(counts.items(), reverse=True))
+
+
+@dataclass(frozen=True)
+class MonthWindow:
+    """When something counts as done in the month: within the calendar month, or at the
+    moment the month's breaches were processed (the run that produces the pack, after the
+    month has ended)."""
+
+    start: datetime
+    end: datetime
+    processed_at: datetime | None = None
+
+    @classmethod
+    def of(cls, month_end: date, processed_at: datetime | None = None) -> MonthWindow:
+        start = datetime.combine(month_end.replace(day=1), time())
+        return cls(start, datetime.combine(month_end + timedelta(days=1), time()), processed_at)
+
+    def contains(self, when: datetime | None) -> bool:
+        if when is None:
+            return False
+        return self.start <= when < self.end or when == self.processed_at
+
+
+def _as_date(value: date | str | None) -> date | None:
+    """The state store may hand a date back as ISO text."""
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+@dataclass(frozen=True)
+class AlertRecords:
+    """What the alert lifecycle kept that the pack reports, read from the state store in one
+    transaction: every alert, silence, escalation message, level-3 request and release."""
+
+    month_end: date
+    processed_at: datetime | None
+    alerts: list[dict[str, Any]]
+    silences: list[dict[str, Any]]
+    escalations: list[dict[str, Any]]
+    strategic_requests: list[dict[str, Any]]
+    releases: list[dict[str, Any]]
+
+    @property
+    def window(self) -> MonthWindow:
+        return MonthWindow.of(self.month_end, self.processed_at)
+
+    def fired(self) -> list[dict[str, Any]]:
+        """The alerts that fired in the month: fired then, or first breached in the month
+        (fired in the run that processed it)."""
+        return [
+            a
+            for a in self.alerts
+            if a["fired_at"] is not None
+            and (
+                _as_date(a["first_breach_month"]) == self.month_end
+                or self.window.contains(a["fired_at"])
+            )
+        ]
+
+    def carried_over(self) -> list[dict[str, Any]]:
+        """The alerts still open that began in an earlier month and did not fire in this one."""
+        fired = {a["alert_key"] for a in self.fired()}
+        return [
+            a
+            for a in self.alerts
+            if a["state"] in OPEN_STATES
+            and a["alert_key"] not in fired
+            and (_as_date(a["first_breach_month"]) or self.month_end) < self.month_end
+        ]
+
+
+def _every(state: Connection, table: Any, *order: Any) -> list[dict[str, Any]]:
+    return [dict(row._mapping) for row in state.execute(select(table).order_by(*order))]
+
+
+def _alert_records(month: date) -> AlertRecords:
+    """The month's alert records, read in one transaction so they agree with each other."""
+    a, q, o = state_store.alerts.c, state_store.silences.c, state_store.outbox.c
+    r = state_store.strategic_requests.c
+    processed = state_store.processed_months.c
+    with state_store.transaction() as state:
+        processed_at = state.execute(
+            select(processed.processed_at).where(processed.month_end == month)
+        ).scalar()
+        escalations = state.execute(
+            select(o.message_id, o.kind, o.created_at, o.segment_id, o.channel, o.alert_keys)
+            .where(o.kind.in_(("escalation", "strategic_request")))
+            .order_by(o.created_at, o.sequence)
+        ).all()
+        return AlertRecords(
+            month,
+            processed_at,
+            _every(state, state_store.alerts, a.alert_key),
+            _every(state, state_store.silences, q.created_at, q.silence_id),
+            [dict(r._mapping) for r in escalations],
+            _every(state, state_store.strategic_requests, r.requested_at),
+            _every(state, state_store.publish_releases, state_store.publish_releases.c.released_at),
+        )
+
+
 def _hours(start: datetime | None, end: datetime | None) -> float | None:
     return None if start is None or end is None else (end - start).total_seconds() / 3600
+
+
+def _median_hours(hours: list[float]) -> float | None:
+    return round(statistics.median(hours), 1) if hours else None
 
 
 def _year_before(day: date) -> date:
@@ -466,84 +821,298 @@ def _year_before(day: date) -> date:
         return day.replace(year=day.year - 1, day=28)
 
 
-def _alerts(con: duckdb.DuckDBPyConnection, month: date, now: datetime) -> Section:
-    """From the state store, where the alert lifecycle keeps them (the warehouse is not used)."""
+def _is_unsilence(silence: dict[str, Any]) -> bool:
+    """A zero-length window: the record that a segment was unsilenced, not a silence."""
+    return silence["expires_at"] <= silence["created_at"]
+
+
+def _alert_row(a: dict[str, Any]) -> tuple:
+    return (
+        a["alert_key"],
+        a["severity"],
+        a["level"] or 0,
+        a["state"],
+        a["fired_at"],
+        a["acknowledged_by"] or "",
+        a["resolved_at"],
+    )
+
+
+ALERT_HEADER = ["alert", "severity", "level", "state", "fired", "acknowledged by", "resolved"]
+
+
+def _alerts(records: AlertRecords | None, now: datetime) -> Section:
+    """What fired in the month and how it was handled; the silences in force and made."""
     s = Section(
         "alerts",
-        "Alerts raised and how they were handled",
+        "Alerts fired this month and how they were handled",
         ["state store: alerts", "state store: silences"],
     )
-    a, q = state_store.alerts.c, state_store.silences.c
-    processed = state_store.processed_months.c
-    with state_store.transaction() as state:
-        if not state.execute(
-            select(processed.month_end).where(processed.month_end == month)
-        ).first():
-            s.no_data = "No data: the alert lifecycle has not processed this month."
-            return s
-        raised = state.execute(
-            select(
-                a.alert_key,
-                a.rule_id,
-                a.segment_id,
-                a.severity,
-                a.state,
-                a.level,
-                a.fired_at,
-                a.acknowledged_at,
-                a.resolved_at,
-            )
-            .where(a.first_breach_month == month)
-            .order_by(a.alert_key)
-        ).all()
-        silences = [
-            (*r[:4], f"{r[4]:%Y-%m-%d %H:%M}")
-            for r in state.execute(
-                select(q.segment_id, q.rule_id, q.created_by, q.reason, q.expires_at)
-                .where(q.created_at <= now, q.expires_at > now)
-                .order_by(q.expires_at)
-            )
-        ]
-        noisy = [
-            tuple(r)
-            for r in state.execute(
-                select(a.rule_id, func.count().label("alerts"))
-                .where(a.first_breach_month <= month, a.first_breach_month > _year_before(month))
-                .group_by(a.rule_id)
-                .order_by(func.count().desc(), a.rule_id)
-                .limit(5)
-            )
-        ]
-    to_ack = [h for h in (_hours(r[6], r[7]) for r in raised) if h is not None]
-    to_resolve = [h for h in (_hours(r[6], r[8]) for r in raised) if h is not None]
-    s.figures["alerts_raised"] = len(raised)
+    if records is None or records.processed_at is None:
+        s.no_data = "No data: the alert lifecycle has not processed this month."
+        return s
+    fired, carried = records.fired(), records.carried_over()
+    to_ack = [
+        h for h in (_hours(a["fired_at"], a["acknowledged_at"]) for a in fired) if h is not None
+    ]
+    to_resolve = [
+        h for h in (_hours(a["fired_at"], a["resolved_at"]) for a in fired) if h is not None
+    ]
+    windows = [w for w in records.silences if not _is_unsilence(w)]
+    in_force = [w for w in windows if w["created_at"] <= now < w["expires_at"]]
+    created = [w for w in windows if records.window.contains(w["created_at"])]
+    noisy = Counter(
+        a["rule_id"]
+        for a in records.alerts
+        if (m := _as_date(a["first_breach_month"]))
+        and _year_before(records.month_end) < m <= records.month_end
+    )
+    s.figures["alerts_fired"] = len(fired)
+    s.figures["fired_by_severity"] = dict(sorted(Counter(a["severity"] for a in fired).items()))
+    s.figures["fired_by_level"] = dict(sorted(Counter(a["level"] or 0 for a in fired).items()))
     s.figures["acknowledged"] = len(to_ack)
     s.figures["resolved"] = len(to_resolve)
-    s.figures["median_hours_to_acknowledge"] = (
-        round(statistics.median(to_ack), 1) if to_ack else None
+    s.figures["median_hours_to_acknowledge"] = _median_hours(to_ack)
+    s.figures["median_hours_to_resolve"] = _median_hours(to_resolve)
+    s.figures["alerts_carried_over"] = len(carried)
+    s.figures["silences_in_force"] = len(in_force)
+    s.figures["silences_created"] = len(created)
+    s.figures["noisiest_rules"] = dict(sorted(noisy.items(), key=lambda kv: (-kv[1], kv[0]))[:5])
+    hours = lambda v: "n/a" if v is None else f"{v} h"  # noqa: E731
+    detail = (
+        f" ({_by_severity_words(s.figures['fired_by_severity'])}; "
+        f"{_by_level_words(s.figures['fired_by_level'])})"
+        if fired
+        else ""
     )
-    s.figures["median_hours_to_resolve"] = (
-        round(statistics.median(to_resolve), 1) if to_resolve else None
-    )
-    s.figures["silences_in_force"] = len(silences)
-    s.figures["noisiest_rules"] = dict(noisy)
-    fmt = lambda v: "n/a" if v is None else f"{v} h"  # noqa: E731
     s.notes.append(
-        f"{len(raised)} alerts raised; {len(to_ack)} acknowledged (median "
-        f"{fmt(s.figures['median_hours_to_acknowledge'])}), {len(to_resolve)} resolved "
-        f"(median {fmt(s.figures['median_hours_to_resolve'])}); {len(silences)} "
-        "silences in force."
+        f"{len(fired)} alerts fired this month{detail}; {len(to_ack)} acknowledged (median "
+        f"{hours(s.figures['median_hours_to_acknowledge'])}), {len(to_resolve)} resolved "
+        f"(median {hours(s.figures['median_hours_to_resolve'])}). {len(carried)} still open "
+        f"from earlier months. {len(in_force)} silences in force; {len(created)} created "
+        "this month."
     )
-    if raised:
+    if fired:
+        s.tables.append(Table(ALERT_HEADER, [_alert_row(a) for a in fired]))
+    if in_force:
         s.tables.append(
             Table(
-                ["alert", "severity", "state", "level"], [(r[0], r[3], r[4], r[5]) for r in raised]
+                ["silenced segment", "rule", "by", "why", "from", "until"],
+                [
+                    (
+                        w["segment_id"],
+                        w["rule_id"],
+                        w["created_by"],
+                        w["reason"],
+                        w["created_at"],
+                        w["expires_at"],
+                    )
+                    for w in in_force
+                ],
             )
         )
-    if silences:
-        s.tables.append(Table(["segment", "rule", "by", "why", "expires"], silences))
     if noisy:
-        s.tables.append(Table(["noisiest rules (12 months)", "alerts"], noisy))
+        s.tables.append(
+            Table(
+                ["noisiest rules (12 months)", "alerts"], list(s.figures["noisiest_rules"].items())
+            )
+        )
+    return s
+
+
+def _carried_over(records: AlertRecords | None) -> Section:
+    """The alerts an earlier month raised that are still open: what the review inherits."""
+    s = Section(
+        "alerts_carried_over",
+        "Open alerts carried over from earlier months",
+        ["state store: alerts"],
+    )
+    if records is None or records.processed_at is None:
+        s.no_data = "No data: the alert lifecycle has not processed this month."
+        return s
+    carried = records.carried_over()
+    s.figures["alerts_carried_over"] = len(carried)
+    s.figures["carried_by_severity"] = dict(sorted(Counter(a["severity"] for a in carried).items()))
+    s.figures["carried_by_level"] = dict(sorted(Counter(a["level"] or 0 for a in carried).items()))
+    s.figures["carried_acknowledged"] = sum(a["acknowledged_at"] is not None for a in carried)
+    if not carried:
+        s.notes.append("No alert from an earlier month is still open.")
+        return s
+    oldest = min(_as_date(a["first_breach_month"]) for a in carried)
+    s.notes.append(
+        f"{len(carried)} alerts from earlier months are still open "
+        f"({_by_severity_words(s.figures['carried_by_severity'])}; "
+        f"{_by_level_words(s.figures['carried_by_level'])}); "
+        f"{s.figures['carried_acknowledged']} acknowledged; the oldest first breached in "
+        f"{oldest:%B %Y}."
+    )
+    s.tables.append(
+        Table(
+            [
+                "alert",
+                "severity",
+                "level",
+                "state",
+                "first breach",
+                "last breach",
+                "fired",
+                "acknowledged by",
+            ],
+            [
+                (
+                    a["alert_key"],
+                    a["severity"],
+                    a["level"] or 0,
+                    a["state"],
+                    f"{_as_date(a['first_breach_month']):%Y-%m}",
+                    f"{_as_date(a['last_breach_month']):%Y-%m}" if a["last_breach_month"] else "",
+                    a["fired_at"],
+                    a["acknowledged_by"] or "",
+                )
+                for a in carried
+            ],
+        )
+    )
+    return s
+
+
+# Who acted, for what the alert ladder does by itself.
+LADDER = "alert ladder"
+_ACTOR = re.compile(r" (?:approved|rolled back) by (\S+) on ")
+
+
+def _changelog_actions(con: duckdb.DuckDBPyConnection, month: date) -> list[tuple]:
+    """Approvals, rollbacks and ungoverned edits recorded in the month (publications and
+    review packs are records, not decisions)."""
+    rows = con.execute(
+        "select recorded_at, kind, coalesce(version_label, ''), summary from ops.changelog "
+        "where kind not in ('publication', 'review_pack') and last_day(recorded_at) = ? "
+        "order by recorded_at, entry_id",
+        [month],
+    ).fetchall()
+    actions = []
+    for recorded_at, kind, label, summary in rows:
+        first_line = (summary or "").splitlines()[0] if summary else ""
+        actor = _ACTOR.search(first_line)
+        what = {"approval": "definition approved", "rollback": "definition rolled back"}.get(
+            kind, f"definition {kind}"
+        )
+        actions.append(
+            (recorded_at, what, actor.group(1) if actor else "", f"{label} {first_line}".strip())
+        )
+    return actions
+
+
+def _exception_decisions(con: duckdb.DuckDBPyConnection, month: date) -> list[tuple]:
+    rows = con.execute(
+        "select requested_at, kind, requested_by, reason, decision, decided_by "
+        "from ops.exception_requests where last_day(requested_at) = ? and decision is not null "
+        "order by requested_at, request_id",
+        [month],
+    ).fetchall()
+    return [
+        (when, f"{kind} {decision}", decided_by or "", f"asked by {by}: {reason}")
+        for when, kind, by, reason, decision, decided_by in rows
+    ]
+
+
+def _alert_actions(records: AlertRecords) -> list[tuple]:
+    """What people and the ladder did about alerts in the month: acknowledgements, silences
+    and unsilences, escalations, level-3 requests, releases of held months."""
+    window, actions = records.window, []
+    for a in records.alerts:
+        if window.contains(a["acknowledged_at"]):
+            actions.append(
+                (a["acknowledged_at"], "acknowledged", a["acknowledged_by"] or "", a["alert_key"])
+            )
+    for w in records.silences:
+        if not window.contains(w["created_at"]):
+            continue
+        if _is_unsilence(w):
+            actions.append(
+                (
+                    w["created_at"],
+                    "unsilenced",
+                    w["created_by"],
+                    f"{w['segment_id']}: {w['reason']}",
+                )
+            )
+        else:
+            actions.append(
+                (
+                    w["created_at"],
+                    "silenced",
+                    w["created_by"],
+                    f"{w['segment_id']} / {w['rule_id']} until {w['expires_at']:%Y-%m-%d %H:%M}: {w['reason']}",
+                )
+            )
+    for m in records.escalations:
+        if window.contains(m["created_at"]):
+            level = 3 if m["kind"] == "strategic_request" else 2
+            keys = ", ".join(json.loads(m["alert_keys"] or "[]"))
+            actions.append(
+                (m["created_at"], f"escalated to level {level}", LADDER, f"{keys} ({m['channel']})")
+            )
+    for r in records.strategic_requests:
+        if window.contains(r["requested_at"]):
+            run = f"run {r['run_id']}" if r["run_id"] else "run not launched yet"
+            keys = len(json.loads(r["alert_keys"] or "[]"))
+            actions.append(
+                (
+                    r["requested_at"],
+                    "strategic refresh requested",
+                    LADDER,
+                    f"quarter {r['quarter']} for {keys} alerts; {run}",
+                )
+            )
+    for r in records.releases:
+        if window.contains(r["released_at"]):
+            actions.append(
+                (
+                    r["released_at"],
+                    "held month released",
+                    r["released_by"],
+                    f"{_as_date(r['month_end']):%Y-%m}: {r['reason']}",
+                )
+            )
+    return actions
+
+
+def _decisions(
+    con: duckdb.DuckDBPyConnection, month: date, records: AlertRecords | None
+) -> Section:
+    """Every decision and action of the month in one list, oldest first: definition changes,
+    exceptions decided, and the alert history (who acknowledged, who silenced and why, the
+    escalations and level-3 requests, releases of held months)."""
+    s = Section(
+        "decisions",
+        "Decisions and actions this month",
+        [
+            "ops.changelog",
+            "ops.exception_requests",
+            "state store: alerts, silences, outbox, strategic_requests, publish_releases",
+        ],
+    )
+    s.no_data = _missing(con, s.sources)
+    if s.no_data:
+        return s
+    actions = [
+        *_changelog_actions(con, month),
+        *_exception_decisions(con, month),
+        *(_alert_actions(records) if records else []),
+    ]
+    actions.sort(key=lambda r: (r[0], r[1]))
+    s.figures["decisions"] = len(actions)
+    s.figures["decisions_by_kind"] = dict(sorted(Counter(r[1] for r in actions).items()))
+    if not actions:
+        s.notes.append("No decisions or actions were recorded this month.")
+        return s
+    s.notes.append(
+        "Recorded this month: "
+        + ", ".join(f"{n} {kind}" for kind, n in s.figures["decisions_by_kind"].items())
+        + "."
+    )
+    s.tables.append(Table(["when", "what", "who", "detail"], actions))
     return s
 
 
@@ -613,6 +1182,7 @@ def _bias(con: duckdb.DuckDBPyConnection, month: date) -> Section:
                     "ratio",
                 ],
                 rows,
+                ("", "", "", "", PERCENT, PERCENT, ""),
             )
         )
     return s
@@ -653,9 +1223,17 @@ def _data_quality(con: duckdb.DuckDBPyConnection, month: date) -> Section:
     return s
 
 
-def gather(con: duckdb.DuckDBPyConnection, month_end: date, now: datetime | None = None) -> Pack:
-    """Every section of the month's pack, read from the tables (nothing is written)."""
+def gather(
+    con: duckdb.DuckDBPyConnection,
+    month_end: date,
+    now: datetime | None = None,
+    config: thresholds.ThresholdConfig | None = None,
+) -> Pack:
+    """Every section of the month's pack, read from the tables (nothing is written). `config`
+    is the thresholds in force (default: loaded): the history a judgement needs and the
+    currency money is shown in."""
     now = now or datetime.now()
+    config = config or thresholds.load()
     version = None
     if _has(con, "published.publications"):
         row = con.execute(
@@ -664,21 +1242,33 @@ def gather(con: duckdb.DuckDBPyConnection, month_end: date, now: datetime | None
             [month_end],
         ).fetchone()
         version = row[0] if row else None
+    records = _alert_records(month_end)
     sections = [
         _pause_violations(con, month_end),
-        _dwell(con, month_end),
+        _dwell(con, month_end, config),
         _suppressed(con, month_end),
         _exceptions(con, month_end),
         _pressure(con, month_end),
         _sizes(con, month_end),
         _migration(con, month_end),
         _kpis(con, month_end),
-        _alerts(con, month_end, now),
+        _health_breaches(con, month_end),
+        _alerts(records, now),
+        _carried_over(records),
+        _decisions(con, month_end, records),
         _definitions(con, month_end),
         _bias(con, month_end),
         _data_quality(con, month_end),
     ]
-    return Pack(month_end, now, version, sections)
+    currency = config.settings.get("currency")
+    return Pack(
+        month_end,
+        now,
+        version,
+        sections,
+        _red_flag_headlines(con, month_end),
+        str(currency) if currency else None,
+    )
 
 
 # ---------------------------------------------------------------------------- rendering
@@ -731,16 +1321,6 @@ def chart_svg(chart: Chart) -> str:
     return svg[svg.index("<svg") :]
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.0f}"
-    if isinstance(value, datetime | date):
-        return value.isoformat()[:16].replace("T", " ")
-    return str(value)
-
-
 def render_markdown(pack: Pack, chart_links: dict[str, str] | None = None) -> str:
     lines = [
         f"# Monthly segmentation review: {pack.month_end:%B %Y}",
@@ -749,11 +1329,9 @@ def render_markdown(pack: Pack, chart_links: dict[str, str] | None = None) -> st
         f"{pack.generated_at:%Y-%m-%d %H:%M}. System health, not campaign performance.",
         "",
     ]
-    headline = pack.headline().items()
     lines.append(
         markdown.table(
-            ["headline", "value"],
-            [(k, _cell(v) if v is not None else "no data") for k, v in headline],
+            ["headline", "this month", "last month"], [h.words() for h in pack.headline()]
         )
     )
     for section in pack.sections:
@@ -766,7 +1344,7 @@ def render_markdown(pack: Pack, chart_links: dict[str, str] | None = None) -> st
             link = (chart_links or {}).get(f"{section.id}-{i}")
             lines += ["", f"![{chart.alt}]({link})" if link else f"*Chart: {chart.alt}*"]
         for table in section.tables:
-            rows = [[_cell(v).replace("|", "/") for v in row] for row in table.rows]
+            rows = [[v.replace("|", "/") for v in row] for row in table.cells(pack.currency)]
             lines += ["", markdown.table(table.header, rows)]
     return "\n".join(lines) + "\n"
 
@@ -786,12 +1364,13 @@ HTML_TEMPLATE = """<!doctype html>
  .headline { display: flex; flex-wrap: wrap; gap: .6rem; margin: 1rem 0; }
  .headline div { border: 1px solid #d5dbe3; border-radius: 6px; padding: .4rem .7rem; }
  .headline b { display: block; font-size: 1.3rem; }
+ .headline small { display: block; color: #5b6675; font-size: .75rem; }
  @media print { body { margin: 0; max-width: none; } a { color: inherit; } }
 </style></head><body>
 <h1>Monthly segmentation review: {{ pack.month_end.strftime('%B %Y') }}</h1>
 <p class="source">Definition version {{ pack.definition_version or 'n/a' }} &middot; generated
 {{ pack.generated_at.strftime('%Y-%m-%d %H:%M') }} &middot; system health, not campaign performance</p>
-<div class="headline">{% for k, v in pack.headline().items() %}<div><b>{{ cell(v) if v is not none else 'no data' }}</b>{{ k }}</div>{% endfor %}</div>
+<div class="headline">{% for label, value, last in headline %}<div><b>{{ value }}</b>{{ label }}<small>last month {{ last }}</small></div>{% endfor %}</div>
 {% for s in pack.sections %}
 <section id="{{ s.id }}" class="{{ 'agenda' if s.id in agenda else 'context' }}">
 <h2>{{ s.title }}</h2>
@@ -800,7 +1379,7 @@ HTML_TEMPLATE = """<!doctype html>
 {% for note in s.notes %}<p>{{ note | replace('**', '') }}</p>{% endfor %}
 {% for svg in charts[s.id] %}<figure class="chart">{{ svg | safe }}</figure>{% endfor %}
 {% for t in s.tables %}<table><thead><tr>{% for h in t.header %}<th>{{ h }}</th>{% endfor %}</tr></thead>
-<tbody>{% for row in t.rows %}<tr>{% for v in row %}<td>{{ cell(v) }}</td>{% endfor %}</tr>{% endfor %}</tbody></table>{% endfor %}
+<tbody>{% for row in t.cells(pack.currency) %}<tr>{% for v in row %}<td>{{ v }}</td>{% endfor %}</tr>{% endfor %}</tbody></table>{% endfor %}
 {% endif %}</section>
 {% endfor %}
 </body></html>
@@ -814,7 +1393,7 @@ def render_html(pack: Pack) -> str:
     environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     charts = {s.id: [chart_svg(c) for c in s.charts] for s in pack.sections}
     return environment.from_string(HTML_TEMPLATE).render(
-        pack=pack, charts=charts, cell=_cell, agenda=AGENDA
+        pack=pack, charts=charts, headline=[h.words() for h in pack.headline()], agenda=AGENDA
     )
 
 
@@ -843,11 +1422,13 @@ def write(pack: Pack, directory: Path) -> WrittenPack:
     return WrittenPack(html, markdown, chart_files)
 
 
-def slack_summary(pack: Pack) -> str:
-    figures = ", ".join(
-        f"{k}: {v if v is not None else 'no data'}" for k, v in pack.headline().items()
+def slack_summary(pack: Pack, file_name: str = "review-pack.html") -> str:
+    """The pack's summary for Slack, in the one message model alerts use: every headline
+    figure with last month's beside it."""
+    message = messages.review_pack_message(
+        pack.month_end, [h.words() for h in pack.headline()], file_name
     )
-    return f"Monthly segmentation review pack for {pack.month_end:%B %Y}. {figures}."
+    return messages.fallback_text(message)
 
 
 def record(state: Connection, month_end: date, path: Path, summary: str) -> None:
