@@ -23,6 +23,8 @@ DELIVERY_CHECK = "alerts_are_delivered"
 alert_outbox = dg.AssetSpec(
     OUTBOX,
     group_name="alerting",
+    owners=["team:data-engineering"],
+    kinds={"slack"},
     description=(
         "The durable outbox of alert messages in the state store: queued with each alert "
         "change, delivered to Slack (or the local outbox file) by the segment_health_alerts "
