@@ -330,16 +330,17 @@ def _dwell(
     s.no_data = _missing(con, s.sources)
     if s.no_data:
         return s
-    # The history is the one segment health judges with: every earlier finite value.
+    # The history is the one segment health judges with: every earlier finite value (the
+    # range leaves out infinities and NaN, which DuckDB and Spark both sort above all else).
     rows = con.execute(
         """
         select m.segment_id, m.value,
             (select median(h.value) from health.metrics h
              where h.segment_id = m.segment_id and h.metric = ? and h.month_end < m.month_end
-               and isfinite(h.value)),
+               and h.value between -1e308 and 1e308),
             (select count(h.value) from health.metrics h
              where h.segment_id = m.segment_id and h.metric = ? and h.month_end < m.month_end
-               and isfinite(h.value)),
+               and h.value between -1e308 and 1e308),
             (select case when bool_or(b.severity = 'critical') then 'critical'
                          else max(b.severity) end
              from ops.breaches b
