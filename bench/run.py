@@ -40,6 +40,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench.steps import BEFORE_RUN, RUN, import_seconds, step_seconds
 from segment_cadence.platform.months import month_end, parse_month, previous_month
 
 REPO = Path(__file__).resolve().parent.parent
@@ -148,13 +149,15 @@ def code_at(commit: str, work: Path) -> Path:
 
 def run_pipeline(
     home: Path, raw: Path, month: str, code: Path | None = None
-) -> dict[str, tuple[float, float, float]]:
-    """The first refresh (the month before) in a fresh state directory, then the month."""
+) -> tuple[dict[str, tuple[float, float, float]], dict[str, dict[str, float]]]:
+    """The first refresh (the month before) in a fresh state directory, then the month:
+    (wall, peak, CPU) of each, and the seconds of each step from the run's own events."""
     env = pipeline_env(home, raw, code)
     label = f"{raw.name} ({code.name})" if code else raw.name
     before = previous_month(parse_month(month)).strftime("%Y-%m")
     refresh = [str(BIN / "segment-cadence"), "refresh", "--month"]
     times: dict[str, tuple[float, float, float]] = {}
+    steps: dict[str, dict[str, float]] = {}
     for name, which in (("first", before), ("monthly", month)):
         load = load_average()
         seconds, peak, cpu, _ = measure([*refresh, which], env)
@@ -164,7 +167,10 @@ def run_pipeline(
             flush=True,
         )
         times[name] = (seconds, peak, cpu)
-    return times
+        steps[name] = step_seconds(home / "dagster_home")
+        if RUN in steps[name]:
+            steps[name][BEFORE_RUN] = seconds - steps[name][RUN]
+    return times, steps
 
 
 def fitted_params(home: Path, month: str) -> dict[str, float]:
@@ -228,6 +234,7 @@ def main() -> None:
     }
     against: dict[str, list[tuple[float, float, float]]] = {name: [] for name in REFRESHES}
     loads: list[str] = []
+    imports: list[float] = []
     home = work / "home"
     for repeat in range(args.repeats):
         print(f"repeat {repeat + 1}/{args.repeats}", flush=True)
@@ -240,6 +247,7 @@ def main() -> None:
             )
             for name, measured in times.items():
                 (results if code is None else against)[name].append(measured)
+        imports.append(import_seconds())
         params = json.dumps(fitted_params(home, args.month))
         for name, module in baselines:
             out = work / f"{module.split('.')[-1]}.parquet"
@@ -286,6 +294,14 @@ def main() -> None:
             f"monthly refresh / pandas: {medians['monthly refresh'][0] / medians['pandas'][0]:.2f}x"
         )
     print(f"membership agreement with the baselines: {agreement}")
+    print()
+    print(
+        f"importing the code location (segment_cadence.definitions) in a fresh interpreter: "
+        f"{statistics.median(imports):.2f} s"
+    )
+    for name in ("fixed overhead", "monthly refresh", "first refresh (ingest, full history)"):
+        print()
+        print_steps(name, STEPS[name])
     if earlier is not None:
         print()
         print(
@@ -313,13 +329,34 @@ def refreshes(
 ) -> dict[str, tuple[float, float, float]]:
     """The three timed refreshes of one repeat with one code tree. The same state directory
     for the tiny and the full data, as in production: dbt's parse cache is per warehouse."""
-    overhead = run_pipeline(home, tiny, month, code)["monthly"]
-    pipeline = run_pipeline(home, raw, month, code)
+    overhead, overhead_steps = run_pipeline(home, tiny, month, code)
+    pipeline, pipeline_steps = run_pipeline(home, raw, month, code)
+    if code is None:
+        STEPS["fixed overhead"].append(overhead_steps["monthly"])
+        STEPS["monthly refresh"].append(pipeline_steps["monthly"])
+        STEPS["first refresh (ingest, full history)"].append(pipeline_steps["first"])
     return {
-        "fixed overhead": overhead,
+        "fixed overhead": overhead["monthly"],
         "monthly refresh": pipeline["monthly"],
         "first refresh (ingest, full history)": pipeline["first"],
     }
+
+
+# Seconds per step of this checkout's refreshes, one dict per repeat (from the runs' events).
+STEPS: dict[str, list[dict[str, float]]] = {name: [] for name in REFRESHES}
+
+
+def print_steps(name: str, runs: list[dict[str, float]], top: int = 12) -> None:
+    """The median seconds of each step of one refresh, largest first."""
+    keys = {k for run in runs for k in run}
+    medians = {k: statistics.median(run.get(k, 0.0) for run in runs) for k in keys}
+    run_total = medians.pop(RUN, None)
+    print(f"{name}: where the time goes (medians; the run took {run_total or 0:.1f} s)")
+    for key, seconds in sorted(medians.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"  {seconds:>7.2f} s  {key}")
+    rest = sorted(medians.values(), reverse=True)[top:]
+    if rest:
+        print(f"  {sum(rest):>7.2f} s  the other {len(rest)} steps")
 
 
 def agreement_with_pipeline(home: Path, work: Path, month: str, modules: list[str]) -> str:

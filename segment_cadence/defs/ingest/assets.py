@@ -4,7 +4,12 @@ import dagster as dg
 
 from segment_cadence.defs.ingest import ingest
 from segment_cadence.platform import history, markdown, paths
-from segment_cadence.platform.resources import WAREHOUSE_POOL, ConfigFiles, WarehouseResource
+from segment_cadence.platform.resources import (
+    WAREHOUSE_POOL,
+    ConfigFiles,
+    WarehouseResource,
+    prepare_dbt_project,
+)
 
 QUARANTINE_WARN_RATE = 0.01
 
@@ -30,6 +35,10 @@ def _source_asset(source: str, deps: list[str]) -> dg.AssetsDefinition:
     def _load(
         context: dg.AssetExecutionContext, warehouse: WarehouseResource, config_files: ConfigFiles
     ) -> dg.MaterializeResult:
+        # The ingest rules are the run's first dbt builds: the project is prepared for this
+        # warehouse before dbt parses it, as the dbt assets do, so that the run parses once
+        # (preparing later would make every parse of this process stale).
+        prepare_dbt_project(warehouse.path)
         try:
             config = config_files.once("sources", lambda: ingest.load_config(paths.sources_file()))
             with warehouse.connect() as con, warehouse.front_door(con) as front:
