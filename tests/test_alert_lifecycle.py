@@ -42,37 +42,24 @@ from segment_cadence.defs.alerting.lifecycle import Alert, Observation, SilenceW
 from segment_cadence.defs.health import thresholds
 from segment_cadence.platform import state_store
 from tests.slack_server import SlackServer
+from tests.test_alerts import OWNERS, SETTINGS
 
-settings.register_profile(
-    "default",
-    max_examples=12,
-    stateful_step_count=14,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-settings.register_profile(
-    "long",
-    max_examples=300,
-    stateful_step_count=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+for name, examples, steps in (("default", 12, 14), ("long", 300, 40)):
+    settings.register_profile(
+        name,
+        max_examples=examples,
+        stateful_step_count=steps,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
 PROFILE = settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 T0 = datetime(2026, 1, 2, 6, 0)
 VERSION = "v-abc123"
 SEGMENTS = ("vip_collectors", "dormant")
-OWNERS = {"vip_collectors": "clienteling", "dormant": "crm-ops"}
 CONFIG = thresholds.validate(
     {
-        "settings": {
-            "owner_channels": {"clienteling": "#clienteling", "crm-ops": "#crm-ops"},
-            "escalation_channel": "#segment-oncall",
-            "oncall_mention": "<!subteam^S0ONCALL>",
-            "repeat_interval_hours": 24,
-            "ack_timeout_hours": 24,
-            "persist_refreshes": 3,
-        },
+        "settings": SETTINGS,
         "rules": [
             {
                 "id": "size_change",

@@ -12,6 +12,7 @@ from dagster._core.storage.dagster_run import DagsterRun
 from sqlalchemy import text
 
 from segment_cadence.defs.alerting import alert_tick, alerts, messages, slack
+from segment_cadence.defs.alerting.assets import DELIVERY_CHECK, OUTBOX, alerts_are_delivered
 from segment_cadence.defs.alerting.sensors import segment_health_alerts
 from segment_cadence.defs.health import thresholds
 from segment_cadence.defs.review import review_pack
@@ -21,16 +22,18 @@ from tests.slack_server import SlackServer
 GOLDEN = Path(__file__).parent / "golden"
 T0 = datetime(2026, 1, 2, 6, 0)
 OWNERS = {"vip_collectors": "clienteling", "dormant": "crm-ops"}
+# The alert routing and ladder of these tests (and of tests/test_alert_lifecycle.py).
+SETTINGS = {
+    "owner_channels": {"clienteling": "#clienteling", "crm-ops": "#crm-ops"},
+    "escalation_channel": "#segment-oncall",
+    "oncall_mention": "<!subteam^S0ONCALL>",
+    "repeat_interval_hours": 24,
+    "ack_timeout_hours": 24,
+    "persist_refreshes": 3,
+}
 CONFIG = thresholds.validate(
     {
-        "settings": {
-            "owner_channels": {"clienteling": "#clienteling", "crm-ops": "#crm-ops"},
-            "escalation_channel": "#segment-oncall",
-            "oncall_mention": "<!subteam^S0ONCALL>",
-            "repeat_interval_hours": 24,
-            "ack_timeout_hours": 24,
-            "persist_refreshes": 3,
-        },
+        "settings": SETTINGS,
         "rules": [
             {
                 "id": "size_change",
@@ -793,8 +796,6 @@ def test_a_refused_token_turns_the_outbox_check_red_until_it_is_fixed(
 ):
     # Regression: a permanent Slack error showed in no asset check; on-call looking at the
     # UI saw every check green while nothing was delivered.
-    from segment_cadence.defs.alerting.assets import DELIVERY_CHECK, OUTBOX, alerts_are_delivered
-
     monkeypatch.setenv("SEGMENT_CADENCE_HOME", str(tmp_path))
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test-token")
     monkeypatch.setenv("SLACK_API_URL", server.base_url)
