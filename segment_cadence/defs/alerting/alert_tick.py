@@ -99,13 +99,12 @@ def run_tick(
     # `segment-cadence alerts run`) never send the same message twice.
     with state_store.transaction(url) as state:
         delivered = slack.deliver_pending(state, client, now)
-        result.delivery_problems = slack.delivery_problems(state)
         # Review packs that could not be posted are retried here too (nothing is lost).
         packs = review_pack.post_pending(
             state, client, config.settings.get("review_channel", "#segmentation-review")
         )
         result.review_packs_posted = packs["posted"]
-        result.delivery_problems += review_pack.posting_problems(state)
+        result.delivery_problems = delivery_problems(state)
     result.sent, result.failed = delivered["sent"], delivered["failed"]
     result.local, result.held = delivered["local"], delivered["held"]
     try:
@@ -149,3 +148,9 @@ def activity_since(since: datetime, url: str | None = None) -> Activity:
 
 def _count(state: Connection, table: Table, *where: Any) -> int:
     return state.execute(select(func.count()).select_from(table).where(*where)).scalar() or 0
+
+
+def delivery_problems(state: Connection) -> list[str]:
+    """What Slack refuses for good now, one line each: the alert destinations, then the
+    review packs. What the CLI summary, the sensor's log and the outbox's check say."""
+    return slack.delivery_problems(state) + review_pack.posting_problems(state)

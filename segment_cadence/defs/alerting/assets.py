@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from segment_cadence.defs.alerting import slack
-from segment_cadence.defs.review import review_pack
+from segment_cadence.defs.alerting import alert_tick
 from segment_cadence.platform import state_store
 
 OUTBOX = dg.AssetKey(["alerting", "outbox"])
@@ -34,9 +33,8 @@ alert_outbox = dg.AssetSpec(
 
 
 def delivery_problems() -> list[str]:
-    """What refuses delivery now: the alert destinations and the review packs."""
     with state_store.transaction() as state:
-        return slack.delivery_problems(state) + review_pack.posting_problems(state)
+        return alert_tick.delivery_problems(state)
 
 
 def delivery_evaluation(problems: list[str]) -> dg.AssetCheckEvaluation:
