@@ -124,3 +124,65 @@ def test_a_build_whose_reader_stops_is_cancelled_and_leaves_no_dbt_running(home,
         )
     )
     assert [e["data"]["node_info"]["node_status"] for e in again] == ["success"]
+
+
+def fresh_parse() -> dbt_in_process.Manifest:
+    """dbt's own parse of the project, as the run's process made it before the saved parse
+    was read back."""
+    saved, dbt_in_process._saved_parse = dbt_in_process._saved_parse, lambda: None
+    try:
+        dbt_in_process._parsed.clear()
+        return dbt_in_process.parsed_manifest()
+    finally:
+        dbt_in_process._saved_parse = saved
+        dbt_in_process._parsed.clear()
+
+
+def test_the_saved_parse_is_the_manifest_a_parse_makes(tmp_path, monkeypatch):
+    """The builds read the prepared project's saved parse instead of parsing (a second and
+    more of every refresh): the same nodes, macros and graph as dbt's parse gives."""
+    from segment_cadence.platform.resources import prepare_dbt_project
+
+    monkeypatch.setenv("SEGMENT_CADENCE_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
+    prepare_dbt_project(str(tmp_path / "warehouse.duckdb"))
+    saved = dbt_in_process._saved_parse()
+    assert saved is not None
+    parsed = fresh_parse()
+
+    def shape(manifest):
+        return {
+            key: (type(node), node.checksum.checksum, node.raw_code, node.depends_on.nodes)
+            for key, node in manifest.nodes.items()
+        }
+
+    assert shape(saved) == shape(parsed)
+    assert saved.macros.keys() == parsed.macros.keys()
+    assert saved.child_map == parsed.child_map
+    assert saved.flat_graph.keys() == parsed.flat_graph.keys()
+
+
+def test_the_saved_parse_is_not_read_for_another_warehouse_or_when_a_file_is_newer(
+    tmp_path, monkeypatch
+):
+    from segment_cadence.platform.resources import prepare_dbt_project
+
+    monkeypatch.setenv("SEGMENT_CADENCE_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
+    prepare_dbt_project(str(tmp_path / "warehouse.duckdb"))
+    assert dbt_in_process._saved_parse() is not None
+    monkeypatch.setenv("SEGMENT_CADENCE_WAREHOUSE", str(tmp_path / "elsewhere.duckdb"))
+    assert dbt_in_process._saved_parse() is None
+    monkeypatch.setenv("SEGMENT_CADENCE_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
+    monkeypatch.setenv("SEGMENT_CADENCE_DBT_TARGET", "spark")
+    assert dbt_in_process._saved_parse() is None
+    monkeypatch.delenv("SEGMENT_CADENCE_DBT_TARGET")
+    saved = dbt_in_process.dagster_target_path() / "partial_parse.msgpack"
+    model = dbt_in_process.project_files()[0]
+    newer = saved.stat().st_mtime + 5
+    import os
+
+    before = model.stat()
+    os.utime(model, (newer, newer))
+    try:
+        assert dbt_in_process._saved_parse() is None
+    finally:
+        os.utime(model, ns=(before.st_atime_ns, before.st_mtime_ns))

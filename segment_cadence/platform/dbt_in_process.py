@@ -40,6 +40,8 @@ from dbt.adapters.duckdb.connections import DuckDBConnectionManager
 from dbt.adapters.factory import FACTORY
 from dbt.cli.main import dbtRunner, dbtRunnerResult
 from dbt.contracts.graph.manifest import Manifest
+from dbt.parser.manifest import extended_mashumuro_decoder
+from dbt.version import __version__ as dbt_version
 from dbt_common.events.base_types import EventMsg
 from dbt_common.events.functions import msg_to_dict
 
@@ -131,23 +133,103 @@ def _manifest_key() -> tuple[str, ...]:
     (the project is re-prepared when its files change: segment_cadence/platform/
     resources.py)."""
     prepared = dagster_target_path() / "manifest.json"
+    identity = parse_identity()
     return (
         str(dagster_target_path()),
-        os.environ.get("SEGMENT_CADENCE_DBT_TARGET", "duckdb"),
-        Path(os.environ.get("SEGMENT_CADENCE_WAREHOUSE", "warehouse.duckdb")).stem,
-        os.environ.get("SEGMENT_CADENCE_SPARK_SCHEMA", ""),
+        identity["target"],
+        Path(identity["warehouse"]).stem,
+        identity["spark_schema"],
         str(prepared.stat().st_mtime_ns) if prepared.exists() else "",
     )
 
 
+# Where the project's own files are (dbt_project.yml's model-, macro- and test-paths, and the
+# resource folders dbt reads by default). Only these are looked at: the target directories
+# beside them gather every run's compiled SQL, and walking them made each check slower.
+PROJECT_FOLDERS = ("models", "macros", "tests", "seeds", "snapshots", "analyses")
+PROJECT_FILES = ("dbt_project.yml", "profiles.yml", "packages.yml", "selectors.yml")
+# Beside the prepared manifest: the parse identity it was prepared for (parse_identity).
+PREPARED_FOR = ".prepared_for.json"
+
+
+def project_files(project_dir: Path = paths.DBT_PROJECT_DIR) -> list[Path]:
+    """The files whose change means a new parse: the project's yml and its SQL and yml."""
+    root = Path(project_dir)
+    found = [root / name for name in PROJECT_FILES if (root / name).exists()]
+    for folder in PROJECT_FOLDERS:
+        found += [f for f in (root / folder).rglob("*") if f.suffix in (".sql", ".yml")]
+    return found
+
+
+def manifest_is_stale(manifest: Path, project_dir: Path = paths.DBT_PROJECT_DIR) -> bool:
+    """No manifest yet, or a model, macro or yml file changed since it was prepared."""
+    if not manifest.exists():
+        return True
+    built = manifest.stat().st_mtime
+    return any(f.stat().st_mtime > built for f in project_files(project_dir))
+
+
+def parse_identity() -> dict[str, str]:
+    """What dbt's parse reads from the environment, through the profile: the target, the
+    warehouse file and the Spark schema. A manifest parsed under another identity names other
+    relations, and dbt discards its partial-parse file when the rendered profile changed."""
+    return {
+        "target": os.environ.get("SEGMENT_CADENCE_DBT_TARGET", "duckdb"),
+        "warehouse": os.environ.get("SEGMENT_CADENCE_WAREHOUSE", "warehouse.duckdb"),
+        "spark_schema": os.environ.get("SEGMENT_CADENCE_SPARK_SCHEMA", ""),
+    }
+
+
+def prepared_for(target: Path) -> dict[str, str] | None:
+    """The parse identity the manifest in `target` was prepared for, if it was recorded."""
+    try:
+        return json.loads((target / PREPARED_FOR).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def record_prepared_for(target: Path, identity: dict[str, str]) -> None:
+    (target / PREPARED_FOR).write_text(json.dumps(identity, sort_keys=True))
+
+
+def _saved_parse() -> Manifest | None:
+    """The prepared project's saved parse (the partial-parse file dbt wrote beside the
+    manifest), read back as dbt reads it when nothing changed, without the reading and
+    hashing of every project file that dbt's check for changes costs (a second and more).
+    Only when it was saved for this identity, no project file is newer, it is this dbt's, and
+    every environment variable the parse read still has its value; otherwise None."""
+    target = dagster_target_path()
+    saved = target / "partial_parse.msgpack"
+    if prepared_for(target) != parse_identity() or manifest_is_stale(saved):
+        return None
+    try:
+        manifest = Manifest.from_msgpack(saved.read_bytes(), decoder=extended_mashumuro_decoder)
+    except Exception:  # half written, or from another dbt: parse instead
+        return None
+    if manifest.metadata.dbt_version != dbt_version or any(
+        os.environ.get(name) != value for name, value in manifest.env_vars.items()
+    ):
+        return None
+    # What dbt's own load does with a saved parse that needs nothing re-parsed.
+    manifest.build_parent_and_child_maps()
+    manifest.build_flat_graph()
+    return manifest
+
+
 def parsed_manifest() -> Manifest:
-    """The project parsed once per process and target: dbt's partial parse of the prepared
-    project (copied from dagster-dbt's target directory), in a directory of its own so that
-    processes parsing at once do not share files."""
+    """The project parsed once per process and target: the prepared project's saved parse
+    when it was saved for this identity (_saved_parse), else dbt's partial parse of the prepared project (copied
+    from dagster-dbt's target directory), in a directory of its own so that processes
+    parsing at once do not share files."""
     key = _manifest_key()
     with _parse_lock:
         if key in _parsed:
             return _parsed[key]
+        manifest = _saved_parse()
+        if manifest is not None:
+            _parsed.clear()
+            _parsed[key] = manifest
+            return manifest
         base = dagster_target_path()
         base.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix="parse-", dir=base))

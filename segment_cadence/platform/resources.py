@@ -23,7 +23,7 @@ import duckdb
 from dagster_dbt import DbtCliResource, DbtProject
 from pydantic import PrivateAttr
 
-from segment_cadence.platform import paths, warehouse, warehouse_lock
+from segment_cadence.platform import dbt_in_process, paths, warehouse, warehouse_lock
 from segment_cadence.platform.jobs import monthly_refresh_job
 from segment_cadence.platform.reaper import PID_TAG, process_tags
 
@@ -53,50 +53,36 @@ dbt_project = DbtProject(
     target_path=os.environ.get("DBT_TARGET_PATH", "target"),
 )
 
-# Which warehouse the prepared partial-parse file was parsed for (see prepare_dbt_project).
-PARSED_FOR_WAREHOUSE = dbt_project.project_dir / dbt_project.target_path / ".parsed_for_warehouse"
-
-
-# Where the project's own files are (dbt_project.yml's model-, macro- and test-paths, and the
-# resource folders dbt reads by default). Only these are looked at: the target directories
-# beside them gather every run's compiled SQL, and walking them made each check slower.
-PROJECT_FOLDERS = ("models", "macros", "tests", "seeds", "snapshots", "analyses")
-PROJECT_FILES = ("dbt_project.yml", "profiles.yml", "packages.yml", "selectors.yml")
-
 
 def project_files(project: DbtProject = dbt_project) -> list[Path]:
-    """The files whose change means a new parse: the project's yml and its SQL and yml."""
-    root = Path(project.project_dir)
-    found = [root / name for name in PROJECT_FILES if (root / name).exists()]
-    for folder in PROJECT_FOLDERS:
-        found += [f for f in (root / folder).rglob("*") if f.suffix in (".sql", ".yml")]
-    return found
+    """The files whose change means a new parse (dbt_in_process.project_files)."""
+    return dbt_in_process.project_files(Path(project.project_dir))
 
 
 def manifest_is_stale(project: DbtProject = dbt_project) -> bool:
     """No manifest yet, or a model, macro or yml file changed since it was prepared."""
-    manifest = project.manifest_path
-    if not manifest.exists():
-        return True
-    built = manifest.stat().st_mtime
-    return any(f.stat().st_mtime > built for f in project_files(project))
+    return dbt_in_process.manifest_is_stale(project.manifest_path, Path(project.project_dir))
 
 
 def prepare_dbt_project(warehouse_path: str | None = None) -> Path:
     """Prepare the manifest with dagster-dbt's preparer when it is missing or stale, or when
-    the warehouse differs from the one it was parsed for; return the manifest path.
+    the warehouse (or target, or Spark schema) differs from the one it was parsed for, which
+    is recorded beside it; return the manifest path.
 
     The warehouse path is part of dbt's rendered profile, and dbt discards its partial-parse
     file (target/partial_parse.msgpack, which dagster-dbt copies into each run's own target
     directory) when the profile changed: every run would then parse the whole project again.
-    Preparing once for this warehouse lets every later run parse only what changed.
+    Preparing once for this warehouse lets every later run parse only what changed, and
+    the builds in the run's process read this manifest instead of parsing at all
+    (dbt_in_process.parsed_manifest).
     """
     warehouse_path = warehouse_path or os.environ["SEGMENT_CADENCE_WAREHOUSE"]
     os.environ["SEGMENT_CADENCE_WAREHOUSE"] = warehouse_path
-    parsed_for = PARSED_FOR_WAREHOUSE.read_text() if PARSED_FOR_WAREHOUSE.exists() else None
-    if manifest_is_stale() or parsed_for != warehouse_path:
+    target = Path(dbt_project.project_dir) / dbt_project.target_path
+    identity = dbt_in_process.parse_identity()
+    if manifest_is_stale() or dbt_in_process.prepared_for(target) != identity:
         dbt_project.preparer.prepare(dbt_project)
-        PARSED_FOR_WAREHOUSE.write_text(warehouse_path)
+        dbt_in_process.record_prepared_for(target, identity)
     return dbt_project.manifest_path
 
 
