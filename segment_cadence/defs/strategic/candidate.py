@@ -18,7 +18,6 @@ import duckdb
 import numpy as np
 import pandas as pd
 import yaml
-from sklearn.metrics import adjusted_rand_score
 
 from segment_cadence.defs.dictionary import segment_dictionary
 from segment_cadence.defs.strategic import strategic
@@ -103,7 +102,7 @@ def previous_quarter_ari(con: duckdb.DuckDBPyConnection, quarter: str) -> float 
     if not pairs:
         return None
     now, before = zip(*pairs, strict=True)
-    return float(adjusted_rand_score(before, now))
+    return strategic.agreement(before, now)
 
 
 def compare(
