@@ -111,6 +111,9 @@ def published_november(tmp_path_factory: pytest.TempPathFactory) -> Callable[[],
         check=False,
     )
     assert first.returncode == 0, first.stdout + first.stderr
+    # What the command printed, for the tests of what a terminal shows.
+    (home / "refresh.stdout").write_text(first.stdout)
+    (home / "refresh.stderr").write_text(first.stderr)
     shutil.copytree(home, kept, dirs_exist_ok=True)
 
     def fresh_copy() -> Path:

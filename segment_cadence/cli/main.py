@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING
 
 import segment_cadence.cli.governance as cli_governance
 import segment_cadence.cli.sources as cli_sources
+from segment_cadence.cli import terminal
 from segment_cadence.defs.alerting import alerts, slack
 from segment_cadence.defs.alerting.alert_tick import activity_since, run_tick
 from segment_cadence.defs.alerting.outbox import record_refresh_failure, step_failure_text
@@ -688,6 +689,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    terminal.warnings_only()
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

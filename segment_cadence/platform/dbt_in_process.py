@@ -50,6 +50,8 @@ from segment_cadence.platform import paths
 # dbt's events that carry a node's result: the ones dagster-dbt turns into materializations
 # and check results. The rest of dbt's events go to its log file and stdout as ever.
 RESULT_EVENTS = frozenset({"LogModelResult", "LogTestResult", "LogSeedResult", "LogSnapshotResult"})
+# The levels of dbt's events it prints on its console by default.
+CONSOLE_LEVELS = frozenset({"info", "warn", "error"})
 # Set while a build runs here: dbt-duckdb keeps the warehouse open from node to node
 # (dbt_project/profiles.yml, keep_open) instead of closing, and so checkpointing, it after
 # every statement.
@@ -265,15 +267,21 @@ def unique_target_path(name: str) -> Path:
     return dagster_target_path() / f"{name}-{uuid.uuid4().hex[:7]}"
 
 
-def stream_events(args: Sequence[str], target: Path) -> Iterator[dict[str, Any]]:
+def stream_events(
+    args: Sequence[str], target: Path, console: list[str] | None = None
+) -> Iterator[dict[str, Any]]:
     """Run `dbt <args>` in this process on the parsed manifest and yield each node's result
     event as its structured-log dict, as dbt finishes the node. dbt runs in a thread of its
     own so the results reach the caller while later nodes run; raises DbtBuildFailed at the
-    end when any node failed, with dbt's words for each."""
+    end when any node failed, with dbt's words for each.
+
+    dbt prints nothing: the lines it would print (info and above) are appended to `console`
+    for the caller to log with the run, and its debug log goes to target/dbt.log. A refresh
+    at a terminal shows its own progress, not dbt's."""
     manifest = parsed_manifest()
     # Nothing reads the artifacts of a build on the parsed manifest (its results come as
     # events): not writing manifest.json and run_results.json halves the calls of a small build.
-    args = [*args, "--no-write-json"]
+    args = [*args, "--no-write-json", "--no-use-colors", "--log-level", "none"]
     if os.environ.get("SEGMENT_CADENCE_DBT_TARGET") == "spark":
         # PyHive's Thrift connections are not safe across threads of one process: two dbt
         # threads here lost the endpoint mid-build ("TSocket read 0 bytes"), which in a dbt
@@ -284,6 +292,8 @@ def stream_events(args: Sequence[str], target: Path) -> Iterator[dict[str, Any]]
     def on_event(message: EventMsg) -> None:
         if message.info.name in RESULT_EVENTS:
             events.put(msg_to_dict(message))
+        if console is not None and message.info.level in CONSOLE_LEVELS and message.info.msg:
+            console.append(str(message.info.msg))
 
     def invoke() -> None:
         try:

@@ -4,6 +4,7 @@ starts to the last complete month, or further when the data runs further."""
 
 from __future__ import annotations
 
+import warnings
 from datetime import date
 
 import dagster as dg
@@ -34,6 +35,14 @@ _MONTHS_AHEAD = _months_after(last_complete_month(date.today()), REFRESH_RANGE.l
 monthly_partitions = dg.MonthlyPartitionsDefinition(
     start_date=FIRST_MONTH, end_offset=_MONTHS_AHEAD
 )
+
+# Every monthly asset refreshes one month a run (its parameters are one month's), so a
+# backfill of many months is as many runs; one policy for all of them, or Dagster warns that
+# the job's assets differ (dagster-dbt's default would give the dbt assets the whole range).
+ONE_MONTH_A_RUN = dg.BackfillPolicy.multi_run(1)
+# The parameter is marked beta on @asset (not on @dbt_assets, where dagster-dbt sets it
+# anyway); the warning says nothing a user can act on.
+warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning)
 
 
 def refresh_window(partition_key: str) -> tuple[date, date]:

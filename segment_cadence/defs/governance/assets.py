@@ -11,7 +11,11 @@ from segment_cadence.defs.governance import audit, firewall, governance, red_fla
 from segment_cadence.platform import markdown, paths, state_store
 from segment_cadence.platform.months import month_end as last_day
 from segment_cadence.platform.months import previous_month_end
-from segment_cadence.platform.partitions import monthly_partitions, refresh_window
+from segment_cadence.platform.partitions import (
+    ONE_MONTH_A_RUN,
+    monthly_partitions,
+    refresh_window,
+)
 from segment_cadence.platform.resources import WAREHOUSE_POOL, ConfigFiles, WarehouseResource
 from segment_cadence.platform.warehouse import table_exists
 
@@ -44,6 +48,7 @@ def _md_table(header: list[str], rows: list[tuple]) -> dg.MetadataValue:
     owners=OWNERS,
     kinds={"duckdb", "yaml"},
     partitions_def=monthly_partitions,
+    backfill_policy=ONE_MONTH_A_RUN,
     deps=[PUBLISHED, *SENDS],
     description=(
         "The campaign firewall applied to the campaigns planned for the month after this one "
@@ -375,6 +380,7 @@ LANGUAGE = dg.AssetKey(["governance", "language_lint"])
     owners=OWNERS,
     kinds={"python"},
     partitions_def=monthly_partitions,
+    backfill_policy=ONE_MONTH_A_RUN,
     deps=[*SENDS],
     description=(
         "The charter's language governance over segment names and descriptions, the names of "

@@ -11,7 +11,11 @@ from segment_cadence.defs.dictionary import segment_dictionary
 from segment_cadence.defs.health import breaches as breach_store
 from segment_cadence.defs.health import health, thresholds
 from segment_cadence.platform import markdown, paths, state_store
-from segment_cadence.platform.partitions import monthly_partitions, refresh_window
+from segment_cadence.platform.partitions import (
+    ONE_MONTH_A_RUN,
+    monthly_partitions,
+    refresh_window,
+)
 from segment_cadence.platform.resources import WAREHOUSE_POOL, ConfigFiles, WarehouseResource
 
 THRESHOLDS = thresholds.load()
@@ -24,6 +28,7 @@ THRESHOLDS = thresholds.load()
     owners=["team:segmentation-owner"],
     kinds={"duckdb", "python"},
     partitions_def=monthly_partitions,
+    backfill_policy=ONE_MONTH_A_RUN,
     deps=[dg.AssetKey(["health", "metrics"])],
     description=(
         "Health of each segment and of the inputs for the published month (the dbt model "

@@ -9,7 +9,11 @@ from segment_cadence.defs.dictionary import changelog
 from segment_cadence.defs.health import thresholds
 from segment_cadence.defs.review import review_pack
 from segment_cadence.platform import markdown, paths, state_store
-from segment_cadence.platform.partitions import monthly_partitions, refresh_window
+from segment_cadence.platform.partitions import (
+    ONE_MONTH_A_RUN,
+    monthly_partitions,
+    refresh_window,
+)
 from segment_cadence.platform.resources import WAREHOUSE_POOL, ConfigFiles, WarehouseResource
 
 PACK = dg.AssetKey(["review", "monthly_review_pack"])
@@ -22,6 +26,7 @@ PACK = dg.AssetKey(["review", "monthly_review_pack"])
     owners=["team:segmentation-owner"],
     kinds={"html", "markdown", "slack"},
     partitions_def=monthly_partitions,
+    backfill_policy=ONE_MONTH_A_RUN,
     deps=[
         dg.AssetKey(["governance", "pause_violations"]),
         dg.AssetKey(["governance", "pressure_patterns"]),

@@ -24,7 +24,11 @@ from segment_cadence.defs.segments.dbt_assets import (
 )
 from segment_cadence.platform import paths, state_store
 from segment_cadence.platform.crash_points import crash_point
-from segment_cadence.platform.partitions import monthly_partitions, refresh_window
+from segment_cadence.platform.partitions import (
+    ONE_MONTH_A_RUN,
+    monthly_partitions,
+    refresh_window,
+)
 from segment_cadence.platform.resources import (
     WAREHOUSE_POOL,
     ConfigFiles,
@@ -45,6 +49,7 @@ MARTS = [
     owners=["team:segmentation-owner"],
     kinds={"duckdb"},
     partitions_def=monthly_partitions,
+    backfill_policy=ONE_MONTH_A_RUN,
     deps=MARTS,
     check_specs=[
         dg.AssetCheckSpec(
@@ -254,6 +259,7 @@ FIT_SEED = 20_050_101  # fixed, so re-running a month reproduces its parameters 
     owners=["team:data-engineering"],
     kinds={"python", "scipy", "duckdb"},
     partitions_def=monthly_partitions,
+    backfill_policy=ONE_MONTH_A_RUN,
     deps=[get_asset_key_for_model([features_inputs], "int_customer_purchases")],
     description=(
         "BG/NBD (Fader, Hardie & Lee 2005) fitted by maximum likelihood on a reproducible "

@@ -34,7 +34,7 @@ from segment_cadence.defs.governance import governance
 from segment_cadence.defs.segments import churn
 from segment_cadence.platform import dbt_in_process, state_store
 from segment_cadence.platform.crash_points import crash_point
-from segment_cadence.platform.partitions import monthly_partitions, refresh_window
+from segment_cadence.platform.partitions import ONE_MONTH_A_RUN, monthly_partitions, refresh_window
 from segment_cadence.platform.resources import (
     WAREHOUSE_POOL,
     ConfigFiles,
@@ -295,8 +295,9 @@ def _translated(
     manifest: Mapping[str, Any],
     translator: DagsterDbtTranslator,
 ) -> Iterator:
+    console: list[str] = []
     try:
-        for raw_event in dbt_in_process.stream_events(args, target):
+        for raw_event in dbt_in_process.stream_events(args, target, console):
             message = DbtCoreCliEventMessage(raw_event=raw_event, event_history_metadata={})
             yield from message.to_default_asset_events(
                 manifest=manifest,
@@ -306,9 +307,13 @@ def _translated(
                 project=dbt_project,
             )
     except dbt_in_process.DbtBuildFailed as error:
+        context.log.info("dbt:\n" + "\n".join(console))
         raise dg.Failure(
             description=f"dbt build failed: {error} (dbt's log: {target / 'dbt.log'})"
         ) from None
+    # What dbt would have printed, as one message in the run's logs (one event, not one a
+    # line: every event is a write to the event log).
+    context.log.info("dbt:\n" + "\n".join(console))
     # A build that succeeded leaves nothing to read: its compiled SQL and log would only pile
     # up, one directory a step a run (a failed one keeps them, its log named above).
     shutil.rmtree(target, ignore_errors=True)
@@ -327,6 +332,7 @@ def monthly_dbt_assets(
         select=select,
         dagster_dbt_translator=dagster_dbt_translator,
         partitions_def=monthly_partitions,
+        backfill_policy=ONE_MONTH_A_RUN,
         name=name,
     )
 
