@@ -33,6 +33,7 @@ from segment_cadence.defs.strategic.assets import (
     candidate_respects_business_rules,
 )
 from segment_cadence.platform.jobs import monthly_refresh_job, quarterly_strategic_job
+from segment_cadence.platform.progress import terminal_progress
 from segment_cadence.platform.resources import default_resources
 from segment_cadence.platform.schedules import (
     monthly_refresh_schedule,
@@ -70,6 +71,8 @@ def build_definitions(resources: dict[str, object] | None = None) -> dg.Definiti
         schedules=[monthly_refresh_schedule, quarterly_strategic_schedule],
         sensors=[refresh_failure_notice, dead_run_reaper, segment_health_alerts],
         resources=resources or default_resources(),
+        # Dagster's console logger as ever, and the CLI's step lines when a run asks for them.
+        loggers={"console": dg.colored_console_logger, "terminal_progress": terminal_progress},
     )
 
 

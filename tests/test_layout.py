@@ -17,7 +17,15 @@ DAGSTER_ALLOWED = {
     "segment_cadence.definitions",
     *(
         f"segment_cadence.platform.{m}"
-        for m in ("resources", "partitions", "jobs", "schedules", "reaper", "run_origin")
+        for m in (
+            "resources",
+            "partitions",
+            "jobs",
+            "schedules",
+            "reaper",
+            "run_origin",
+            "progress",
+        )
     ),
 }
 

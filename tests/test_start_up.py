@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 
+from segment_cadence.platform import progress
+
 # Used by the quarterly refit (scikit-learn) and the review pack's charts (matplotlib) only.
 LOADED_WHERE_USED = ("sklearn", "matplotlib")
 
@@ -32,6 +34,11 @@ def test_a_refresh_prints_its_own_lines_and_dbt_speaks_in_the_run_logs(published
     stdout = (home / "refresh.stdout").read_text()
     stderr = (home / "refresh.stderr").read_text()
     assert "2025-11  published" in stdout
+    steps = [line for line in stdout.splitlines() if line.startswith("    [")]
+    total = int(steps[-1].split("/")[1].split()[0])
+    assert len(steps) == total > 20  # a line for each step of the run, as it ended
+    assert steps[-1].startswith("    [" + "#" * progress.BAR_WIDTH + "]")
+    assert any(line.split()[2] == "features_inputs" for line in steps)
     for dbt_line in ("Running with dbt", "START sql", "Completed successfully", "PASS="):
         assert dbt_line not in stdout, dbt_line
     assert stderr == ""
@@ -67,3 +74,13 @@ def test_every_monthly_asset_refreshes_one_month_a_run():
         if graph.get(key).is_partitioned
     }
     assert policies == {dg.BackfillPolicy.multi_run(1)}
+
+
+def test_a_step_line_shows_the_bar_the_count_the_step_and_its_time():
+    assert progress.step_line(5, 20, "features_inputs", 1.94, "STEP_SUCCESS") == (
+        "    [#####---------------]  5/20  features_inputs  1.9 s"
+    )
+    assert progress.step_line(20, 20, "review", None, "STEP_FAILURE") == (
+        "    [####################] 20/20  review  FAILED"
+    )
+    assert progress.step_line(0, 0, "x", 0.0, "STEP_SKIPPED").endswith("x  0.0 s  skipped")

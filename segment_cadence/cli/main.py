@@ -182,9 +182,14 @@ def execute_in_this_process(
         instance=instance,
         raise_on_error=False,
         tags={**process_tags(), **run_origin.origin_tags(origin), **(tags or {})},
-        # The run's events stay in the instance (and the UI); the terminal shows
-        # warnings and errors only.
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        # The run's events stay in the instance (and the UI); the terminal shows a line per
+        # step (segment_cadence/platform/progress.py), and warnings and errors.
+        run_config={
+            "loggers": {
+                "console": {"config": {"log_level": "WARNING"}},
+                "terminal_progress": {"config": {"steps": len(job.graph.nodes)}},
+            }
+        },
     )
     run_origin.record_origin(instance, result.run_id, origin)
     return result
