@@ -25,6 +25,7 @@ DAGSTER_ALLOWED = {
             "reaper",
             "run_origin",
             "progress",
+            "instance_storage",
         )
     ),
 }

@@ -1,0 +1,73 @@
+"""The local instance (orchestration/dagster.yaml) keeps its event log's connections open,
+and what it writes is Dagster's ordinary history: another instance on the same home reads it."""
+
+from __future__ import annotations
+
+import shutil
+
+import dagster as dg
+import pytest
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from segment_cadence.cli.main import DAGSTER_YAML_TEMPLATE
+from segment_cadence.platform.instance_storage import KeptOpenSqliteEventLogStorage
+
+
+@dg.op
+def one() -> int:
+    return 1
+
+
+@dg.op
+def plus_one(n: int) -> int:
+    return n + 1
+
+
+@dg.job
+def three_steps():
+    plus_one(plus_one(one()))
+
+
+@pytest.fixture
+def local_home(tmp_path, monkeypatch):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(DAGSTER_YAML_TEMPLATE, home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    return home
+
+
+def test_a_run_reuses_its_event_log_connections_instead_of_opening_one_per_event(local_home):
+    opened = []
+
+    def count(dbapi_connection, _record):
+        # Connections to the event log's files (the run storage's own are not its business).
+        path = dbapi_connection.execute("PRAGMA database_list").fetchone()[2]
+        if "/history/runs/" in path.replace("\\", "/"):
+            opened.append(path)
+
+    with dg.DagsterInstance.from_config(str(local_home)) as instance:
+        assert isinstance(instance.event_log_storage, KeptOpenSqliteEventLogStorage)
+        event.listen(Engine, "connect", count)
+        try:
+            result = three_steps.execute_in_process(instance=instance)
+        finally:
+            event.remove(Engine, "connect", count)
+        events = instance.all_logs(result.run_id)
+    assert result.success
+    # Dagster's own SQLite event log opened a connection (or several) for every event.
+    assert len(events) > 20
+    assert len(opened) < 10, f"{len(opened)} connections for {len(events)} events"
+
+
+def test_another_instance_on_the_same_home_reads_the_run_as_dagster_wrote_it(local_home):
+    with dg.DagsterInstance.from_config(str(local_home)) as writer:
+        result = three_steps.execute_in_process(instance=writer)
+        written = [e.dagster_event_type for e in writer.all_logs(result.run_id)]
+        # The reader, like the UI or the daemon, is another instance on the same files.
+        with dg.DagsterInstance.from_config(str(local_home)) as reader:
+            read = [e.dagster_event_type for e in reader.all_logs(result.run_id)]
+            assert reader.get_run_by_id(result.run_id).is_success
+    assert read == written
+    assert dg.DagsterEventType.RUN_SUCCESS in read
