@@ -49,7 +49,7 @@ spark-server: setup $(SPARK_STAMP)
 
 ## Open the Dagster UI on http://127.0.0.1:3000 with the local instance.
 ui: setup
-	mkdir -p var/dagster_home && cp -n orchestration/dagster.yaml var/dagster_home/dagster.yaml || true
+	SEGMENT_CADENCE_HOME=$(CURDIR)/var $(BIN)/python -c "from segment_cadence.cli.main import prepare_dagster_home; prepare_dagster_home()"
 	DAGSTER_HOME=$(CURDIR)/var/dagster_home $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 ## The benchmark (1M customers by default; BENCH_ARGS="--customers 10000000" for more).

@@ -25,6 +25,8 @@ import pytest
 import yaml
 from dagster._core.storage.tags import REPOSITORY_LABEL_TAG
 
+from segment_cadence.platform.instance_storage import instance_yaml
+
 REPO = Path(__file__).resolve().parent.parent
 MONTH = "2025-12"
 CAMPAIGN = (
@@ -147,7 +149,7 @@ def home(published_november) -> Iterator[Path]:
 
 def test_the_local_instance_monitors_runs(tmp_path):
     """The instance the CLI and `make ui` create: run monitoring on, the warehouse queue kept."""
-    (tmp_path / "dagster.yaml").write_text((REPO / "orchestration" / "dagster.yaml").read_text())
+    (tmp_path / "dagster.yaml").write_text(instance_yaml(tmp_path))
     with dg.DagsterInstance.from_config(str(tmp_path)) as dagster:
         assert dagster.run_monitoring_enabled
         assert dagster.run_monitoring_max_resume_run_attempts == 0
@@ -432,7 +434,7 @@ def test_every_asset_and_check_is_in_the_warehouse_pool(tmp_path):
     # must not wait behind a refresh (as the alerting sensor does not).
     assert pools.pop("alerting__outbox_alerts_are_delivered") is None
     assert pools and set(pools.values()) == {WAREHOUSE_POOL}, pools
-    (tmp_path / "dagster.yaml").write_text((REPO / "orchestration" / "dagster.yaml").read_text())
+    (tmp_path / "dagster.yaml").write_text(instance_yaml(tmp_path))
     with dg.DagsterInstance.from_config(str(tmp_path)) as dagster:
         assert dagster.get_concurrency_config().pool_config.default_pool_limit == 1
 

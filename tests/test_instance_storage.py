@@ -3,15 +3,13 @@ and what it writes is Dagster's ordinary history: another instance on the same h
 
 from __future__ import annotations
 
-import shutil
-
 import dagster as dg
 import pytest
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from segment_cadence.cli.main import DAGSTER_YAML_TEMPLATE
-from segment_cadence.platform.instance_storage import KeptOpenSqliteEventLogStorage
+from segment_cadence.cli.main import prepare_dagster_home
+from segment_cadence.platform.instance_storage import KeptOpenSqliteEventLogStorage, instance_yaml
 
 
 @dg.op
@@ -31,10 +29,10 @@ def three_steps():
 
 @pytest.fixture
 def local_home(tmp_path, monkeypatch):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(DAGSTER_YAML_TEMPLATE, home / "dagster.yaml")
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    """A home as the CLI makes it; DAGSTER_HOME is left unset, as in a test or a script."""
+    monkeypatch.setenv("SEGMENT_CADENCE_HOME", str(tmp_path))
+    home = prepare_dagster_home()
+    monkeypatch.delenv("DAGSTER_HOME")
     return home
 
 
@@ -71,3 +69,13 @@ def test_another_instance_on_the_same_home_reads_the_run_as_dagster_wrote_it(loc
             assert reader.get_run_by_id(result.run_id).is_success
     assert read == written
     assert dg.DagsterEventType.RUN_SUCCESS in read
+
+
+def test_a_dagster_yaml_copied_from_another_home_is_refused_in_one_line(tmp_path):
+    elsewhere, here = tmp_path / "elsewhere", tmp_path / "here"
+    elsewhere.mkdir()
+    here.mkdir()
+    (here / "dagster.yaml").write_text(instance_yaml(elsewhere))
+    with pytest.raises(ValueError, match="another instance's home") as refused:
+        dg.DagsterInstance.from_config(str(here))
+    assert str(here / "dagster.yaml") in str(refused.value)

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -66,7 +65,6 @@ from segment_cadence.platform.months import (
 if TYPE_CHECKING:
     import dagster as dg
 
-DAGSTER_YAML_TEMPLATE = paths.REPO_ROOT / "orchestration" / "dagster.yaml"
 EXIT_BUSY = 2
 
 
@@ -75,7 +73,9 @@ def prepare_dagster_home() -> Path:
     home = paths.dagster_home()
     home.mkdir(parents=True, exist_ok=True)
     if not (home / "dagster.yaml").exists():
-        shutil.copy(DAGSTER_YAML_TEMPLATE, home / "dagster.yaml")
+        from segment_cadence.platform.instance_storage import instance_yaml
+
+        (home / "dagster.yaml").write_text(instance_yaml(home.resolve()))
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 

@@ -13,6 +13,7 @@ and `dagster` commands read the same history; orchestration/dagster.yaml names t
 
 from __future__ import annotations
 
+import json
 import os
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -28,6 +29,11 @@ from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
 from dagster._serdes import ConfigurableClassData
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
+
+from segment_cadence.platform import paths
+
+TEMPLATE = paths.REPO_ROOT / "orchestration" / "dagster.yaml"
+HOME_FROM_ENVIRONMENT = "base_dir:\n        env: DAGSTER_HOME\n"
 
 # A run writes to its own file and to the index; the UI reads a few runs at once.
 OPEN_FILES = 8
@@ -71,6 +77,17 @@ class KeptOpenSqliteEventLogStorage(SqliteEventLogStorage):
             with engine.connect() as conn, conn.begin():
                 yield conn
 
+    def register_instance(self, instance) -> None:
+        # A home's dagster.yaml that names another home would write this instance's runs
+        # there (a copied file, DAGSTER_HOME set to another home): refuse it, in one line.
+        here = os.path.realpath(instance.root_directory)
+        if os.path.realpath(self._base_dir) != os.path.join(here, "history", "runs"):
+            raise ValueError(
+                f"{os.path.join(here, 'dagster.yaml')}: storage base_dir names another "
+                "instance's home; set it to this one (or DAGSTER_HOME to it)"
+            )
+        super().register_instance(instance)
+
     def dispose(self) -> None:
         with self._db_lock:
             while self._engines:
@@ -99,3 +116,12 @@ class LocalInstanceStorage(DagsterSqliteStorage):
         cls, inst_data: ConfigurableClassData | None, config_value: dict[str, str]
     ) -> LocalInstanceStorage:
         return cls(inst_data=inst_data, **config_value)
+
+
+def instance_yaml(home: os.PathLike[str] | str) -> str:
+    """The instance template with `home` written in as the storage's base directory, so the
+    home's dagster.yaml holds wherever it is opened from (DAGSTER_HOME set or not)."""
+    template = TEMPLATE.read_text()
+    if HOME_FROM_ENVIRONMENT not in template:
+        raise ValueError(f"{TEMPLATE}: storage base_dir is not read from DAGSTER_HOME")
+    return template.replace(HOME_FROM_ENVIRONMENT, f"base_dir: {json.dumps(str(home))}\n")
