@@ -7,7 +7,9 @@ as many again for the warehouse pool's claims). Measured on a 200-customer refre
 about 5 ms an event, 2 s of a 7.5 s run. Keeping one engine per database file, and letting
 SQLite sync the write-ahead log at checkpoints rather than at every commit (`synchronous =
 NORMAL`, which in WAL mode can lose the last events on a power cut, never corrupt the file),
-takes most of that away. Files, tables and layout are Dagster's own, so the UI, the daemon
+takes most of that away. Dagster also asks the index, for every materialization and check
+result, whether a table exists (asset checks, tags), each time on a new engine and connection:
+here a table once seen is remembered (Dagster's migrations only add tables). Files, tables and layout are Dagster's own, so the UI, the daemon
 and `dagster` commands read the same history; orchestration/dagster.yaml names this class.
 """
 
@@ -15,11 +17,13 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
+    INDEX_SHARD_NAME,
     SQLITE_BUSY_TIMEOUT_SECONDS,
     SqliteEventLogStorage,
 )
@@ -48,24 +52,39 @@ class KeptOpenSqliteEventLogStorage(SqliteEventLogStorage):
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
         self._engines: OrderedDict[tuple[int, str], Engine] = OrderedDict()
+        # Its own lock: Dagster's _db_lock is held for a whole transaction, and has_table
+        # may be asked inside one.
+        self._engines_lock = threading.Lock()
+        self._tables_seen: set[str] = set()
         super().__init__(base_dir, inst_data)
 
     def _engine(self, shard: str) -> Engine:
         # Keyed by process too: a forked child must not share its parent's connections.
         key = (os.getpid(), shard)
-        engine = self._engines.get(key)
-        if engine is None:
-            engine = create_engine(
-                self.conn_string_for_shard(shard),
-                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
-            )
-            event.listen(engine, "connect", _sync_at_checkpoints)
-            self._engines[key] = engine
-            while len(self._engines) > OPEN_FILES:
-                _, oldest = self._engines.popitem(last=False)
-                oldest.dispose()
-        self._engines.move_to_end(key)
-        return engine
+        with self._engines_lock:
+            engine = self._engines.get(key)
+            if engine is None:
+                engine = create_engine(
+                    self.conn_string_for_shard(shard),
+                    connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+                )
+                event.listen(engine, "connect", _sync_at_checkpoints)
+                self._engines[key] = engine
+                while len(self._engines) > OPEN_FILES:
+                    _, oldest = self._engines.popitem(last=False)
+                    oldest.dispose()
+            self._engines.move_to_end(key)
+            return engine
+
+    def has_table(self, table_name: str) -> bool:
+        if table_name in self._tables_seen:
+            return True
+        engine = self._engine(INDEX_SHARD_NAME)
+        with engine.connect() as conn:
+            present = bool(engine.dialect.has_table(conn, table_name))
+        if present:  # a missing table is asked again: a migration may add it meanwhile
+            self._tables_seen.add(table_name)
+        return present
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:
@@ -89,7 +108,7 @@ class KeptOpenSqliteEventLogStorage(SqliteEventLogStorage):
         super().register_instance(instance)
 
     def dispose(self) -> None:
-        with self._db_lock:
+        with self._db_lock, self._engines_lock:
             while self._engines:
                 _, engine = self._engines.popitem()
                 engine.dispose()
