@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SPARK_STAMP := $(VENV)/.installed-spark
 
-.PHONY: setup run test test-properties test-spark spark-server ui bench lint format clean
+.PHONY: setup run test test-quick test-properties test-spark spark-server ui bench lint format clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ run: setup
 TEST_WORKERS ?= 2
 test: setup
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+
+## The edit-test loop: the suite without the tests marked slow (a refresh, a dbt build or a
+## long fit each; tests/conftest.py). `make test` stays the whole suite.
+test-quick: setup
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup -m "not slow"
 
 ## The alert lifecycle's property-based test at length (300 random sequences of 40 events,
 ## about 6 minutes; the normal suite runs a bounded dozen).

@@ -9,6 +9,11 @@ the code location): the manifest and partial-parse file there are prepared for t
 warehouse, so two workers refreshing side by side never re-parse for each other or read each
 other's half-written files. Each module is an xdist group of its own, so that its
 module-scoped fixtures are built once.
+
+Tests that take more than a few seconds (a refresh, a dbt build, a long fit) are marked
+`slow`: by hand, or because they ask for a fixture marked with `slow_fixture`. `make test`
+runs them all; `make test-quick` leaves them out, for the edit-test loop. The summary names
+any unmarked test that took longer than SLOW_SECONDS, so the mark stays true.
 """
 
 from __future__ import annotations
@@ -23,7 +28,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.marks import is_slow_fixture, slow_fixture
+
 REPO = Path(__file__).resolve().parent.parent
+
+# A test slower than this without the `slow` mark is named in the summary.
+SLOW_SECONDS = 8.0
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["DBT_TARGET_PATH"] = f"target-{os.environ['PYTEST_XDIST_WORKER']}"
@@ -72,6 +82,7 @@ def generated_data(state_home: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+@slow_fixture
 def published_november(tmp_path_factory: pytest.TempPathFactory) -> Callable[[], Path]:
     """A small jeweller refreshed by the real command, built once per session: 300 generated
     customers over six months, November published by `segment-cadence refresh`, the Dagster
@@ -131,10 +142,25 @@ def pytest_itemcollected(item: pytest.Item) -> None:
     item.add_marker(pytest.mark.xdist_group(item.path.name))
 
 
+def asks_for_a_slow_fixture(item: pytest.Item) -> bool:
+    fixtures = getattr(item, "_fixtureinfo", None)
+    if fixtures is None:
+        return False
+    return any(
+        is_slow_fixture(definitions[-1].func)
+        for definitions in fixtures.name2fixturedefs.values()
+        if definitions
+    )
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Spark tests run when the spark extra is installed (pyspark for the local endpoint,
+    """Tests that ask for a slow fixture are slow themselves (`make test-quick` leaves them
+    out). Spark tests run when the spark extra is installed (pyspark for the local endpoint,
     PyHive to talk to it; `make test-spark`) and are skipped otherwise, unless selected with
     `-m spark`: then a missing extra is an error."""
+    for item in items:
+        if asks_for_a_slow_fixture(item):
+            item.add_marker(pytest.mark.slow)
     installed = all(importlib.util.find_spec(name) for name in ("pyspark", "pyhive"))
     if installed or "spark" in (config.option.markexpr or ""):
         return
@@ -142,3 +168,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("spark"):
             item.add_marker(skip)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """Name the tests that took longer than SLOW_SECONDS (set-up included) without the
+    `slow` mark, so that `make test-quick` stays quick."""
+    seconds: dict[str, float] = {}
+    unmarked: set[str] = set()
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if getattr(report, "when", None) not in ("setup", "call"):
+                continue
+            seconds[report.nodeid] = seconds.get(report.nodeid, 0.0) + report.duration
+            if "slow" not in report.keywords:
+                unmarked.add(report.nodeid)
+    late = sorted((s, n) for n, s in seconds.items() if n in unmarked and s > SLOW_SECONDS)
+    if late:
+        terminalreporter.section("slow tests without the slow mark")
+        for spent, nodeid in reversed(late):
+            terminalreporter.write_line(f"{spent:6.1f} s  {nodeid}")

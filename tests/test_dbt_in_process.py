@@ -68,6 +68,7 @@ def test_one_dbt_model_materialized_alone_builds_only_it_without_a_dbt_process(h
         assert con.execute("select count(*) from staging.stg_customers").fetchone()[0] == 300
 
 
+@pytest.mark.slow
 def test_the_project_is_parsed_once_per_process_and_warehouse_name(tmp_path, monkeypatch):
     monkeypatch.setenv("SEGMENT_CADENCE_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
     first = dbt_in_process.parsed_manifest()
@@ -138,6 +139,7 @@ def fresh_parse() -> dbt_in_process.Manifest:
         dbt_in_process._parsed.clear()
 
 
+@pytest.mark.slow
 def test_the_saved_parse_is_the_manifest_a_parse_makes(tmp_path, monkeypatch):
     """The builds read the prepared project's saved parse instead of parsing (a second and
     more of every refresh): the same nodes, macros and graph as dbt's parse gives."""
@@ -161,6 +163,7 @@ def test_the_saved_parse_is_the_manifest_a_parse_makes(tmp_path, monkeypatch):
     assert saved.flat_graph.keys() == parsed.flat_graph.keys()
 
 
+@pytest.mark.slow
 def test_the_saved_parse_is_not_read_for_another_warehouse_or_when_a_file_is_newer(
     tmp_path, monkeypatch
 ):

@@ -25,6 +25,7 @@ import pytest
 
 from segment_cadence.defs.ingest import ingest
 from segment_cadence.platform import paths, state_store, warehouse
+from tests.marks import slow_fixture
 
 UNIT_TESTS = {
     "window_365d_ending_on_29_february",
@@ -61,6 +62,7 @@ def dbt(warehouse_path: Path, target: Path, *args: str) -> subprocess.CompletedP
 
 
 @pytest.fixture(scope="module")
+@slow_fixture
 def empty_models(state_home: Path, generated_data: Path, tmp_path_factory) -> tuple[Path, Path]:
     """A private warehouse with the sources loaded and every model built with no rows."""
     root = tmp_path_factory.mktemp("dbt_unit")

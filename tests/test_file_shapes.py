@@ -50,6 +50,7 @@ def expected() -> list[tuple]:
 COLUMNS = {"customer_id": "customer", "order_date": "day", "amount": "dollars"}
 
 
+@pytest.mark.slow
 def test_whitespace_aligned_text_without_a_header_loads_with_yyyymmdd_dates(tmp_path):
     # The CDNOW master log's shape: leading blanks, runs of blanks, no header.
     lines = [f"  {c:>6} {d.replace('-', '')}   1  {a:>6.2f}" for c, d, a in PURCHASES]

@@ -319,6 +319,7 @@ def test_malformed_campaigns_get_clear_errors(con, tmp_path):
         firewall.load_campaign(bad)
 
 
+@pytest.mark.slow
 def test_an_override_is_refused_and_recorded_with_who_when_why(con):
     build(con)
     at = datetime(2026, 11, 6, 14, 30)
@@ -356,6 +357,7 @@ def test_an_override_is_refused_and_recorded_with_who_when_why(con):
     assert flags.values["manual_override_attempts"] == 1
 
 
+@pytest.mark.slow
 def test_planted_violations_in_a_generated_send_log_give_the_exact_counts(con):
     truth = build(con)
     flags = measure(con, OCTOBER)
@@ -454,6 +456,7 @@ def test_governance_settings_are_validated_with_clear_errors():
         )
 
 
+@pytest.mark.slow
 def test_the_audit_trail_answers_for_one_customer_across_months(con):
     truth = build(con)
     for month in (SEPTEMBER, OCTOBER):
@@ -494,6 +497,7 @@ def test_the_audit_trail_answers_for_one_customer_across_months(con):
     assert "dispute by customer-care" in text and "version v1hash" in text
 
 
+@pytest.mark.slow
 def test_the_bias_audit_flags_a_planted_disparity(con):
     build(con, customers=1200)
     flagged = measure_bias(con, OCTOBER)

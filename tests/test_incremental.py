@@ -21,6 +21,7 @@ import pytest
 from segment_cadence.defs.ingest import ingest
 from segment_cadence.platform import paths, warehouse
 from segment_cadence.platform.months import month_end, previous_month
+from tests.marks import slow_fixture
 
 SELECT = ["--select", "+customer_features"]
 MONTHLY = "history.int_customer_orders_monthly"
@@ -101,6 +102,7 @@ class Warehouse:
 
 
 @pytest.fixture(scope="module")
+@slow_fixture
 def history(state_home: Path, generated_data: Path, tmp_path_factory) -> Warehouse:
     """The generated jeweller's sources loaded into a private warehouse."""
     root = tmp_path_factory.mktemp("incremental")

@@ -96,6 +96,7 @@ def test_foreign_column_names_and_date_format_load_without_code_changes(tmp_path
     assert str(orders[2][2]) == "2025-03-17" and orders[2][3] == 2300.0
 
 
+@pytest.mark.slow
 def test_bad_rows_are_quarantined_with_their_reason_and_counted(tmp_path, foreign_files):
     config = ingest.load_config(foreign_files)
     with warehouse.connect(tmp_path / "w.duckdb") as con:

@@ -27,9 +27,7 @@ def three_steps():
     plus_one(plus_one(one()))
 
 
-@dg.asset(
-    check_specs=[dg.AssetCheckSpec(f"check_{n}", asset="checked_table") for n in range(6)]
-)
+@dg.asset(check_specs=[dg.AssetCheckSpec(f"check_{n}", asset="checked_table") for n in range(6)])
 def checked_table():
     yield dg.MaterializeResult(metadata={"rows": 1})
     for n in range(6):

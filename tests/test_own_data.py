@@ -21,6 +21,7 @@ from segment_cadence.defs.alerting import outbox
 from segment_cadence.defs.dictionary import segment_dictionary
 from segment_cadence.defs.segments import missing_sources
 from segment_cadence.platform import history, warehouse
+from tests.marks import slow_fixture
 
 CDNOW = Path(lifetimes.__file__).parent / "datasets" / "CDNOW_master.txt"
 MONTH_ENDS = (date(1998, 4, 30), date(1998, 5, 31), date(1998, 6, 30))
@@ -66,6 +67,7 @@ def pandas_features(month_end: date) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
+@slow_fixture
 def cdnow_refreshed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """sources init on the CDNOW master log, sources check of the draft unchanged, then
     three months of 1998 refreshed with nothing else: no customers, engagement, campaigns

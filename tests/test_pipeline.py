@@ -20,12 +20,14 @@ from sqlalchemy import text
 
 from segment_cadence.defs.dictionary import versions
 from segment_cadence.platform import paths, state_store, warehouse
+from tests.marks import slow_fixture
 
 MONTHS = ["2025-10-01", "2025-11-01", "2025-12-01"]
 DECEMBER = date(2025, 12, 31)
 
 
 @pytest.fixture(scope="module")
+@slow_fixture
 def pipeline(state_home: Path, generated_data: Path):
     """Definitions bound to the test's private warehouse and state store, and the months
     refreshed once. The state store is the module's own: the session's holds what other

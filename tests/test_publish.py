@@ -12,6 +12,7 @@ import pytest
 
 from segment_cadence.defs.segments import publish
 from segment_cadence.platform import warehouse
+from tests.marks import slow_fixture
 
 MONTH = date(2025, 6, 30)
 
@@ -64,6 +65,7 @@ KPI_FIGURES = [
 
 
 @pytest.fixture()
+@slow_fixture
 def published(tmp_path: Path) -> Path:
     path = tmp_path / "w.duckdb"
     with warehouse.connect(path) as con:

@@ -24,6 +24,7 @@ from segment_cadence.cli.main import main, publication_status
 from segment_cadence.defs.governance import firewall
 from segment_cadence.defs.segments import gate
 from segment_cadence.platform import paths, state_store, warehouse
+from tests.marks import slow_fixture
 
 NOVEMBER = date(2025, 11, 30)
 ENV = (
@@ -35,6 +36,7 @@ ENV = (
 
 
 @pytest.fixture(scope="module")
+@slow_fixture
 def jeweller(tmp_path_factory: pytest.TempPathFactory):
     """A private state directory with 400 generated customers; October and November published."""
     from segment_cadence.definitions import build_definitions

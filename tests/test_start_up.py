@@ -7,12 +7,15 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from segment_cadence.platform import progress
 
 # Used by the quarterly refit (scikit-learn) and the review pack's charts (matplotlib) only.
 LOADED_WHERE_USED = ("sklearn", "matplotlib")
 
 
+@pytest.mark.slow
 def test_importing_the_code_location_loads_no_library_only_a_rare_step_uses():
     probe = (
         "import json, sys; import segment_cadence.definitions; "

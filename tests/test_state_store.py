@@ -189,6 +189,7 @@ def test_the_default_store_is_a_sqlite_file_under_the_state_directory(monkeypatc
     assert paths.state_store_url() == "postgresql://127.0.0.1/state"
 
 
+@pytest.mark.slow
 def test_concurrent_first_starters_migrate_once(tmp_path):
     url = f"sqlite:///{tmp_path / 'fresh.sqlite'}"
     starters = [
@@ -279,6 +280,7 @@ def several_writers_lose_nothing(url: str, writers: int = 4) -> None:
     assert attempts == writers * 25  # every read-modify-write took its turn
 
 
+@pytest.mark.slow
 def test_several_writing_processes_take_turns_without_loss(state_url):
     several_writers_lose_nothing(state_url)
 
@@ -315,6 +317,7 @@ def refresh_writing(warehouse_path: Path) -> Iterator[subprocess.Popen]:
         holder.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_an_alert_tick_runs_and_delivers_while_a_refresh_holds_the_warehouse(
     state_url, tmp_path, monkeypatch
 ):
@@ -417,6 +420,7 @@ OLD_DDL = (
 )
 
 
+@pytest.mark.slow
 def test_an_older_warehouse_moves_its_state_once(state_url, tmp_path, monkeypatch):
     path = tmp_path / "warehouse.duckdb"
     with duckdb.connect(str(path)) as con:
@@ -656,6 +660,7 @@ def test_the_migrations_create_the_schema_on_postgres(postgres_url):
     check_schema(postgres_url)
 
 
+@pytest.mark.slow
 def test_several_writers_take_turns_on_postgres(postgres_url):
     several_writers_lose_nothing(postgres_url)
 

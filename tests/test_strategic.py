@@ -19,6 +19,7 @@ from sklearn.metrics import adjusted_rand_score
 from segment_cadence.defs.dictionary import segment_dictionary
 from segment_cadence.defs.strategic import candidate, strategic
 from segment_cadence.platform import paths, warehouse
+from tests.marks import slow_fixture
 
 
 def planted_buyers(seed: int = 3) -> tuple[pd.DataFrame, np.ndarray]:
@@ -53,6 +54,7 @@ def planted_buyers(seed: int = 3) -> tuple[pd.DataFrame, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
+@slow_fixture
 def result():
     features, planted = planted_buyers()
     return strategic.refit(features), features, planted
