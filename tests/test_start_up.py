@@ -11,7 +11,8 @@ import pytest
 
 from segment_cadence.platform import progress
 
-# Used by the quarterly refit (scikit-learn) and the review pack's charts (matplotlib) only.
+# scikit-learn is used by the quarterly refit only; matplotlib by nothing any more (the
+# review pack writes its SVG charts itself), and it must not come back through an import.
 LOADED_WHERE_USED = ("sklearn", "matplotlib")
 
 

@@ -28,7 +28,6 @@ made with less than its rule's `min_history`.
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import statistics
@@ -47,7 +46,7 @@ from segment_cadence.defs.alerting import messages, slack
 from segment_cadence.defs.alerting.lifecycle import OPEN_STATES
 from segment_cadence.defs.governance import audit, firewall, red_flags
 from segment_cadence.defs.health import thresholds
-from segment_cadence.defs.review import presentation
+from segment_cadence.defs.review import charts, presentation
 from segment_cadence.defs.review.presentation import MONEY, PERCENT
 from segment_cadence.platform import markdown, state_store
 from segment_cadence.platform.months import previous_month_end
@@ -1276,59 +1275,14 @@ def gather(
 
 
 def chart_svg(chart: Chart) -> str:
-    """One chart as an inline SVG (text kept as text, so it is searchable and prints sharply).
-
-    Drawn on a matplotlib Figure of its own, without pyplot: no global figure state to close,
-    and pyplot's import (a third of a second, before any chart) is not paid."""
-    import matplotlib
-
-    with matplotlib.rc_context(
-        {"svg.fonttype": "none", "svg.hashsalt": "segment-cadence", "font.size": 9}
-    ):
-        return _drawn_svg(chart)
-
-
-def _drawn_svg(chart: Chart) -> str:
-    from matplotlib.figure import Figure
-
+    """One chart as an inline SVG (text kept as text, so it is searchable and prints
+    sharply), written directly (segment_cadence/defs/review/charts.py)."""
     if chart.kind == "heatmap":
-        rows, columns = chart.data["rows"], chart.data["columns"]
-        fig = Figure(figsize=(1.2 + 0.6 * len(columns), 1.0 + 0.4 * len(rows)))
-        ax = fig.subplots()
-        image = ax.imshow(chart.data["matrix"], cmap="Blues", aspect="auto")
-        ax.set_xticks(range(len(columns)), columns, rotation=40, ha="right")
-        ax.set_yticks(range(len(rows)), rows)
-        peak = max((max(r) for r in chart.data["matrix"]), default=0) or 1
-        for i, row in enumerate(chart.data["matrix"]):
-            for j, value in enumerate(row):
-                if value:
-                    ax.text(
-                        j,
-                        i,
-                        str(value),
-                        ha="center",
-                        va="center",
-                        fontsize=7,
-                        color="white" if value > peak / 2 else "black",
-                    )
-        fig.colorbar(image, ax=ax, shrink=0.8)
-    else:
-        fig = Figure(figsize=(8, 3.4))
-        ax = fig.subplots()
-        if chart.kind == "bars":
-            ax.bar(chart.data["labels"], chart.data["values"], color="#4c72b0")
-        else:
-            for name, values in chart.data["series"].items():
-                ax.plot(chart.data["labels"], values, marker="o", markersize=3, label=name)
-            ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-            ax.tick_params(axis="x", rotation=40)
-        ax.spines[["top", "right"]].set_visible(False)
-    ax.set_title(chart.title, fontsize=10, loc="left")
-    buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
-    svg = buffer.getvalue()
-    svg = re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.DOTALL)  # no RDF boilerplate
-    return svg[svg.index("<svg") :]
+        data = chart.data
+        return charts.heatmap(chart.title, data["rows"], data["columns"], data["matrix"], chart.alt)
+    if chart.kind == "bars":
+        return charts.bars(chart.title, chart.data["labels"], chart.data["values"], chart.alt)
+    return charts.lines(chart.title, chart.data["labels"], chart.data["series"], chart.alt)
 
 
 def render_markdown(pack: Pack, chart_links: dict[str, str] | None = None) -> str:
