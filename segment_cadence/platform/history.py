@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from segment_cadence.platform import paths
+from segment_cadence.platform import paths, yaml_text
 from segment_cadence.platform.months import MonthNotUnderstood, last_complete_month, parse_month
 
 DEFAULT_FIRST_MONTH = date(2023, 1, 1)
@@ -60,7 +60,7 @@ def configured_first_month(mapping: Path | None = None) -> date | None:
     """`first_month` of the source mapping, if it sets one."""
     mapping = mapping or paths.sources_file()
     try:
-        document: Any = yaml.safe_load(mapping.read_text())
+        document: Any = yaml_text.load(mapping.read_text())
     except (OSError, yaml.YAMLError):
         return None  # the ingest step says what is wrong with the mapping
     value = document.get("first_month") if isinstance(document, dict) else None

@@ -20,7 +20,7 @@ import yaml
 from segment_cadence.defs.dictionary.rules import RuleError, compile_rule
 from segment_cadence.defs.governance.governance import lint_text
 from segment_cadence.defs.health import thresholds
-from segment_cadence.platform import paths
+from segment_cadence.platform import paths, yaml_text
 
 SEGMENT_ID = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
 STATUSES = ("draft", "active", "retired")
@@ -142,7 +142,7 @@ def dictionary_row(segment: Segment) -> dict[str, Any]:
 
 def feature_columns(catalogue: Path = paths.FEATURE_CATALOGUE) -> list[str]:
     """The columns rules may read: those documented in the customer_features model."""
-    doc = yaml.safe_load(catalogue.read_text())
+    doc = yaml_text.load(catalogue.read_text())
     model = next(m for m in doc["models"] if m["name"] == "customer_features")
     keys = {"customer_id", "month_end", "definition_inputs_version"}
     return [c["name"] for c in model["columns"] if c["name"] not in keys]
@@ -415,7 +415,7 @@ def read_document(path: Path | str) -> Any:
     except UnicodeDecodeError as error:
         raise DefinitionError(path, [_not_utf8(data, error)]) from None
     try:
-        return yaml.safe_load(text)
+        return yaml_text.load(text)
     except yaml.YAMLError as error:
         raise DefinitionError(path, [_not_yaml(error, text)]) from None
     except RecursionError:

@@ -33,7 +33,7 @@ import yaml
 
 from segment_cadence.defs.dictionary import segment_dictionary
 from segment_cadence.defs.health import thresholds
-from segment_cadence.platform import paths
+from segment_cadence.platform import paths, yaml_text
 
 LEDGER_HEADER = (
     "# The approval ledger: append-only. Use `segment-cadence definitions approve` and\n"
@@ -163,7 +163,7 @@ def _parse_thresholds(path: Path) -> tuple[bytes, dict[str, Any], str]:
     """The thresholds file's bytes, document and governed digest (validated)."""
     try:
         data = path.read_bytes()
-        document = yaml.safe_load(data)
+        document = yaml_text.load(data)
     except FileNotFoundError:
         raise thresholds.ThresholdError(f"{path}: thresholds file not found") from None
     except yaml.YAMLError as error:
@@ -437,7 +437,7 @@ def _ledger_text(old_text: str | None, document: dict[str, Any], entry: dict[str
     if old_text:
         appended = old_text.rstrip("\n") + "\n" + yaml.safe_dump([entry], sort_keys=False)
         try:
-            if yaml.safe_load(appended) == expected:
+            if yaml_text.load(appended) == expected:
                 return appended
         except yaml.YAMLError:
             pass

@@ -39,7 +39,7 @@ from sqlalchemy import Connection, insert, select
 from segment_cadence.defs.dictionary import stored
 from segment_cadence.defs.governance import governance
 from segment_cadence.defs.governance.governance import GovernanceConfig, LanguageFinding
-from segment_cadence.platform import state_store
+from segment_cadence.platform import state_store, yaml_text
 from segment_cadence.platform.state_store import exception_requests, firewall_blocked
 from segment_cadence.platform.state_store import firewall_checks as checks
 from segment_cadence.platform.warehouse import table_exists
@@ -246,7 +246,7 @@ def parse_campaign(document: Any, label: str = "campaign") -> Campaign:
 def load_campaign(path: Path | str) -> Campaign:
     path = Path(path)
     try:
-        document = yaml.safe_load(path.read_text())
+        document = yaml_text.load(path.read_text())
     except FileNotFoundError:
         raise CampaignError(f"{path}: campaign file not found") from None
     except yaml.YAMLError as error:

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 from sqlalchemy import Connection, delete, insert
 
-from segment_cadence.platform import paths, state_store
+from segment_cadence.platform import paths, state_store, yaml_text
 
 GOVERNANCE_FILE = paths.CONFIG_DIR / "governance.yaml"
 
@@ -167,7 +167,7 @@ def validate(document: Any, source: str = "governance.yaml") -> GovernanceConfig
 def load(path: Path | str | None = None) -> GovernanceConfig:
     path = Path(path or GOVERNANCE_FILE)
     try:
-        document = yaml.safe_load(path.read_text())
+        document = yaml_text.load(path.read_text())
     except FileNotFoundError:
         raise GovernanceConfigError(f"{path}: governance settings not found") from None
     except yaml.YAMLError as error:

@@ -29,7 +29,7 @@ import numpy as np
 import yaml
 
 from segment_cadence.defs.segments.gate import GateConfigError, bounds_from_document
-from segment_cadence.platform import paths
+from segment_cadence.platform import paths, yaml_text
 
 SEVERITIES = ("warn", "critical")
 KINDS = ("absolute", "relative", "robust_z")
@@ -239,7 +239,7 @@ def read_document(path: Path | None = None) -> Any:
     """The parsed thresholds file (default: the one in force), or a one-line ThresholdError."""
     path = Path(path or paths.thresholds_file())
     try:
-        return yaml.safe_load(path.read_text())
+        return yaml_text.load(path.read_text())
     except FileNotFoundError:
         raise ThresholdError(f"{path}: thresholds file not found") from None
     except UnicodeDecodeError:

@@ -34,7 +34,7 @@ from segment_cadence.defs.ingest import file_shapes, identity, value_formats
 from segment_cadence.defs.ingest.errors import IngestConfigError, SourceFileError
 from segment_cadence.defs.ingest.file_shapes import FileShape, quoted
 from segment_cadence.defs.ingest.value_formats import ValueFormats
-from segment_cadence.platform import dbt_in_process, paths
+from segment_cadence.platform import dbt_in_process, paths, yaml_text
 from segment_cadence.platform.crash_points import crash_point
 from segment_cadence.platform.history import DataMonths
 from segment_cadence.platform.warehouse import (
@@ -48,7 +48,7 @@ from segment_cadence.platform.warehouse import (
 def _ingest_sources() -> dict[str, dict[str, Any]]:
     """The canonical columns, kinds, keys and month columns of each source: the dbt
     project's `ingest_sources` var, which the ingest rules read too (one home for both)."""
-    project = yaml.safe_load((paths.DBT_PROJECT_DIR / "dbt_project.yml").read_text())
+    project = yaml_text.load((paths.DBT_PROJECT_DIR / "dbt_project.yml").read_text())
     return project["vars"]["ingest_sources"]
 
 
@@ -320,7 +320,7 @@ def load_config(path: Path | str = paths.SOURCES_FILE, base: Path | None = None)
     path = Path(path)
     base = base or paths.state_dir()
     try:
-        document = yaml.safe_load(path.read_text())
+        document = yaml_text.load(path.read_text())
     except FileNotFoundError:
         raise IngestConfigError(f"{path}: source mapping not found") from None
     except yaml.YAMLError as error:

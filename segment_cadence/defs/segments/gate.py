@@ -34,6 +34,7 @@ import duckdb
 import yaml
 from sqlalchemy import Connection, insert, select
 
+from segment_cadence.platform import yaml_text
 from segment_cadence.platform.months import add_months
 from segment_cadence.platform.state_store import publish_holds, publish_releases
 from segment_cadence.platform.warehouse import table_exists
@@ -136,7 +137,7 @@ def bounds_from_document(document: Any, where: str) -> GateBounds:
 def load_bounds(path: Path) -> GateBounds:
     """Read the gate bounds from a thresholds file."""
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document = yaml_text.load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return GateBounds()
     except (yaml.YAMLError, UnicodeDecodeError) as error:

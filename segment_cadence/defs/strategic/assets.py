@@ -5,12 +5,11 @@ import os
 from typing import Any
 
 import dagster as dg
-import yaml
 from dagster_dbt import DbtCliResource
 
 from segment_cadence.defs.dictionary import segment_dictionary
 from segment_cadence.defs.strategic import candidate, strategic
-from segment_cadence.platform import paths
+from segment_cadence.platform import paths, yaml_text
 from segment_cadence.platform.partitions import quarter_window, quarterly_partitions
 from segment_cadence.platform.resources import (
     WAREHOUSE_POOL,
@@ -59,7 +58,7 @@ def candidate_definitions(
     dbt: DbtCliResource,
 ) -> dg.MaterializeResult:
     quarter, month_end = quarter_window(context.partition_key)
-    production_document = yaml.safe_load(paths.segments_file().read_text())
+    production_document = yaml_text.load(paths.segments_file().read_text())
     production = config_files.once("segments", segment_dictionary.load)
     protected = {
         s.id
@@ -128,7 +127,7 @@ def candidate_respects_business_rules(
 ) -> dg.AssetCheckResult:
     partition = context.run.tags.get("dagster/partition")
     quarter, month_end = quarter_window(partition)
-    document = yaml.safe_load(
+    document = yaml_text.load(
         (paths.state_dir() / "candidates" / quarter / "segments.yaml").read_text()
     )
     dictionary = segment_dictionary.validate(
