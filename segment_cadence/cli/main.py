@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING
 
 import segment_cadence.cli.governance as cli_governance
 import segment_cadence.cli.sources as cli_sources
-from segment_cadence.cli import terminal
+import segment_cadence.cli.terminal as terminal
 from segment_cadence.defs.alerting import alerts, slack
 from segment_cadence.defs.alerting.alert_tick import activity_since, run_tick
 from segment_cadence.defs.alerting.outbox import record_refresh_failure, step_failure_text

@@ -8,9 +8,10 @@ about 5 ms an event, 2 s of a 7.5 s run. Keeping one engine per database file, a
 SQLite sync the write-ahead log at checkpoints rather than at every commit (`synchronous =
 NORMAL`, which in WAL mode can lose the last events on a power cut, never corrupt the file),
 takes most of that away. Dagster also asks the index, for every materialization and check
-result, whether a table exists (asset checks, tags), each time on a new engine and connection:
-here a table once seen is remembered (Dagster's migrations only add tables). Files, tables and layout are Dagster's own, so the UI, the daemon
-and `dagster` commands read the same history; orchestration/dagster.yaml names this class.
+result, whether a table exists (asset checks, tags), each time on a new engine and
+connection: here a table once seen is remembered (Dagster's migrations only add tables).
+Files, tables and layout are Dagster's own, so the UI, the daemon and `dagster` commands
+read the same history; orchestration/dagster.yaml names this class.
 """
 
 from __future__ import annotations
