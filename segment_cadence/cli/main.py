@@ -15,8 +15,10 @@
     segment-cadence lint [FILE ...]                retired language
 
 The Dagster code location (and with it the dbt manifest, built on import if missing) is
-imported only by the commands that run a job, so `parse`, `validate` and the read commands
-start fast and work before a manifest exists; every other import is at the top.
+imported only by the commands that run a job, and so are the platform modules that import
+Dagster (the instance storage, the reaper, the run origin, the dbt preparer), so `parse`,
+`validate` and the read commands start fast and work before a manifest exists; every other
+import is at the top.
 
 Refreshes run the same Dagster job the schedule runs, recorded in the local Dagster
 instance (var/dagster_home) with the code location's origin, so they show in the UI on the
