@@ -10,7 +10,7 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from segment_cadence.defs.review import charts
@@ -94,6 +94,13 @@ def test_the_heatmap_writes_each_count_but_zero_white_on_the_darker_half_and_esc
     assert charts.heat_colour(0, 300) != charts.heat_colour(300, 300)
 
 
+def test_a_tick_label_has_the_places_its_step_needs_however_small():
+    assert charts.tick_label(1250, 250) == "1,250"
+    assert charts.tick_label(0.75, 0.25) == "0.75"
+    assert charts.tick_label(0.4, 0.2) == "0.4"
+    assert charts.tick_label(5e-11, 2.5e-11) == "0.000000000050"
+
+
 def test_drawing_the_charts_imports_no_plotting_library():
     probe = (
         "import sys\n"
@@ -109,6 +116,8 @@ values = st.floats(min_value=-1e7, max_value=1e7, allow_nan=False)
 
 
 @given(values, values, st.booleans())
+@example(0.0, 1.192092896e-07, False)  # a span far below the 6 places steps were compared at
+@example(0.0, 1.4e-09, False)  # a step of 2.5e-10, once rounded to 10 places: 3e-10, 5e-10, ...
 def test_ticks_are_evenly_spaced_round_values_covering_the_range(a, b, whole):
     if whole:
         a, b = float(round(a)), float(round(b))
@@ -116,9 +125,9 @@ def test_ticks_are_evenly_spaced_round_values_covering_the_range(a, b, whole):
     found = charts.ticks(low, high, whole=whole)
     assert found[0] <= low + 1e-6 and found[-1] >= high - 1e-6
     assert 2 <= len(found) <= 8
-    steps = {round(y - x, 6) for x, y in zip(found, found[1:], strict=False)}
-    assert len({round(s / max(steps), 6) for s in steps}) == 1
     step = found[1] - found[0]
+    for x, y in zip(found, found[1:], strict=False):
+        assert math.isclose(y - x, step, rel_tol=1e-6), found
     mantissa = step / 10 ** math.floor(math.log10(step))
     assert any(math.isclose(mantissa, m, rel_tol=1e-6) for m in (1, 2, 2.5, 5, 10))
     if whole:

@@ -68,13 +68,23 @@ def ticks(low: float, high: float, most: int = 6, whole: bool = False) -> list[f
     step = nice_step(high - low, most, whole)
     first = math.floor(low / step + 1e-9) * step
     count = max(1, math.ceil((high - first) / step - 1e-9))
-    return [round(first + i * step, 10) for i in range(count + 1)]
+    places = decimals(step)
+    return [round(first + i * step, places) for i in range(count + 1)]
+
+
+def decimals(step: float) -> int:
+    """The decimals that write every multiple of a round `step` exactly: those of its power
+    of ten, and one more for 2.5. Rounding ticks to a fixed number of places instead made
+    a tiny span's ticks uneven (3e-10, 5e-10, 8e-10 for a step of 2.5e-10)."""
+    power = math.floor(math.log10(step) + 1e-9)
+    mantissa = step / 10**power
+    extra = 0 if math.isclose(mantissa, round(mantissa), rel_tol=1e-9) else 1
+    return max(0, extra - power)
 
 
 def tick_label(value: float, step: float) -> str:
     """A tick's value with the decimals its step needs, and thousands separated."""
-    decimals = len(f"{step:.10f}".rstrip("0").split(".")[1])
-    return f"{value:,.{decimals}f}"
+    return f"{value:,.{decimals(step)}f}"
 
 
 @dataclass(frozen=True)
