@@ -7,6 +7,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.special import beta as beta_fn
 from scipy.special import gamma as gamma_fn
 
@@ -75,6 +77,33 @@ def test_log_likelihood_matches_equation_6_evaluated_directly() -> None:
     # Heavy buyers underflow the naive form, not ours; parameters <= 0 have likelihood 0.
     assert np.isfinite(churn.bgnbd_log_likelihood([r, alpha, a, b], [900], [100.0], [5000.0]))
     assert churn.bgnbd_log_likelihood([r, alpha, -a, b], x, t_x, big_t) == -np.inf
+
+
+customers = st.lists(
+    st.tuples(
+        st.integers(min_value=0, max_value=6),
+        st.sampled_from([0.0, 2.5, 10.0]),
+        st.sampled_from([10.0, 30.0]),
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(customers, st.randoms(use_true_random=False))
+def test_the_grouped_likelihood_is_the_sum_over_customers_in_any_order(rows, rng) -> None:
+    """The fit evaluates each distinct (x, t_x, T) once, weighted by its count: the same
+    total as every customer's own term, whatever the order and however many repeat."""
+    rows = [(x, 0.0 if x == 0 else t_x, big_t) for x, t_x, big_t in rows]
+    params = np.array([0.7, 3.0, 1.2, 2.5])
+    one_by_one = sum(churn.bgnbd_log_likelihood(params, [x], [t], [T]) for x, t, T in rows)
+    rng.shuffle(rows)
+    x, t_x, big_t = (np.array(column) for column in zip(*rows, strict=True))
+    assert churn.bgnbd_log_likelihood(params, x, t_x, big_t) == pytest.approx(one_by_one, rel=1e-12)
+    grouped = churn.group_history(x, t_x, big_t)
+    assert grouped.n_customers == len(rows)
+    assert len(grouped.count) == len(set(rows))
 
 
 def test_p_alive_sql_matches_python() -> None:
