@@ -260,3 +260,86 @@ def test_sample_for_fit_is_reproducible() -> None:
     assert not np.array_equal(first[0], other[0])
     small = churn.sample_for_fit(x[:10], x[:10], x[:10], max_n=100)
     np.testing.assert_array_equal(small[0], x[:10])
+
+
+# The modified BG/NBD (Batislam, Denizel & Filiztekin 2007) on the same CDNOW calibration
+# period, as the independent implementation in the lifetimes wheel fits it
+# (ModifiedBetaGeoFitter().fit(x, t_x, T), lifetimes 0.11.3).
+LIFETIMES_MBGNBD = {"r": 0.524843, "alpha": 6.183082, "a": 0.891360, "b": 1.614003}
+MBGNBD_CDNOW = churn.BgNbdParams(
+    **LIFETIMES_MBGNBD, log_likelihood=0.0, n_customers=2357, converged=True, model="mbgnbd"
+)
+
+
+def test_mbgnbd_on_cdnow_matches_the_independent_implementation(cdnow: pd.DataFrame) -> None:
+    params = churn.fit(cdnow["x"], cdnow["t_x"], cdnow["T"], model="mbgnbd")
+    assert params.model == "mbgnbd" and params.converged and not params.at_bound
+    for name, expected in LIFETIMES_MBGNBD.items():
+        assert getattr(params, name) == pytest.approx(expected, rel=0.01), name
+
+
+def test_mbgnbd_p_alive_equals_lifetimes_for_every_cdnow_customer(cdnow: pd.DataFrame) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from lifetimes import ModifiedBetaGeoFitter
+
+    params = MBGNBD_CDNOW
+    theirs = ModifiedBetaGeoFitter()
+    theirs.params_ = pd.Series(LIFETIMES_MBGNBD)
+    expected = np.asarray(
+        theirs.conditional_probability_alive(cdnow["x"], cdnow["t_x"], cdnow["T"]), dtype=float
+    )
+    np.testing.assert_allclose(
+        churn.p_alive(params, cdnow["x"], cdnow["t_x"], cdnow["T"]), expected, rtol=1e-9
+    )
+
+
+def test_mbgnbd_log_likelihood_matches_its_formula_evaluated_directly() -> None:
+    r, alpha, a, b = 0.7, 3.0, 1.2, 2.5
+    x = np.array([0, 1, 2, 4, 7])
+    t_x = np.array([0.0, 3.5, 10.0, 20.0, 31.0])
+    big_t = np.array([12.0, 20.0, 30.0, 32.0, 40.0])
+    gamma_part = gamma_fn(r + x) * alpha**r / gamma_fn(r)
+    expected = np.log(
+        beta_fn(a, b + x + 1) / beta_fn(a, b) * gamma_part / (alpha + big_t) ** (r + x)
+        + beta_fn(a + 1, b + x) / beta_fn(a, b) * gamma_part / (alpha + t_x) ** (r + x)
+    ).sum()
+    got = churn.log_likelihood([r, alpha, a, b], x, t_x, big_t, model="mbgnbd")
+    assert got == pytest.approx(expected, rel=1e-12)
+
+
+def test_under_mbgnbd_a_one_time_buyer_fades_as_the_silence_grows() -> None:
+    params = MBGNBD_CDNOW
+    weeks = np.array([1.0, 10, 52, 104, 260])
+    alive = churn.p_alive(params, np.zeros(5), np.zeros(5), weeks)
+    assert (np.diff(alive) < 0).all() and alive[0] < 0.7 and alive[-1] < 0.25
+    # BG/NBD keeps the same customers alive for ever: the reason MBG/NBD exists.
+    bg = churn.p_alive(PUBLISHED, np.zeros(5), np.zeros(5), weeks)
+    assert (bg == 1.0).all()
+
+
+def test_mbgnbd_p_alive_sql_matches_python() -> None:
+    params = MBGNBD_CDNOW
+    x = np.array([0, 0, 1, 5, 400, 60, 0])
+    t_x = np.array([0, 0, 10, 35, 1.0, 200.0, 0])
+    big_t = np.array([1, 300, 38, 38, 2000.0, 200.0, 0.5])
+    expected = churn.p_alive(params, x, t_x, big_t)
+    con = duckdb.connect()
+    con.register("history", pd.DataFrame({"id": range(len(x)), "x": x, "t_x": t_x, "T": big_t}))
+    sql = churn.p_alive_sql(params.r, params.alpha, params.a, params.b, model="mbgnbd")
+    rows = con.execute(f"select {sql} from history order by id").fetchall()
+    np.testing.assert_allclose([row[0] for row in rows], expected, rtol=1e-9, atol=0)
+    assert expected[1] < expected[0] < 1 and expected[4] == 0.0
+
+
+def test_a_fit_whose_parameter_ran_into_the_wall_says_so() -> None:
+    wall = float(np.exp(30.0))
+    assert churn.BgNbdParams(0.2, 4.0, 0.8, wall, -1.0, 10, True).at_bound
+    assert not PUBLISHED.at_bound
+
+
+def test_an_unknown_churn_model_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="bgnbd, mbgnbd; got 'pareto'"):
+        churn.fit([1, 0], [1.0, 0.0], [2.0, 2.0], model="pareto")

@@ -1,10 +1,18 @@
-"""BG/NBD churn likelihood (Fader, Hardie & Lee 2005, "Counting your customers the easy way").
+"""Churn likelihood from the BG/NBD family: BG/NBD (Fader, Hardie & Lee 2005, "Counting your
+customers the easy way") and the modified BG/NBD (Batislam, Denizel & Filiztekin 2007).
 
 In non-contractual retail nobody tells you they have left, so churn has to be inferred from
 the rhythm of purchases. BG/NBD tells this story: while alive, a customer buys at a Poisson
 rate lambda (gamma distributed across customers, shape r and rate alpha); after each repeat
 purchase they drop out for good with probability p (beta distributed, a and b). Churn
 likelihood is then 1 - P(alive | x, t_x, T).
+
+Under BG/NBD a customer can only drop out after a *repeat* purchase, so whoever bought once is
+alive with probability 1 however long ago that was. The modified BG/NBD (MBG/NBD) lets a
+customer drop out after any purchase, the first included: a one-time buyer silent for years
+is then likely gone. A jeweller's customers mostly buy once, so its dictionary chooses
+MBG/NBD (`churn_model` in config/segments.yaml). Both have the same four parameters and a
+closed-form P(alive) in elementary functions, so both are scored in SQL.
 
 The four parameters are fitted once a month in Python by maximum likelihood on a reproducible
 sample of buyers (a few tens of thousands are plenty for four numbers); every customer is
@@ -40,10 +48,22 @@ CDNOW_CALIBRATION_END = "1997-09-30"
 # the likelihood is flat in some direction (for example b -> infinity: nobody drops out).
 _LOG_BOUND = 30.0
 
+#: The churn models a dictionary may choose; a dictionary that names none means "bgnbd"
+#: (what every version before the choice existed was scored with).
+MODELS = ("bgnbd", "mbgnbd")
+DEFAULT_MODEL = "bgnbd"
+
+
+def check_model(model: str) -> str:
+    if model not in MODELS:
+        raise ValueError(f"churn model must be one of {', '.join(MODELS)}; got {model!r}")
+    return model
+
 
 @dataclass(frozen=True)
 class BgNbdParams:
-    """A fitted BG/NBD model: the four parameters plus what is needed to judge the fit."""
+    """A fitted model of the BG/NBD family (`model`: bgnbd or mbgnbd): the four parameters
+    plus what is needed to judge the fit."""
 
     r: float  # shape of the gamma distribution of purchase rates
     alpha: float  # rate (inverse scale, in time units) of that gamma distribution
@@ -52,6 +72,14 @@ class BgNbdParams:
     log_likelihood: float  # total log-likelihood at the optimum
     n_customers: int  # customers the model was fitted on
     converged: bool  # the optimiser reported success
+    model: str = DEFAULT_MODEL
+
+    @property
+    def at_bound(self) -> bool:
+        """A parameter ran into the search's wall (exp(+-30)): the likelihood is flat that way
+        (for example b -> infinity, nobody drops out), and the number is not an estimate."""
+        logs = np.log(self.as_array())
+        return bool((np.abs(logs) >= _LOG_BOUND - 1e-6).any())
 
     def as_array(self) -> np.ndarray:
         """(r, alpha, a, b), the order `bgnbd_log_likelihood` expects."""
@@ -68,6 +96,7 @@ class MonthFit:
     params: BgNbdParams | None
     buyers: int
     fitted_at: datetime
+    model: str = DEFAULT_MODEL  # the model asked for (also when it could not be fitted)
 
     def record(self) -> dict[str, Any]:
         """The columns of churn.bgnbd_params (and of the state store's churn_fits)."""
@@ -82,6 +111,7 @@ class MonthFit:
             "n_customers": p.n_customers if p else self.buyers,
             "converged": p.converged if p else False,
             "fitted_at": self.fitted_at,
+            "model": p.model if p else self.model,
         }
 
 
@@ -145,42 +175,81 @@ def group_history(x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> GroupedHistory:
     )
 
 
-def _group_log_likelihood(params: np.ndarray, history: GroupedHistory) -> np.ndarray:
-    """ln L of one customer of each group, eq. (6) in the paper, rearranged so nothing is
-    exponentiated.
+def _group_log_likelihood(
+    params: np.ndarray, history: GroupedHistory, model: str = DEFAULT_MODEL
+) -> np.ndarray:
+    """ln L of one customer of each group, rearranged so nothing is exponentiated.
 
-    L = B(a, b+x)/B(a, b) * Gamma(r+x) alpha^r / Gamma(r)
-        * [ (alpha+T)^-(r+x) + [x>0] a/(b+x-1) (alpha+t_x)^-(r+x) ]
+    BG/NBD, eq. (6) of Fader, Hardie & Lee (2005):
+        L = B(a, b+x)/B(a, b) * Gamma(r+x) alpha^r / Gamma(r)
+            * [ (alpha+T)^-(r+x) + [x>0] a/(b+x-1) (alpha+t_x)^-(r+x) ]
+    because B(a+1, b+x-1) / B(a, b+x) = a / (b+x-1).
 
-    because B(a+1, b+x-1) / B(a, b+x) = a / (b+x-1). The bracket is summed with logaddexp:
-    both terms underflow to 0 in linear space for heavy buyers, but not in log space. What
-    depends on x alone is computed once per distinct x.
+    MBG/NBD (Batislam et al. 2007), where a customer may drop out after every purchase:
+        L = B(a, b+x+1)/B(a, b) * Gamma(r+x) alpha^r / Gamma(r)
+            * [ (alpha+T)^-(r+x) + a/(b+x) (alpha+t_x)^-(r+x) ]
+
+    The bracket is summed with logaddexp: both terms underflow to 0 in linear space for
+    heavy buyers, but not in log space. What depends on x alone is computed once per
+    distinct x.
     """
     r, alpha, a, b = params
     xs = history.x_values
-    repeat_x = xs > 0
+    # The beta function's second argument: b + x, or one more purchase's chance to leave.
+    shift = 1.0 if model == "mbgnbd" else 0.0
     per_x = (
         gammaln(r + xs)
         - gammaln(r)
         + r * np.log(alpha)
         + gammaln(a + b)
-        + gammaln(b + xs)
+        + gammaln(b + xs + shift)
         - gammaln(b)
-        - gammaln(a + b + xs)
+        - gammaln(a + b + xs + shift)
     )
-    # The "dropped out after the last purchase" term only exists for repeat buyers; for
-    # x == 0 it is -inf (probability 0). b + x - 1 > 0 whenever x >= 1, so the log is safe.
-    log_dropout_odds = np.where(
-        repeat_x, np.log(a) - np.log(np.where(repeat_x, b + xs - 1, 1.0)), -np.inf
-    )
+    log_dropout_odds = _log_dropout_odds(a, b, xs, model)
     x, i = history.x, history.x_index
     log_still_alive = -(r + x) * np.log(alpha + history.T)
     log_dropped = log_dropout_odds[i] - (r + x) * np.log(alpha + history.t_x)
     return per_x[i] + np.logaddexp(log_still_alive, log_dropped)
 
 
-def _total_log_likelihood(params: np.ndarray, history: GroupedHistory) -> float:
-    return float(history.count @ _group_log_likelihood(params, history))
+def _log_dropout_odds(a: float, b: float, x: np.ndarray, model: str) -> np.ndarray:
+    """ln of the factor a/(b+x-1) (BG/NBD, repeat buyers only: -inf at x == 0, where nobody
+    can have dropped out) or a/(b+x) (MBG/NBD, everyone)."""
+    if model == "mbgnbd":
+        return np.log(a) - np.log(b + x)
+    repeat = x > 0
+    # b + x - 1 > 0 whenever x >= 1, so the log is safe where it is used.
+    return np.where(repeat, np.log(a) - np.log(np.where(repeat, b + x - 1, 1.0)), -np.inf)
+
+
+def _total_log_likelihood(
+    params: np.ndarray, history: GroupedHistory, model: str = DEFAULT_MODEL
+) -> float:
+    return float(history.count @ _group_log_likelihood(params, history, model))
+
+
+def log_likelihood(
+    params: ArrayLike,
+    x: ArrayLike,
+    t_x: ArrayLike,
+    T: ArrayLike,  # noqa: N803
+    model: str = DEFAULT_MODEL,
+) -> float:
+    """Total log-likelihood of params = (r, alpha, a, b) over all customers under `model`.
+
+    Vectorised and computed in log space (gammaln, logaddexp) so that customers with many
+    purchases or long histories do not overflow. Parameters outside the model's support
+    (any of them <= 0 or not finite) have likelihood zero, i.e. -inf, which lets an
+    optimiser treat them as a wall rather than crash.
+    """
+    check_model(model)
+    values = np.asarray(params, dtype=float).reshape(-1)
+    if values.size != 4:
+        raise ValueError(f"params must be (r, alpha, a, b); got {values.size} values")
+    if not (np.isfinite(values).all() and (values > 0).all()):
+        return -np.inf
+    return _total_log_likelihood(values, group_history(x, t_x, T), model)
 
 
 def bgnbd_log_likelihood(
@@ -189,19 +258,8 @@ def bgnbd_log_likelihood(
     t_x: ArrayLike,
     T: ArrayLike,  # noqa: N803
 ) -> float:
-    """Total BG/NBD log-likelihood of params = (r, alpha, a, b) over all customers.
-
-    Vectorised and computed in log space (gammaln, logaddexp) so that customers with many
-    purchases or long histories do not overflow. Parameters outside the model's support
-    (any of them <= 0 or not finite) have likelihood zero, i.e. -inf, which lets an
-    optimiser treat them as a wall rather than crash.
-    """
-    values = np.asarray(params, dtype=float).reshape(-1)
-    if values.size != 4:
-        raise ValueError(f"params must be (r, alpha, a, b); got {values.size} values")
-    if not (np.isfinite(values).all() and (values > 0).all()):
-        return -np.inf
-    return _total_log_likelihood(values, group_history(x, t_x, T))
+    """Total BG/NBD log-likelihood (`log_likelihood` with model "bgnbd")."""
+    return log_likelihood(params, x, t_x, T, "bgnbd")
 
 
 def _validate_history(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> None:  # noqa: N803
@@ -243,7 +301,19 @@ def fit_bgnbd(
     *,
     initial: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0),
 ) -> BgNbdParams:
-    """Fit (r, alpha, a, b) by maximum likelihood.
+    """Fit BG/NBD (`fit` with model "bgnbd")."""
+    return fit(x, t_x, T, model="bgnbd", initial=initial)
+
+
+def fit(
+    x: ArrayLike,
+    t_x: ArrayLike,
+    T: ArrayLike,  # noqa: N803
+    *,
+    model: str = DEFAULT_MODEL,
+    initial: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0),
+) -> BgNbdParams:
+    """Fit (r, alpha, a, b) of `model` by maximum likelihood.
 
     The search runs over log-parameters so all four stay positive without constraints.
     Nelder-Mead goes first because it is robust from a poor start on this likelihood (which
@@ -253,6 +323,7 @@ def fit_bgnbd(
     Raises ValueError for input the model cannot be fitted on (empty, negative or non-finite
     values, t_x > T, fractional x, or no repeat buyers at all), naming the problem.
     """
+    check_model(model)
     x, t_x, T = _as_arrays(x, t_x, T)
     _validate_history(x, t_x, T)
     start = np.asarray(initial, dtype=float)
@@ -264,7 +335,7 @@ def fit_bgnbd(
     def objective(log_params: np.ndarray) -> float:
         # Mean rather than total negative log-likelihood: the tolerances then mean the same
         # thing for 2,000 customers and for 50,000.
-        value = -_total_log_likelihood(np.exp(log_params), history) / x.size
+        value = -_total_log_likelihood(np.exp(log_params), history, model) / x.size
         return value if np.isfinite(value) else 1e300
 
     coarse = optimize.minimize(
@@ -282,30 +353,16 @@ def fit_bgnbd(
     )
     best = polished if polished.fun <= coarse.fun else coarse
     r, alpha, a, b = (float(v) for v in np.exp(best.x))
-    log_likelihood = _total_log_likelihood(np.array([r, alpha, a, b]), history)
+    total = _total_log_likelihood(np.array([r, alpha, a, b]), history, model)
     return BgNbdParams(
         r=r,
         alpha=alpha,
         a=a,
         b=b,
-        log_likelihood=log_likelihood,
+        log_likelihood=total,
         n_customers=int(x.size),
-        converged=bool(np.isfinite(log_likelihood) and (coarse.success or polished.success)),
-    )
-
-
-def _log_odds_dropped(
-    params: BgNbdParams,
-    x: np.ndarray,
-    t_x: np.ndarray,
-    T: np.ndarray,  # noqa: N803
-) -> np.ndarray:
-    """ln[P(dropped) / P(alive)] = ln a - ln(b+x-1) + (r+x) ln((alpha+T)/(alpha+t_x)), x > 0."""
-    repeat = x > 0
-    return (
-        np.log(params.a)
-        - np.log(np.where(repeat, params.b + x - 1, 1.0))
-        + (params.r + x) * np.log((params.alpha + T) / (params.alpha + t_x))
+        converged=bool(np.isfinite(total) and (coarse.success or polished.success)),
+        model=model,
     )
 
 
@@ -315,19 +372,23 @@ def p_alive(
     t_x: ArrayLike,
     T: ArrayLike,  # noqa: N803
 ) -> np.ndarray:
-    """P(alive | x, t_x, T), eq. (11) of the paper.
+    """P(alive | x, t_x, T) under the fit's model.
 
-    1 / (1 + [x>0] a/(b+x-1) ((alpha+T)/(alpha+t_x))^(r+x)). Customers without a repeat
-    purchase are alive with probability 1 (in BG/NBD dropout can only happen right after a
-    repeat purchase). The power is taken in log space and the logistic is evaluated on
-    whichever side cannot overflow, exactly as `p_alive_sql` does, so the warehouse and
-    Python agree to rounding.
+    BG/NBD, eq. (11) of the paper: 1 / (1 + [x>0] a/(b+x-1) ((alpha+T)/(alpha+t_x))^(r+x));
+    customers without a repeat purchase are alive with probability 1. MBG/NBD:
+    1 / (1 + a/(b+x) ((alpha+T)/(alpha+t_x))^(r+x)) for everyone, so a one-time buyer's
+    P(alive) falls as T grows. The power is taken in log space and the logistic is
+    evaluated on whichever side cannot overflow, exactly as `p_alive_sql` does, so the
+    warehouse and Python agree to rounding.
     """
     x, t_x, T = _as_arrays(x, t_x, T)
-    log_odds = _log_odds_dropped(params, x, t_x, T)
-    small = np.exp(-np.abs(log_odds))  # never overflows: the argument is <= 0
-    alive = np.where(log_odds > 0, small / (1.0 + small), 1.0 / (1.0 + small))
-    return np.where(x > 0, alive, 1.0)
+    log_odds = _log_dropout_odds(params.a, params.b, x, params.model) + (params.r + x) * np.log(
+        (params.alpha + T) / (params.alpha + t_x)
+    )
+    with np.errstate(invalid="ignore"):  # -inf + finite is -inf, never NaN, but be sure
+        small = np.exp(-np.abs(log_odds))  # never overflows: the argument is <= 0
+        alive = np.where(log_odds > 0, small / (1.0 + small), 1.0 / (1.0 + small))
+    return np.where(np.isneginf(log_odds), 1.0, alive)
 
 
 def _sql_literal(name: str, value: float) -> str:
@@ -348,6 +409,7 @@ def p_alive_sql(
     x_col: str = "x",
     t_x_col: str = "t_x",
     T_col: str = "T",  # noqa: N803
+    model: str = DEFAULT_MODEL,
 ) -> str:
     """P(alive) as a portable SQL expression (DuckDB, Spark SQL, ...) with literal parameters.
 
@@ -355,7 +417,8 @@ def p_alive_sql(
     lo = ln(a) - ln(b+x-1) + (r+x) ln((alpha+T)/(alpha+t_x)), is only exponentiated with a
     non-positive sign (exp(-lo)/(1+exp(-lo)) when lo > 0, else 1/(1+exp(lo))), so heavy
     buyers who went silent long ago cannot overflow EXP on engines that raise on overflow.
-    Rows with x = 0 score 1; NULL inputs give NULL. Column arguments are inserted verbatim,
+    Under BG/NBD rows with x = 0 score 1; under MBG/NBD the odds use a/(b+x) for every row
+    (lo = ln(a) - ln(b+x) + ...). NULL inputs give NULL. Column arguments are inserted verbatim,
     so qualified names or expressions work (quote them yourself if they need quoting).
     Parameters are rendered with repr() precision as DOUBLE literals (0.243E0).
     """
@@ -363,13 +426,16 @@ def p_alive_sql(
         _sql_literal(name, value)
         for name, value in (("r", r), ("alpha", alpha), ("a", a), ("b", b))
     )
+    check_model(model)
     x, t_x, big_t = f"({x_col})", f"({t_x_col})", f"({T_col})"
+    offset = "" if model == "mbgnbd" else " - 1"
     log_odds = (
-        f"(LN({a_}) - LN({b_} + {x} - 1)"
+        f"(LN({a_}) - LN({b_} + {x}{offset})"
         f" + ({r_} + {x}) * LN(({alpha_} + {big_t}) / ({alpha_} + {t_x})))"
     )
+    only_repeat = "" if model == "mbgnbd" else f" WHEN {x} = 0 THEN 1.0E0"
     return (
-        f"(CASE WHEN {x} = 0 THEN 1.0E0"
+        f"(CASE WHEN {x} IS NULL THEN NULL{only_repeat}"
         f" WHEN {log_odds} > 0 THEN EXP(-{log_odds}) / (1.0 + EXP(-{log_odds}))"
         f" ELSE 1.0 / (1.0 + EXP({log_odds})) END)"
     )
