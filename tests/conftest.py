@@ -21,13 +21,12 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from tests import commands
 from tests.marks import is_slow_fixture, slow_fixture
 
 REPO = Path(__file__).resolve().parent.parent
@@ -100,28 +99,7 @@ def published_november(tmp_path_factory: pytest.TempPathFactory) -> Callable[[],
     kept = tmp_path_factory.mktemp("published_november_as_built")
     config = GeneratorConfig(customers=300, end_month="2025-12", history_months=6, seed=3)
     generate(home / "raw", config, progress=False)
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("SEGMENT_CADENCE_") and k not in ("DAGSTER_HOME", "SLACK_BOT_TOKEN")
-    }
-    env.update(
-        PYTHONPATH=str(REPO),
-        SEGMENT_CADENCE_HOME=str(home),
-        SEGMENT_CADENCE_WAREHOUSE=str(home / "warehouse.duckdb"),
-        DAGSTER_HOME=str(home / "dagster_home"),
-        # The modules' own commands use the same (dbt's partial parse is kept for one profile).
-        SEGMENT_CADENCE_DUCKDB_MEMORY_LIMIT="1GB",
-    )
-    first = subprocess.run(
-        [sys.executable, "-m", "segment_cadence.cli", "refresh", "--month", "2025-11"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert first.returncode == 0, first.stdout + first.stderr
+    first = commands.refresh(home, "2025-11")
     # What the command printed, for the tests of what a terminal shows.
     (home / "refresh.stdout").write_text(first.stdout)
     (home / "refresh.stderr").write_text(first.stderr)

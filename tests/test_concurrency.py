@@ -26,6 +26,7 @@ import yaml
 from dagster._core.storage.tags import REPOSITORY_LABEL_TAG
 
 from segment_cadence.platform.instance_storage import instance_yaml
+from tests import commands
 
 REPO = Path(__file__).resolve().parent.parent
 MONTH = "2025-12"
@@ -34,24 +35,6 @@ CAMPAIGN = (
     "target_segments: [loyal_repeat, evaluation]\n"
 )
 BUSY_LINE = re.compile(r"^the warehouse is being refreshed \(2025-12, pid \d+\); try again")
-
-
-def env_for(home: Path, **extra: str) -> dict[str, str]:
-    """The CLI's environment: this tree's code, and every state path under `home`."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("SEGMENT_CADENCE_") and k not in ("DAGSTER_HOME", "SLACK_BOT_TOKEN")
-    }
-    env.update(
-        PYTHONPATH=str(REPO),
-        SEGMENT_CADENCE_HOME=str(home),
-        SEGMENT_CADENCE_WAREHOUSE=str(home / "warehouse.duckdb"),
-        DAGSTER_HOME=str(home / "dagster_home"),
-        SEGMENT_CADENCE_DUCKDB_MEMORY_LIMIT="1GB",
-        **extra,
-    )
-    return env
 
 
 @dataclass
@@ -89,7 +72,7 @@ def start(home: Path, *args: str, **extra: str) -> Command:
     with out.open("w") as stdout, err.open("w") as stderr:
         process = subprocess.Popen(
             [sys.executable, "-m", "segment_cadence.cli", *args],
-            env=env_for(home, **extra),
+            env=commands.cli_env(home, **extra),
             stdout=stdout,
             stderr=stderr,
             text=True,
@@ -215,7 +198,7 @@ def test_a_read_command_waits_briefly_for_a_refresh_then_says_so(home):
             "with warehouse_lock.writer('the refresh of 2025-12', months='2025-12'):\n"
             "    print('holding', flush=True); time.sleep(60)",
         ],
-        env=env_for(home),
+        env=commands.cli_env(home),
         stdout=subprocess.PIPE,
         text=True,
         start_new_session=True,
@@ -266,7 +249,7 @@ def test_opening_a_held_warehouse_waits_then_names_the_file_and_the_holder(home)
         started = time.monotonic()
         result = subprocess.run(
             [sys.executable, "-c", script],
-            env=env_for(home, SEGMENT_CADENCE_LOCK_TIMEOUT="2"),
+            env=commands.cli_env(home, SEGMENT_CADENCE_LOCK_TIMEOUT="2"),
             capture_output=True,
             text=True,
             timeout=60,
@@ -457,7 +440,7 @@ def test_an_asset_materialized_during_a_refresh_waits_its_turn_and_succeeds(home
     running = wait_for_started_run(home, refresh, all_run_ids(home))
     materialize = subprocess.run(
         [sys.executable, "-c", MATERIALIZE_ONE_ASSET],
-        env=env_for(home),
+        env=commands.cli_env(home),
         capture_output=True,
         text=True,
         timeout=300,

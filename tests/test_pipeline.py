@@ -316,6 +316,7 @@ def test_definition_changes_go_through_review_and_roll_back_exactly(pipeline, pr
     assert refresh(job, instance).success  # the changelog is current
     original = snapshot(db, DECEMBER)
     entries_before = changelog()
+    in_force = versions.check_approved()
 
     # 1. An unapproved change is refused before anything is written.
     set_rule(private_ledger, "dormant", "frequency >= 1 and recency_days > 400")
@@ -350,7 +351,7 @@ def test_definition_changes_go_through_review_and_roll_back_exactly(pipeline, pr
 
     # 4. Rollback restores the earlier version's membership exactly, and is recorded.
     rolled = versions.rollback(
-        to=1, author="asha", approved_by="operations-lead", reason="Too many moved."
+        to=in_force.number, author="asha", approved_by="operations-lead", reason="Too many moved."
     )
     assert refresh(job, instance).success
     assert snapshot(db, DECEMBER) == original
@@ -360,9 +361,10 @@ def test_definition_changes_go_through_review_and_roll_back_exactly(pipeline, pr
 
 def test_a_thresholds_edit_is_published_only_under_its_own_approval(pipeline, private_ledger):
     """A bound edited in thresholds.yaml stops the run until approved, and is then recorded
-    under its own version with the person who approved it, never under v1."""
+    under its own version with the person who approved it, never under the one in force."""
     _, job, instance, db = pipeline
     original = snapshot(db, DECEMBER)
+    in_force = versions.check_approved()
     thresholds_file = paths.thresholds_file()
     document = yaml.safe_load(thresholds_file.read_text())
     next(r for r in document["rules"] if r["id"] == "churn_rising")["relative"]["warn"] = 0.2
@@ -391,9 +393,11 @@ def test_a_thresholds_edit_is_published_only_under_its_own_approval(pipeline, pr
         )
     ]
     assert published == [(approved.label, "revops-lead")]
-    assert approved.label == "v2"
+    assert approved.number == in_force.number + 1
 
-    versions.rollback(to=1, author="asha", approved_by="operations-lead", reason="Too noisy.")
+    versions.rollback(
+        to=in_force.number, author="asha", approved_by="operations-lead", reason="Too noisy."
+    )
     assert refresh(job, instance).success
     assert snapshot(db, DECEMBER) == original
 

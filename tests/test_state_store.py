@@ -5,6 +5,7 @@ from an older warehouse, and the same store on a real PostgreSQL on 127.0.0.1.""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import numpy as np
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -66,7 +68,7 @@ GOVERNANCE_RECORDS = {
     "language_findings": "governance",
     "breaches": "health",
 }
-HEAD = "0004"
+HEAD = "0005"
 # The columns the governance analytics read, exactly as governance.* had them before the move.
 OPS_COLUMNS = {
     "firewall_checks": [
@@ -169,6 +171,48 @@ def test_a_months_churn_fit_is_kept_for_later_steps_and_a_rerun_replaces_it(stat
     assert passed["n_customers"] == 2357 and passed["converged"] is True
     assert churn.dbt_vars(None) == {"bgnbd_fit": None}
     assert churn.dbt_vars(first.record())["bgnbd_fit"]["r"] is None
+
+
+def test_an_unsound_fit_gives_way_to_the_last_sound_fit_of_the_same_model(state_url):
+    """A month whose fit did not converge or hit a bound is scored with the latest earlier
+    sound fit of its model, and says whose; with none to keep, its own stays, flagged."""
+    at = datetime(2026, 1, 2)
+    sound = churn.BgNbdParams(0.5, 6.0, 0.9, 1.6, -9000.0, 2000, True, model="mbgnbd")
+    other_model = churn.BgNbdParams(0.2, 4.0, 0.8, 2.4, -9500.0, 2000, True, model="bgnbd")
+    october, november, december = date(2025, 10, 31), date(2025, 11, 30), date(2025, 12, 31)
+    for month, params in ((october, sound), (november, other_model)):
+        fit = churn.MonthFit(month, params, 3000, at, params.model)
+        state_store.record_churn_fit(fit.record(), state_url)
+    wall = churn.BgNbdParams(0.5, 6.0, 0.9, float(np.exp(30.0)), -8999.0, 2000, True, "mbgnbd")
+    earlier = state_store.earlier_churn_fits(december, "mbgnbd", state_url)
+    assert [r["month_end"] for r in earlier] == [october]
+    kept, problem = churn.month_fit_to_keep(
+        december, wall, earlier, buyers=3000, fitted_at=at, model="mbgnbd"
+    )
+    assert kept.kept_from == october and kept.params.b == sound.b
+    assert problem == (
+        "b ran into the search's bound (e^+-30): the likelihood is flat there; "
+        "kept the parameters fitted for 2025-10"
+    )
+    state_store.record_churn_fit(kept.record(), state_url)
+    passed = churn.dbt_vars(state_store.churn_fit(december, state_url))["bgnbd_fit"]
+    assert passed["kept_from"] == "2025-10-31" and passed["model"] == "mbgnbd"
+    # A month kept from another is not itself a sound fit to keep later.
+    january = date(2026, 1, 31)
+    later = state_store.earlier_churn_fits(january, "mbgnbd", state_url)
+    stuck = dataclasses.replace(sound, converged=False)
+    again, _ = churn.month_fit_to_keep(
+        january, stuck, later, buyers=3000, fitted_at=at, model="mbgnbd"
+    )
+    assert again.kept_from == october
+    alone, problem = churn.month_fit_to_keep(
+        january, stuck, [], buyers=3000, fitted_at=at, model="mbgnbd"
+    )
+    assert alone.kept_from is None and alone.params is stuck
+    assert problem == (
+        "the optimiser did not converge; no earlier sound fit of mbgnbd to keep, "
+        "so this month's is used"
+    )
 
 
 def test_the_migrations_create_the_schema_on_sqlite_in_wal_mode(state_url):

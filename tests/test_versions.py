@@ -15,11 +15,16 @@ from segment_cadence.platform import paths
 
 @pytest.fixture()
 def ledger(tmp_path: Path, monkeypatch) -> Path:
-    """A private copy of the ledger (with v1), of the dictionary and of the thresholds in force."""
-    shutil.copy(paths.CONFIG_DIR / "approvals.yaml", tmp_path / "approvals.yaml")
-    shutil.copytree(paths.CONFIG_DIR / "versions", tmp_path / "versions")
-    shutil.copy(paths.SEGMENTS_FILE, tmp_path / "segments.yaml")
-    shutil.copy(paths.CONFIG_DIR / "thresholds.yaml", tmp_path / "thresholds.yaml")
+    """A private ledger as it stood at v1 (the shipped ledger's first entry, its rules), with
+    v1's dictionary and thresholds in force: every test below starts from one version."""
+    shipped = yaml.safe_load((paths.CONFIG_DIR / "approvals.yaml").read_text())
+    shipped["versions"] = [v for v in shipped["versions"] if v["number"] == 1]
+    (tmp_path / "approvals.yaml").write_text(yaml.safe_dump(shipped, sort_keys=False))
+    (tmp_path / "versions").mkdir()
+    for name in ("v1.yaml", "v1.thresholds.yaml"):
+        shutil.copy(paths.CONFIG_DIR / "versions" / name, tmp_path / "versions" / name)
+    shutil.copy(paths.CONFIG_DIR / "versions" / "v1.yaml", tmp_path / "segments.yaml")
+    shutil.copy(paths.CONFIG_DIR / "versions" / "v1.thresholds.yaml", tmp_path / "thresholds.yaml")
     monkeypatch.setenv("SEGMENT_CADENCE_APPROVALS", str(tmp_path / "approvals.yaml"))
     monkeypatch.setenv("SEGMENT_CADENCE_SEGMENTS", str(tmp_path / "segments.yaml"))
     monkeypatch.setenv("SEGMENT_CADENCE_THRESHOLDS", str(tmp_path / "thresholds.yaml"))
@@ -33,8 +38,37 @@ def edit(path: Path, segment_id: str, **changes) -> None:
     path.write_text(yaml.safe_dump(document, sort_keys=False))
 
 
-def test_the_committed_dictionary_is_approved_as_v1():
+def test_the_committed_dictionary_is_approved_as_v2_which_chose_the_modified_bgnbd():
+    assert versions.check_approved().label == "v2"
+    assert segment_dictionary.load().churn_model == "mbgnbd"
+    v1 = segment_dictionary.load(paths.CONFIG_DIR / "versions" / "v1.yaml")
+    assert v1.churn_model == "bgnbd"  # a dictionary that names no model keeps BG/NBD
+
+
+def test_changing_the_churn_model_is_a_governed_change_described_in_words(ledger):
+    document = yaml.safe_load(paths.segments_file().read_text())
+    document["churn_model"] = "bgnbd"  # the default written out: nothing changes
+    paths.segments_file().write_text(yaml.safe_dump(document, sort_keys=False))
     assert versions.check_approved().label == "v1"
+    document["churn_model"] = "mbgnbd"
+    paths.segments_file().write_text(yaml.safe_dump(document, sort_keys=False))
+    with pytest.raises(versions.ApprovalError):
+        versions.check_approved()
+    approved = versions.approve(author="asha", approved_by="revops-lead", reason="MBG/NBD.")
+    assert approved.label == "v2"
+    changes = versions.version_history()[-1]["changes"]
+    assert "churn model changed from bgnbd to mbgnbd (churn_likelihood is re-scored)" in changes
+
+
+def test_an_unknown_churn_model_is_a_one_line_definition_error(ledger):
+    document = yaml.safe_load(paths.segments_file().read_text())
+    document["churn_model"] = "pareto_nbd"
+    paths.segments_file().write_text(yaml.safe_dump(document, sort_keys=False))
+    with pytest.raises(segment_dictionary.DefinitionError) as error:
+        segment_dictionary.load()
+    assert str(error.value).endswith(
+        "churn_model must be one of bgnbd, mbgnbd (see the README's churn section), got 'pareto_nbd'"
+    )
 
 
 def test_an_unapproved_rule_change_is_refused_in_words(ledger):

@@ -272,6 +272,8 @@ churn_fits = Table(
     Column("n_customers", BigInteger),
     Column("converged", Boolean),
     Column("fitted_at", DateTime),
+    Column("model", String, server_default="bgnbd"),
+    Column("kept_from", Date),
 )
 
 # The governance records (migration 0002): decisions written by the CLI and by runs alike, kept
@@ -591,6 +593,17 @@ def record_churn_fit(fit: dict[str, Any], url: str | None = None) -> None:
     with transaction(url) as connection:
         connection.execute(delete(churn_fits).where(churn_fits.c.month_end == fit["month_end"]))
         connection.execute(insert(churn_fits), [fit])
+
+
+def earlier_churn_fits(before: date, model: str, url: str | None = None) -> list[dict[str, Any]]:
+    """The fits of `model` recorded for months before `before`, latest first."""
+    with transaction(url) as connection:
+        found = connection.execute(
+            select(churn_fits)
+            .where(churn_fits.c.month_end < before, churn_fits.c.model == model)
+            .order_by(churn_fits.c.month_end.desc())
+        ).all()
+    return [dict(row._mapping) for row in found]
 
 
 def churn_fit(month_end: date, url: str | None = None) -> dict[str, Any] | None:

@@ -42,7 +42,7 @@ source_data as (
 
 churn_model as (
 
-    select r, alpha, a, b
+    select r, alpha, a, b, model
     from {{ ref("bgnbd_params") }}
     where month_end = {{ month_end() }}
 
@@ -88,7 +88,8 @@ joined as (
         purchases.bgnbd_T,
         {{ p_alive(
             'purchases.bgnbd_x', 'purchases.bgnbd_t_x', 'purchases.bgnbd_T',
-            'churn_model.r', 'churn_model.alpha', 'churn_model.a', 'churn_model.b'
+            'churn_model.r', 'churn_model.alpha', 'churn_model.a', 'churn_model.b',
+            'churn_model.model'
         ) }} as p_alive
 
     from customers

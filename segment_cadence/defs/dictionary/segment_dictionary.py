@@ -20,6 +20,7 @@ import yaml
 from segment_cadence.defs.dictionary.rules import RuleError, compile_rule
 from segment_cadence.defs.governance.governance import lint_text
 from segment_cadence.defs.health import thresholds
+from segment_cadence.defs.segments.churn import DEFAULT_MODEL, MODELS
 from segment_cadence.platform import paths, yaml_text
 
 SEGMENT_ID = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
@@ -100,6 +101,8 @@ class SegmentDictionary:
     business_rules: tuple[BusinessRule, ...]
     warnings: tuple[str, ...]
     governed_digest: str
+    # How churn_likelihood is modelled: "bgnbd" (absent from the file) or "mbgnbd".
+    churn_model: str = DEFAULT_MODEL
 
     @property
     def fallback(self) -> Segment:
@@ -327,6 +330,12 @@ def validate(document: Any, path: Path | str, columns: list[str]) -> SegmentDict
             "(the largest number)"
         )
     business_rules = _validate_business_rules(document.get("business_rules"), columns, problems)
+    churn_model = document.get("churn_model", DEFAULT_MODEL)
+    if churn_model not in MODELS:
+        problems.append(
+            f"churn_model must be one of {', '.join(MODELS)} (see the README's churn section), "
+            f"got {churn_model!r}"
+        )
     if problems:
         raise DefinitionError(path, problems)
     active = sorted((s for s in segments if s.status == "active"), key=lambda s: s.priority)
@@ -337,15 +346,21 @@ def validate(document: Any, path: Path | str, columns: list[str]) -> SegmentDict
         all_segments=tuple(segments),
         business_rules=tuple(business_rules),
         warnings=tuple(warnings),
-        governed_digest=governed_digest(active, business_rules),
+        governed_digest=governed_digest(active, business_rules, churn_model),
+        churn_model=churn_model,
     )
 
 
-def governed_digest(segments: list[Segment], business_rules: list[BusinessRule]) -> str:
-    """Hash of what decides membership and protection: ids, order, rules, pauses, status.
+def governed_digest(
+    segments: list[Segment], business_rules: list[BusinessRule], churn_model: str = DEFAULT_MODEL
+) -> str:
+    """Hash of what decides membership and protection: ids, order, rules, pauses, status,
+    and the churn model the rules' churn_likelihood comes from.
 
     Names, descriptions and owners are left out on purpose: editing them does not change
-    who is in which segment.
+    who is in which segment. The churn model counts only when it is not the default, so a
+    dictionary written before the choice existed (scored with BG/NBD) keeps its digest, and
+    writing `churn_model: bgnbd` into it changes nothing.
     """
     governed = {
         "segments": [
@@ -365,6 +380,8 @@ def governed_digest(segments: list[Segment], business_rules: list[BusinessRule])
             for r in business_rules
         ],
     }
+    if churn_model != DEFAULT_MODEL:
+        governed["churn_model"] = churn_model
     return hashlib.sha256(json.dumps(governed, sort_keys=True).encode()).hexdigest()
 
 

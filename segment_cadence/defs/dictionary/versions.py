@@ -33,6 +33,7 @@ import yaml
 
 from segment_cadence.defs.dictionary import segment_dictionary
 from segment_cadence.defs.health import thresholds
+from segment_cadence.defs.segments.churn import DEFAULT_MODEL
 from segment_cadence.platform import paths, yaml_text
 
 LEDGER_HEADER = (
@@ -256,6 +257,9 @@ def describe_changes(old: dict[str, Any] | None, new: dict[str, Any]) -> list[st
             lines.append(f"removed segment '{segment_id}' from the dictionary")
     if old.get("business_rules") != new.get("business_rules"):
         lines.append("business rules changed")
+    was, now = (d.get("churn_model", DEFAULT_MODEL) for d in (old, new))
+    if was != now:
+        lines.append(f"churn model changed from {was} to {now} (churn_likelihood is re-scored)")
     return lines or ["no changes"]
 
 

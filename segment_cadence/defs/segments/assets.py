@@ -252,28 +252,44 @@ FIT_SAMPLE_SIZE = 50_000
 FIT_SEED = 20_050_101  # fixed, so re-running a month reproduces its parameters exactly
 
 
+FIT_KEY = dg.AssetKey(["churn", "bgnbd_fit"])
+
+
 @dg.asset(
     pool=WAREHOUSE_POOL,
-    key=["churn", "bgnbd_fit"],
+    key=FIT_KEY,
     group_name="features",
     owners=["team:data-engineering"],
     kinds={"python", "scipy", "duckdb"},
     partitions_def=monthly_partitions,
     backfill_policy=ONE_MONTH_A_RUN,
     deps=[get_asset_key_for_model([features_inputs], "int_customer_purchases")],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "fit_is_sound",
+            asset=FIT_KEY,
+            description=(
+                "Warns when the month's fit did not converge or a parameter sits at the "
+                "search's bound; the month is then scored with the last sound fit."
+            ),
+        )
+    ],
     description=(
-        "BG/NBD (Fader, Hardie & Lee 2005) fitted by maximum likelihood on a reproducible "
-        f"sample of up to {FIT_SAMPLE_SIZE:,} buyers as of the month's end, read back from "
-        "build.int_customer_purchases. The fit is kept in the state store (churn_fits) and "
-        "reaches dbt as vars: the model churn.bgnbd_params keeps it per month and "
-        "customer_features scores every customer with the closed-form P(alive); churn "
-        "likelihood = 1 - P(alive)."
+        "The churn model the dictionary chooses (churn_model: BG/NBD, Fader, Hardie & Lee "
+        "2005, or the modified BG/NBD, Batislam et al. 2007) fitted by maximum likelihood on "
+        f"a reproducible sample of up to {FIT_SAMPLE_SIZE:,} buyers as of the month's end, "
+        "read back from build.int_customer_purchases. The fit is kept in the state store "
+        "(churn_fits) and reaches dbt as vars: the model churn.bgnbd_params keeps it per "
+        "month and customer_features scores every customer with the closed-form P(alive); "
+        "churn likelihood = 1 - P(alive). A fit that is not sound gives way to the last "
+        "sound one, and the check says so."
     ),
 )
 def bgnbd_fit(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, config_files: ConfigFiles
 ) -> dg.MaterializeResult:
     month_end, _ = refresh_window(context.partition_key)
+    model = config_files.once("segments", segment_dictionary.load).churn_model
     with warehouse.connect(read_only=True) as con:
         history = con.execute(
             "select bgnbd_x, bgnbd_t_x, bgnbd_T from build.int_customer_purchases "
@@ -284,18 +300,35 @@ def bgnbd_fit(
     )
     sample = churn.sample_for_fit(x, t_x, big_t, max_n=FIT_SAMPLE_SIZE, seed=FIT_SEED)
     try:
-        params = churn.fit_bgnbd(*sample)
+        fitted = churn.fit(*sample, model=model)
         note = "fitted"
     except ValueError as error:
         # Too little history (for example months before the data starts): score nobody
         # rather than invent a churn likelihood. Rules reading it then do not hold.
-        context.log.warning(f"BG/NBD not fitted for {month_end}: {error}")
-        params = None
+        context.log.warning(f"{model} not fitted for {month_end}: {error}")
+        fitted = None
         note = f"not fitted: {error}"
-    fit = churn.MonthFit(month_end, params, buyers=len(x), fitted_at=datetime.now()).record()
+    month_fit, problem = churn.month_fit_to_keep(
+        month_end,
+        fitted,
+        state_store.earlier_churn_fits(month_end, model) if fitted else [],
+        buyers=len(x),
+        fitted_at=datetime.now(),
+        model=model,
+    )
+    if problem:
+        context.log.warning(f"{model} fit for {month_end:%Y-%m} not used as it is: {problem}")
+        note = problem
+    fit = month_fit.record()
     state_store.record_churn_fit(fit)
+    own = (
+        {f"fitted_{k}": getattr(fitted, k) for k in ("r", "alpha", "a", "b")}
+        if fitted and month_fit.kept_from
+        else {}
+    )
     return dg.MaterializeResult(
         metadata={
+            "model": model,
             "status": note,
             "buyers": len(x),
             "fit_sample": int(fit["n_customers"] or 0),
@@ -305,5 +338,16 @@ def bgnbd_fit(
             "b": fit["b"],
             "log_likelihood": fit["log_likelihood"],
             "converged": bool(fit["converged"]),
-        }
+            "kept_from": str(month_fit.kept_from) if month_fit.kept_from else None,
+            **own,
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="fit_is_sound",
+                passed=problem is None,
+                severity=dg.AssetCheckSeverity.WARN,
+                description=problem,
+                metadata={"model": model, "month_end": str(month_end)},
+            )
+        ],
     )

@@ -78,8 +78,13 @@ class BgNbdParams:
     def at_bound(self) -> bool:
         """A parameter ran into the search's wall (exp(+-30)): the likelihood is flat that way
         (for example b -> infinity, nobody drops out), and the number is not an estimate."""
-        logs = np.log(self.as_array())
-        return bool((np.abs(logs) >= _LOG_BOUND - 1e-6).any())
+        return bool(self.parameters_at_bound())
+
+    def parameters_at_bound(self) -> list[str]:
+        logs = np.abs(np.log(self.as_array()))
+        return [
+            n for n, v in zip(("r", "alpha", "a", "b"), logs, strict=True) if v >= _LOG_BOUND - 1e-6
+        ]
 
     def as_array(self) -> np.ndarray:
         """(r, alpha, a, b), the order `bgnbd_log_likelihood` expects."""
@@ -97,6 +102,7 @@ class MonthFit:
     buyers: int
     fitted_at: datetime
     model: str = DEFAULT_MODEL  # the model asked for (also when it could not be fitted)
+    kept_from: date | None = None  # the earlier month whose sound fit stands in for this one
 
     def record(self) -> dict[str, Any]:
         """The columns of churn.bgnbd_params (and of the state store's churn_fits)."""
@@ -112,7 +118,63 @@ class MonthFit:
             "converged": p.converged if p else False,
             "fitted_at": self.fitted_at,
             "model": p.model if p else self.model,
+            "kept_from": self.kept_from,
         }
+
+
+def params_of(record: dict[str, Any]) -> BgNbdParams | None:
+    """A recorded fit's parameters (None for a month that could not be fitted)."""
+    if record.get("r") is None:
+        return None
+    return BgNbdParams(
+        r=record["r"],
+        alpha=record["alpha"],
+        a=record["a"],
+        b=record["b"],
+        log_likelihood=record["log_likelihood"],
+        n_customers=int(record["n_customers"] or 0),
+        converged=bool(record["converged"]),
+        model=record.get("model") or DEFAULT_MODEL,
+    )
+
+
+def unsound(params: BgNbdParams) -> str | None:
+    """Why a fit should not be used to score anybody, or None when it may."""
+    if not params.converged:
+        return "the optimiser did not converge"
+    if params.at_bound:
+        at = ", ".join(params.parameters_at_bound())
+        return f"{at} ran into the search's bound (e^+-30): the likelihood is flat there"
+    return None
+
+
+def month_fit_to_keep(
+    month_end: date,
+    fitted: BgNbdParams | None,
+    earlier: list[dict[str, Any]],
+    *,
+    buyers: int,
+    fitted_at: datetime,
+    model: str,
+) -> tuple[MonthFit, str | None]:
+    """The fit a month is scored with, and what was wrong with its own fit (None if nothing).
+
+    A month's own fit that did not converge or sits at a bound is not an estimate: the
+    latest earlier sound fit of the same model (`earlier`, latest first, as recorded) stands
+    in, and the month records whose it is (kept_from). With no earlier sound fit the month's
+    own is kept, and the problem still reported. A month that could not be fitted at all
+    (too little history) scores nobody, as before."""
+    problem = unsound(fitted) if fitted else None
+    if problem is None:
+        return MonthFit(month_end, fitted, buyers, fitted_at, model), None
+    for record in earlier:
+        candidate = params_of(record)
+        if candidate is not None and record.get("kept_from") is None and not unsound(candidate):
+            kept = record["month_end"]
+            note = f"{problem}; kept the parameters fitted for {kept:%Y-%m}"
+            return MonthFit(month_end, candidate, buyers, fitted_at, model, kept_from=kept), note
+    note = f"{problem}; no earlier sound fit of {model} to keep, so this month's is used"
+    return MonthFit(month_end, fitted, buyers, fitted_at, model), note
 
 
 def dbt_vars(record: dict[str, Any] | None) -> dict[str, Any]:
@@ -123,6 +185,8 @@ def dbt_vars(record: dict[str, Any] | None) -> dict[str, Any]:
         return {"bgnbd_fit": None}
     fit = {k: v for k, v in record.items() if k not in ("month_end", "fitted_at")}
     fit["month_end"] = record["month_end"].isoformat()
+    fit["kept_from"] = record["kept_from"].isoformat() if record.get("kept_from") else None
+    fit["model"] = record.get("model") or DEFAULT_MODEL
     fit["fitted_at"] = record["fitted_at"].isoformat(sep=" ") if record["fitted_at"] else None
     return {"bgnbd_fit": fit}
 

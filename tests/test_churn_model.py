@@ -1,0 +1,108 @@
+"""The dictionary's churn model in a real refresh: under the modified BG/NBD a one-time buyer
+who lapsed long ago is likely gone and lands in at_risk, and the warehouse's score is the
+Python formula with the month's fit for every customer (issue 16)."""
+
+from __future__ import annotations
+
+import os
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+
+from segment_cadence.defs.segments import churn
+from tests import commands
+from tests.marks import slow_fixture
+
+DECEMBER = date(2025, 12, 31)
+# One purchase 15 to 23 months before the month's end, nothing since, modest spend: under
+# BG/NBD they could never be at risk (P(alive) = 1 without a repeat purchase).
+PLANTED = {f"P{n:08d}": DECEMBER - timedelta(days=450 + 8 * n) for n in range(30)}
+
+
+def plant_lapsed_one_time_buyers(raw: Path) -> None:
+    con = duckdb.connect()
+    customers = (raw / "customers.parquet").as_posix()
+    orders = (raw / "orders.parquet").as_posix()
+    con.execute("create table planted (customer_id varchar, day date)")
+    con.executemany("insert into planted values (?, ?)", list(PLANTED.items()))
+    con.execute(
+        f"""copy (
+            select * from read_parquet('{customers}')
+            union all
+            select customer_id, day, 'North', '35-44', 'en', true from planted
+        ) to '{customers}.new' (format parquet)"""
+    )
+    con.execute(
+        f"""copy (
+            select * from read_parquet('{orders}')
+            union all
+            select 'PL' || customer_id, 'PO' || customer_id, customer_id, day, 320.0, 'rings'
+            from planted
+        ) to '{orders}.new' (format parquet)"""
+    )
+    for path in (customers, orders):
+        os.replace(f"{path}.new", path)
+
+
+@pytest.fixture(scope="module")
+@slow_fixture
+def refreshed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """600 generated customers over two years and the planted ones, December refreshed by
+    the real command with the shipped dictionary (churn_model: mbgnbd)."""
+    from segment_cadence.example.generator import GeneratorConfig, generate
+
+    home = tmp_path_factory.mktemp("churn_model")
+    config = GeneratorConfig(customers=600, end_month="2025-12", history_months=24, seed=11)
+    generate(home / "raw", config, progress=False)
+    plant_lapsed_one_time_buyers(home / "raw")
+    commands.refresh(home, "2025-12")
+    return home / "warehouse.duckdb"
+
+
+def rows(db: Path, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql, [DECEMBER]).fetchall()
+    finally:
+        con.close()
+
+
+def test_lapsed_one_time_buyers_are_likely_gone_and_land_in_at_risk(refreshed):
+    found = rows(
+        refreshed,
+        "select f.customer_id, f.frequency, f.churn_likelihood, m.segment_id "
+        "from published.customer_features f join published.segment_membership m "
+        "using (customer_id, month_end) where f.month_end = ? and f.customer_id like 'P%'",
+    )
+    assert {r[0] for r in found} == set(PLANTED)
+    assert {r[1] for r in found} == {1}
+    assert min(r[2] for r in found) >= 0.3  # the shipped at_risk rule's threshold
+    assert {r[3] for r in found} == {"at_risk"}
+
+
+def test_the_months_fit_is_the_modified_bgnbd_and_scores_every_customer_as_python_does(
+    refreshed,
+):
+    names = ("r", "alpha", "a", "b", "log_likelihood", "n_customers", "converged", "model")
+    (fit,) = rows(
+        refreshed,
+        f"select {', '.join(names)}, kept_from from churn.bgnbd_params where month_end = ?",
+    )
+    params = churn.params_of(dict(zip(names, fit, strict=False)))
+    assert params.model == "mbgnbd" and params.converged and fit[-1] is None
+    scored = rows(
+        refreshed,
+        "select bgnbd_x, bgnbd_t_x, bgnbd_T, p_alive, churn_likelihood "
+        "from published.customer_features where month_end = ? and bgnbd_T is not null",
+    )
+    assert len(scored) > 500
+    x, t_x, big_t, p_alive, churn_likelihood = (
+        np.array(c, dtype=float) for c in zip(*scored, strict=True)
+    )
+    np.testing.assert_allclose(p_alive, churn.p_alive(params, x, t_x, big_t), rtol=1e-9, atol=0)
+    np.testing.assert_allclose(churn_likelihood, 1 - p_alive, rtol=0, atol=1e-15)
+    one_time = x == 0
+    assert one_time.sum() > 100 and np.median(churn_likelihood[one_time]) > 0.05
