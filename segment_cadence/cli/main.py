@@ -42,6 +42,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import segment_cadence.cli.churn as cli_churn
 import segment_cadence.cli.governance as cli_governance
 import segment_cadence.cli.sources as cli_sources
 import segment_cadence.cli.terminal as terminal
@@ -688,6 +689,7 @@ def build_parser() -> argparse.ArgumentParser:
     release.add_argument("--reason", required=True)
     release.set_defaults(func=cmd_release)
     cli_governance.add_commands(sub)
+    cli_churn.add_commands(sub)
     cli_sources.add_commands(sub)
     sizes = sub.add_parser("sizes", help="print published segment sizes")
     sizes.add_argument("--month")
