@@ -58,12 +58,18 @@ def test_cdnow_transaction_log_matches_the_precomputed_summary(cdnow: pd.DataFra
     np.testing.assert_allclose(cdnow["T"], precomputed["T"], rtol=0, atol=0.005 + 1e-9)
 
 
+# Parameters and five customers for the likelihoods computed naively, term by term.
+NAIVE_PARAMS = (0.7, 3.0, 1.2, 2.5)
+NAIVE_HISTORY = (
+    np.array([0, 1, 2, 4, 7]),
+    np.array([0.0, 3.5, 10.0, 20.0, 31.0]),
+    np.array([12.0, 20.0, 30.0, 32.0, 40.0]),
+)
+
+
 def test_log_likelihood_matches_equation_6_evaluated_directly() -> None:
     """The log-space rearrangement equals the paper's likelihood computed naively."""
-    r, alpha, a, b = 0.7, 3.0, 1.2, 2.5
-    x = np.array([0, 1, 2, 4, 7])
-    t_x = np.array([0.0, 3.5, 10.0, 20.0, 31.0])
-    big_t = np.array([12.0, 20.0, 30.0, 32.0, 40.0])
+    (r, alpha, a, b), (x, t_x, big_t) = NAIVE_PARAMS, NAIVE_HISTORY
     gamma_part = gamma_fn(r + x) * alpha**r / gamma_fn(r)
     expected = np.log(
         beta_fn(a, b + x) / beta_fn(a, b) * gamma_part / (alpha + big_t) ** (r + x)
@@ -297,10 +303,7 @@ def test_mbgnbd_p_alive_equals_lifetimes_for_every_cdnow_customer(cdnow: pd.Data
 
 
 def test_mbgnbd_log_likelihood_matches_its_formula_evaluated_directly() -> None:
-    r, alpha, a, b = 0.7, 3.0, 1.2, 2.5
-    x = np.array([0, 1, 2, 4, 7])
-    t_x = np.array([0.0, 3.5, 10.0, 20.0, 31.0])
-    big_t = np.array([12.0, 20.0, 30.0, 32.0, 40.0])
+    (r, alpha, a, b), (x, t_x, big_t) = NAIVE_PARAMS, NAIVE_HISTORY
     gamma_part = gamma_fn(r + x) * alpha**r / gamma_fn(r)
     expected = np.log(
         beta_fn(a, b + x + 1) / beta_fn(a, b) * gamma_part / (alpha + big_t) ** (r + x)

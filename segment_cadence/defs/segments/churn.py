@@ -30,6 +30,7 @@ Per customer, with time measured from their first purchase (in weeks here):
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -358,6 +359,39 @@ def _validate_history(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> None:  #
         )
 
 
+def maximise_likelihood(
+    log_likelihood: Callable[[np.ndarray], float], log_start: np.ndarray, n_customers: int
+) -> tuple[np.ndarray, bool]:
+    """The positive parameters that maximise `log_likelihood`, searched over their logs (so
+    they stay positive without constraints), and whether the optimiser reported success.
+
+    Nelder-Mead goes first because it is robust from a poor start on likelihoods that are
+    flat in some direction; L-BFGS-B then polishes inside +-_LOG_BOUND, and the better of
+    the two is kept. The mean rather than the total negative log-likelihood is minimised,
+    so the tolerances mean the same for 2,000 customers and for 50,000.
+    """
+
+    def objective(log_params: np.ndarray) -> float:
+        value = -log_likelihood(np.exp(log_params)) / n_customers
+        return value if np.isfinite(value) else 1e300
+
+    coarse = optimize.minimize(
+        objective,
+        log_start,
+        method="Nelder-Mead",
+        options={"maxiter": 4000, "xatol": 1e-7, "fatol": 1e-11},
+    )
+    polished = optimize.minimize(
+        objective,
+        np.clip(coarse.x, -_LOG_BOUND, _LOG_BOUND),
+        method="L-BFGS-B",
+        bounds=[(-_LOG_BOUND, _LOG_BOUND)] * len(log_start),
+        options={"ftol": 1e-15, "gtol": 1e-9},
+    )
+    best = polished if polished.fun <= coarse.fun else coarse
+    return np.exp(best.x), bool(coarse.success or polished.success)
+
+
 def fit_bgnbd(
     x: ArrayLike,
     t_x: ArrayLike,
@@ -379,10 +413,8 @@ def fit(
 ) -> BgNbdParams:
     """Fit (r, alpha, a, b) of `model` by maximum likelihood.
 
-    The search runs over log-parameters so all four stay positive without constraints.
-    Nelder-Mead goes first because it is robust from a poor start on this likelihood (which
-    is flat along b when few customers drop out); L-BFGS-B then polishes the optimum, and
-    whichever result is better is returned.
+    The search is `maximise_likelihood`'s (this likelihood is flat along b when few
+    customers drop out, which is why Nelder-Mead goes first).
 
     Raises ValueError for input the model cannot be fitted on (empty, negative or non-finite
     values, t_x > T, fractional x, or no repeat buyers at all), naming the problem.
@@ -395,28 +427,10 @@ def fit(
         raise ValueError(f"initial must be four positive numbers (r, alpha, a, b); got {initial}")
 
     history = group_history(x, t_x, T)
-
-    def objective(log_params: np.ndarray) -> float:
-        # Mean rather than total negative log-likelihood: the tolerances then mean the same
-        # thing for 2,000 customers and for 50,000.
-        value = -_total_log_likelihood(np.exp(log_params), history, model) / x.size
-        return value if np.isfinite(value) else 1e300
-
-    coarse = optimize.minimize(
-        objective,
-        np.log(start),
-        method="Nelder-Mead",
-        options={"maxiter": 4000, "xatol": 1e-7, "fatol": 1e-11},
+    best, success = maximise_likelihood(
+        lambda params: _total_log_likelihood(params, history, model), np.log(start), x.size
     )
-    polished = optimize.minimize(
-        objective,
-        np.clip(coarse.x, -_LOG_BOUND, _LOG_BOUND),
-        method="L-BFGS-B",
-        bounds=[(-_LOG_BOUND, _LOG_BOUND)] * 4,
-        options={"ftol": 1e-15, "gtol": 1e-9},
-    )
-    best = polished if polished.fun <= coarse.fun else coarse
-    r, alpha, a, b = (float(v) for v in np.exp(best.x))
+    r, alpha, a, b = (float(v) for v in best)
     total = _total_log_likelihood(np.array([r, alpha, a, b]), history, model)
     return BgNbdParams(
         r=r,
@@ -425,7 +439,7 @@ def fit(
         b=b,
         log_likelihood=total,
         n_customers=int(x.size),
-        converged=bool(np.isfinite(total) and (coarse.success or polished.success)),
+        converged=bool(np.isfinite(total) and success),
         model=model,
     )
 

@@ -22,16 +22,12 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import optimize
 from scipy.special import gammaln, hyp2f1
 
-from segment_cadence.defs.segments.churn import BgNbdParams, p_alive
+from segment_cadence.defs.segments.churn import BgNbdParams, maximise_likelihood, p_alive
 
 #: Weeks in an average month (365.25 / 12 / 7): the product measures t_x and T in weeks.
 WEEKS_PER_MONTH = 365.25 / 12 / 7
-
-# As for the churn models: log-parameters stay inside +-30 so exp() cannot overflow.
-_LOG_BOUND = 30.0
 
 
 def expected_purchases(
@@ -123,23 +119,11 @@ def fit_gamma_gamma(x: ArrayLike, mean_spend: ArrayLike) -> GammaGammaParams:
             f"{int((x <= 0).sum())} have x <= 0, {int((~(m > 0)).sum())} a spend that is not > 0"
         )
 
-    def objective(log_params: np.ndarray) -> float:
-        value = -gamma_gamma_log_likelihood(np.exp(log_params), x, m) / x.size
-        return value if np.isfinite(value) else 1e300
-
     start = np.log([1.0, 1.0, max(float(np.median(m)), 1e-6)])
-    coarse = optimize.minimize(
-        objective, start, method="Nelder-Mead", options={"maxiter": 4000, "xatol": 1e-8}
+    best, success = maximise_likelihood(
+        lambda params: gamma_gamma_log_likelihood(params, x, m), start, x.size
     )
-    polished = optimize.minimize(
-        objective,
-        np.clip(coarse.x, -_LOG_BOUND, _LOG_BOUND),
-        method="L-BFGS-B",
-        bounds=[(-_LOG_BOUND, _LOG_BOUND)] * 3,
-        options={"ftol": 1e-15, "gtol": 1e-9},
-    )
-    best = polished if polished.fun <= coarse.fun else coarse
-    p, q, gamma = (float(v) for v in np.exp(best.x))
+    p, q, gamma = (float(v) for v in best)
     total = gamma_gamma_log_likelihood([p, q, gamma], x, m)
     return GammaGammaParams(
         p=p,
@@ -147,7 +131,7 @@ def fit_gamma_gamma(x: ArrayLike, mean_spend: ArrayLike) -> GammaGammaParams:
         gamma=gamma,
         log_likelihood=total,
         n_customers=int(x.size),
-        converged=bool(np.isfinite(total) and (coarse.success or polished.success)),
+        converged=bool(np.isfinite(total) and success),
     )
 
 
