@@ -1,6 +1,7 @@
 """The dictionary's churn model in a real refresh: under the modified BG/NBD a one-time buyer
-who lapsed long ago is likely gone and lands in at_risk, and the warehouse's score is the
-Python formula with the month's fit for every customer (issue 16)."""
+who lapsed long ago is likely gone and lands in at_risk, and the warehouse's scores (P(alive),
+expected purchases, expected spend, CLV) are the Python formulas with the month's fits for
+every customer (issue 16)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from segment_cadence.defs.segments import churn
+from segment_cadence.defs.segments import churn, value
 from tests import commands
 from tests.marks import slow_fixture
 
@@ -106,3 +107,60 @@ def test_the_months_fit_is_the_modified_bgnbd_and_scores_every_customer_as_pytho
     np.testing.assert_allclose(churn_likelihood, 1 - p_alive, rtol=0, atol=1e-15)
     one_time = x == 0
     assert one_time.sum() > 100 and np.median(churn_likelihood[one_time]) > 0.05
+
+
+def test_expected_purchases_spend_and_clv_are_pythons_for_every_customer(refreshed):
+    churn_names = ("r", "alpha", "a", "b", "log_likelihood", "n_customers", "converged", "model")
+    (fit,) = rows(
+        refreshed, f"select {', '.join(churn_names)} from churn.bgnbd_params where month_end = ?"
+    )
+    spend_names = (
+        "spend_p",
+        "spend_q",
+        "spend_gamma",
+        "spend_log_likelihood",
+        "spend_n_customers",
+        "spend_converged",
+        "clv_horizon_months",
+        "clv_monthly_discount_rate",
+        "spend_frequency_correlation",
+    )
+    (spend_fit,) = rows(
+        refreshed, f"select {', '.join(spend_names)} from churn.value_params where month_end = ?"
+    )
+    recorded = dict(zip(spend_names, spend_fit, strict=True))
+    purchases = churn.params_of(dict(zip(churn_names, fit, strict=True)))
+    spend = value.spend_params_of(recorded)
+    assumptions = value.assumptions_of(recorded)
+    assert spend is not None and spend.converged and spend.unsound() is None
+    assert assumptions == value.DEFAULT_CLV  # the shipped dictionary keeps the defaults
+    assert abs(recorded["spend_frequency_correlation"]) < 0.3
+
+    scored = rows(
+        refreshed,
+        "select bgnbd_x, bgnbd_t_x, bgnbd_T, coalesce(mean_repeat_spend, 0), "
+        "expected_purchases_12m, expected_spend, clv "
+        "from published.customer_features where month_end = ? and bgnbd_T is not null",
+    )
+    assert len(scored) > 500
+    x, t_x, big_t, mean_spend, purchases_12m, per_purchase, lifetime = (
+        np.array(c, dtype=float) for c in zip(*scored, strict=True)
+    )
+    year = value.OUTLOOK_MONTHS * value.WEEKS_PER_MONTH
+    np.testing.assert_allclose(
+        purchases_12m, value.expected_purchases(purchases, year, x, t_x, big_t), rtol=1e-9
+    )
+    np.testing.assert_allclose(per_purchase, value.expected_spend(spend, x, mean_spend), rtol=1e-9)
+    np.testing.assert_allclose(
+        lifetime,
+        value.clv(purchases, spend, assumptions, x, t_x, big_t, mean_spend),
+        rtol=1e-9,
+    )
+    # The planted one-time buyers, long silent, are expected to buy less than recent ones.
+    planted = rows(
+        refreshed,
+        "select max(expected_purchases_12m) from published.customer_features "
+        "where month_end = ? and customer_id like 'P%'",
+    )[0][0]
+    recent_one_time = (x == 0) & (big_t < 8)
+    assert recent_one_time.any() and planted < purchases_12m[recent_one_time].min()

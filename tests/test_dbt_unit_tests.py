@@ -42,6 +42,8 @@ UNIT_TESTS = {
     "amounts_are_refused_below_zero_and_above_the_maximum_not_at_either_bound",
     "bgnbd_params_keep_the_fit_exactly_and_a_failed_fit_scores_nobody",
     "bgnbd_params_of_a_month_not_fitted_have_no_parameters",
+    "value_params_keep_the_spend_fit_and_its_assumptions",
+    "value_params_of_a_fit_recorded_before_the_spend_model",
     "dictionary_rows_keep_quotes_and_nulls_of_the_rules_as_written",
     "published_membership_is_the_publication_the_ledger_names",
 }

@@ -31,7 +31,7 @@ from segment_cadence.defs.alerting import alert_inputs, alert_tick, alerts, slac
 from segment_cadence.defs.alerting.sensors import segment_health_alerts
 from segment_cadence.defs.dictionary import changelog, versions
 from segment_cadence.defs.health import breaches, thresholds
-from segment_cadence.defs.segments import churn, gate
+from segment_cadence.defs.segments import churn, gate, value
 from segment_cadence.platform import state_store
 from tests.slack_server import SlackServer
 from tests.test_deploy import free_port, postgres_bin, unavailable
@@ -55,6 +55,7 @@ TABLES = {
     "alert_input_owners",
     "alert_input_changed_segments",
     "churn_fits",
+    "calibrations",
     "slack_channels",
     "strategic_requests",
 }
@@ -68,7 +69,7 @@ GOVERNANCE_RECORDS = {
     "language_findings": "governance",
     "breaches": "health",
 }
-HEAD = "0005"
+HEAD = "0006"
 # The columns the governance analytics read, exactly as governance.* had them before the move.
 OPS_COLUMNS = {
     "firewall_checks": [
@@ -162,9 +163,16 @@ def test_a_months_churn_fit_is_kept_for_later_steps_and_a_rerun_replaces_it(stat
     state_store.record_churn_fit(first.record(), state_url)
     params = churn.BgNbdParams(0.24251617498627953, 4.41, 0.79, 2.42, -9582.4, 2357, True)
     rerun = churn.MonthFit(december, params, buyers=3000, fitted_at=datetime(2026, 1, 3))
-    state_store.record_churn_fit(rerun.record(), state_url)
+    spend = value.GammaGammaParams(6.2488, 3.7446, 15.4477, -4001.2, 946, True)
+    priced = value.MonthSpendFit(spend, 0.114, value.ClvAssumptions(24, 0.02))
+    state_store.record_churn_fit({**rerun.record(), **priced.record()}, state_url)
     kept = state_store.churn_fit(december, state_url)
-    assert kept == rerun.record()
+    assert kept == {**rerun.record(), **priced.record()}
+    assert value.spend_params_of(kept) == spend
+    assert value.assumptions_of(kept) == value.ClvAssumptions(24, 0.02)
+    # A month recorded before the spend model: none, and the default assumptions.
+    assert value.spend_params_of(first.record()) is None
+    assert value.assumptions_of(first.record()) == value.DEFAULT_CLV
     assert state_store.churn_fit(november, state_url) is None
     passed = json.loads(json.dumps(churn.dbt_vars(kept)))["bgnbd_fit"]
     assert passed["r"] == params.r and passed["month_end"] == "2025-12-31"

@@ -4,7 +4,9 @@ published fit, and lifetimes' expected purchases, expected spend and CLV for eve
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -134,3 +136,59 @@ def test_assumptions_and_inputs_out_of_range_are_refused_in_words():
         value.fit_gamma_gamma([0, 2], [10.0, 20.0])
     with pytest.raises(ValueError, match="forecast horizon"):
         value.expected_purchases(BGNBD, -1.0, [1], [1.0], [2.0])
+
+
+def test_the_outlook_per_x_and_t_times_p_alive_is_the_expectation_and_the_clv(cdnow, spend):
+    """The warehouse multiplies P(alive) by the outlook of each distinct (x, T): the same
+    numbers as computing per customer."""
+    x, t_x, big_t, zbar = (cdnow[c].to_numpy(float) for c in ("x", "t_x", "T", "zbar"))
+    assumptions = value.ClvAssumptions(18, 0.02)
+    outlook = value.purchase_outlook(MBGNBD, assumptions, x, big_t)
+    assert len(outlook.x) == len({(a, b) for a, b in zip(x, big_t, strict=True)}) < len(x)
+    lookup = {
+        (a, b): (p, d)
+        for a, b, p, d in zip(
+            outlook.x,
+            outlook.T,
+            outlook.alive_purchases_12m,
+            outlook.discounted_alive_purchases,
+            strict=True,
+        )
+    }
+    factors = np.array([lookup[(a, b)] for a, b in zip(x, big_t, strict=True)])
+    alive = churn.p_alive(MBGNBD, x, t_x, big_t)
+    year = value.OUTLOOK_MONTHS * value.WEEKS_PER_MONTH
+    np.testing.assert_allclose(
+        alive * factors[:, 0], value.expected_purchases(MBGNBD, year, x, t_x, big_t), rtol=1e-12
+    )
+    per_purchase = value.expected_spend(spend, x, np.where(x > 0, zbar, 0.0))
+    np.testing.assert_allclose(
+        alive * per_purchase * factors[:, 1],
+        value.clv(MBGNBD, spend, assumptions, x, t_x, big_t, np.where(x > 0, zbar, 0.0)),
+        rtol=1e-12,
+    )
+
+
+def test_an_unsound_spend_fit_gives_way_to_the_last_sound_one_and_says_so():
+    sound = value.GammaGammaParams(6.25, 3.74, 15.44, -4000.0, 946, True)
+    record = {
+        "month_end": date(2025, 10, 31),
+        **value.MonthSpendFit(sound, 0.1, value.DEFAULT_CLV).record(),
+    }
+    infinite_mean = value.GammaGammaParams(2.0, 0.8, 10.0, -3990.0, 900, True)
+    kept, problem = value.month_spend_fit_to_keep(infinite_mean, 0.1, [record], value.DEFAULT_CLV)
+    assert kept.params == sound and kept.kept_from == date(2025, 10, 31)
+    assert problem == (
+        "spend model: q = 0.8 <= 1: the population's mean spend per purchase is infinite; "
+        "kept the parameters fitted for 2025-10"
+    )
+    stuck = dataclasses.replace(sound, converged=False)
+    alone, problem = value.month_spend_fit_to_keep(stuck, 0.1, [], value.DEFAULT_CLV)
+    assert alone.params is stuck and alone.kept_from is None
+    assert problem.endswith("no earlier sound fit to keep, so this month's is used")
+    wall = dataclasses.replace(sound, gamma=float(np.exp(30.0)))
+    assert wall.unsound().startswith("gamma ran into the search's bound")
+    # A month that itself kept an earlier fit is not a sound fit to keep later.
+    borrowed = {**record, "spend_kept_from": date(2025, 9, 30)}
+    again, _ = value.month_spend_fit_to_keep(stuck, 0.1, [borrowed], value.DEFAULT_CLV)
+    assert again.params is stuck

@@ -10,6 +10,7 @@ import yaml
 
 from segment_cadence.cli import main
 from segment_cadence.defs.dictionary import segment_dictionary, versions
+from segment_cadence.defs.segments import value
 from segment_cadence.platform import paths
 
 
@@ -69,6 +70,63 @@ def test_an_unknown_churn_model_is_a_one_line_definition_error(ledger):
     assert str(error.value).endswith(
         "churn_model must be one of bgnbd, mbgnbd (see the README's churn section), got 'pareto_nbd'"
     )
+
+
+def test_the_clv_assumptions_are_governed_and_described_in_words(ledger):
+    document = yaml.safe_load(paths.segments_file().read_text())
+    document["clv"] = {"horizon_months": 12, "monthly_discount_rate": 0.01}  # the defaults
+    paths.segments_file().write_text(yaml.safe_dump(document, sort_keys=False))
+    assert versions.check_approved().label == "v1"
+    document["clv"] = {"horizon_months": 24, "monthly_discount_rate": 0.015}
+    paths.segments_file().write_text(yaml.safe_dump(document, sort_keys=False))
+    with pytest.raises(versions.ApprovalError):
+        versions.check_approved()
+    approved = versions.approve(author="asha", approved_by="revops-lead", reason="Two years.")
+    assert approved.label == "v2"
+    assert segment_dictionary.load().clv == value.ClvAssumptions(24, 0.015)
+    changes = versions.version_history()[-1]["changes"]
+    assert (
+        "CLV assumptions changed from 12 months at 1 % a month to 24 months at 1.5 % a month "
+        "(clv is re-valued)"
+    ) in changes
+
+
+@pytest.mark.parametrize(
+    ("clv", "says"),
+    [
+        (
+            {"horizon_months": 0},
+            "clv.horizon_months must be a whole number of months from 1 to 120, got 0",
+        ),
+        (
+            {"horizon_months": 1.5},
+            "clv.horizon_months must be a whole number of months from 1 to 120, got 1.5",
+        ),
+        (
+            {"monthly_discount_rate": 1},
+            "clv.monthly_discount_rate must be a number from 0 up to (not including) 1, for example 0.01 for 1 % a month; got 1",
+        ),
+        (
+            {"monthly_discount_rate": "1%"},
+            "clv.monthly_discount_rate must be a number from 0 up to (not including) 1, for example 0.01 for 1 % a month; got '1%'",
+        ),
+        (
+            {"horizon": 12},
+            "clv: unknown key 'horizon' (known: horizon_months, monthly_discount_rate)",
+        ),
+        (
+            [12, 0.01],
+            "clv: must be a mapping with horizon_months and monthly_discount_rate, got [12, 0.01]",
+        ),
+    ],
+)
+def test_clv_assumptions_out_of_range_are_a_one_line_definition_error(ledger, clv, says):
+    document = yaml.safe_load(paths.segments_file().read_text())
+    document["clv"] = clv
+    paths.segments_file().write_text(yaml.safe_dump(document, sort_keys=False))
+    with pytest.raises(segment_dictionary.DefinitionError) as error:
+        segment_dictionary.load()
+    assert str(error.value).endswith(says)
 
 
 def test_an_unapproved_rule_change_is_refused_in_words(ledger):

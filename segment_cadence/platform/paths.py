@@ -70,6 +70,11 @@ def dagster_home() -> Path:
     return Path(os.environ.get("DAGSTER_HOME", state_dir() / "dagster_home")).resolve()
 
 
+def churn_dir() -> Path:
+    """Per-month files of the churn and value models (the purchase outlook dbt reads)."""
+    return state_dir() / "churn"
+
+
 def review_packs_dir() -> Path:
     return state_dir() / "review_packs"
 

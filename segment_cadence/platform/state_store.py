@@ -42,6 +42,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     create_engine,
     delete,
     event,
@@ -274,6 +275,38 @@ churn_fits = Table(
     Column("fitted_at", DateTime),
     Column("model", String, server_default="bgnbd"),
     Column("kept_from", Date),
+    # The month's spend model and CLV assumptions (migration 0006; value.MonthSpendFit).
+    Column("spend_p", Float),
+    Column("spend_q", Float),
+    Column("spend_gamma", Float),
+    Column("spend_log_likelihood", Float),
+    Column("spend_n_customers", BigInteger),
+    Column("spend_converged", Boolean),
+    Column("spend_kept_from", Date),
+    Column("spend_frequency_correlation", Float),
+    Column("clv_horizon_months", Integer),
+    Column("clv_monthly_discount_rate", Float),
+)
+# Each quarter's calibration/holdout check of the churn model (migration 0006;
+# segment_cadence/defs/segments/calibration.py), made by the refresh of the quarter's last
+# month and shown by its review pack and the quarter's candidate report. `groups` is the
+# chart's data, one entry per calibration frequency, as JSON.
+calibrations = Table(
+    "calibrations",
+    metadata,
+    Column("month_end", Date, primary_key=True),
+    Column("cutoff", Date),
+    Column("holdout_end", Date),
+    Column("holdout_weeks", Float),
+    Column("model", String),
+    Column("r", Float),
+    Column("alpha", Float),
+    Column("a", Float),
+    Column("b", Float),
+    Column("customers", BigInteger),
+    Column("mean_absolute_error", Float),
+    Column("groups", Text),
+    Column("computed_at", DateTime),
 )
 
 # The governance records (migration 0002): decisions written by the CLI and by runs alike, kept
@@ -595,14 +628,16 @@ def record_churn_fit(fit: dict[str, Any], url: str | None = None) -> None:
         connection.execute(insert(churn_fits), [fit])
 
 
-def earlier_churn_fits(before: date, model: str, url: str | None = None) -> list[dict[str, Any]]:
-    """The fits of `model` recorded for months before `before`, latest first."""
+def earlier_churn_fits(
+    before: date, model: str | None = None, url: str | None = None
+) -> list[dict[str, Any]]:
+    """The fits (of `model`, or of any model) recorded for months before `before`, latest
+    first."""
+    query = select(churn_fits).where(churn_fits.c.month_end < before)
+    if model is not None:
+        query = query.where(churn_fits.c.model == model)
     with transaction(url) as connection:
-        found = connection.execute(
-            select(churn_fits)
-            .where(churn_fits.c.month_end < before, churn_fits.c.model == model)
-            .order_by(churn_fits.c.month_end.desc())
-        ).all()
+        found = connection.execute(query.order_by(churn_fits.c.month_end.desc())).all()
     return [dict(row._mapping) for row in found]
 
 
@@ -611,5 +646,27 @@ def churn_fit(month_end: date, url: str | None = None) -> dict[str, Any] | None:
     with transaction(url) as connection:
         found = connection.execute(
             select(churn_fits).where(churn_fits.c.month_end == month_end)
+        ).first()
+    return dict(found._mapping) if found else None
+
+
+def record_calibration(calibration: dict[str, Any], url: str | None = None) -> None:
+    """Keep the quarter's calibration (the columns of calibrations), replacing any earlier
+    one of the same month."""
+    with transaction(url) as connection:
+        connection.execute(
+            delete(calibrations).where(calibrations.c.month_end == calibration["month_end"])
+        )
+        connection.execute(insert(calibrations), [calibration])
+
+
+def latest_calibration(on_or_before: date, url: str | None = None) -> dict[str, Any] | None:
+    """The latest calibration made for a month up to `on_or_before`, or None."""
+    with transaction(url) as connection:
+        found = connection.execute(
+            select(calibrations)
+            .where(calibrations.c.month_end <= on_or_before)
+            .order_by(calibrations.c.month_end.desc())
+            .limit(1)
         ).first()
     return dict(found._mapping) if found else None

@@ -38,18 +38,37 @@ with orders as (
 
 ),
 
+per_customer_day as (
+
+    select
+        customer_id,
+        activity_month,
+        order_date,
+        count(distinct order_id) as orders,
+        sum(amount) as spend
+
+    from orders
+    group by customer_id, activity_month, order_date
+
+),
+
 per_customer_month as (
 
+    {#- An order's lines share its date, so the day's distinct orders add up to the month's.
+        first_day_spend is what the month's first purchase day brought: for the customer's
+        first month it is the first purchase, which the spend model leaves out (it counts
+        repeat purchases only). -#}
     select
         customer_id,
         activity_month,
         min(order_date) as first_order_date,
         max(order_date) as last_order_date,
-        count(distinct order_id) as orders,
-        count(distinct order_date) as purchase_days,
-        sum(amount) as spend
+        cast(sum(orders) as {{ dbt.type_bigint() }}) as orders,
+        count(*) as purchase_days,
+        sum(spend) as spend,
+        min_by(spend, order_date) as first_day_spend
 
-    from orders
+    from per_customer_day
     group by customer_id, activity_month
 
 )

@@ -24,6 +24,7 @@ per_customer as (
         cast(sum(orders) as {{ dbt.type_bigint() }}) as order_count,
         cast(sum(purchase_days) as {{ dbt.type_bigint() }}) as purchase_days,
         sum(spend) as monetary_value,
+        min_by(first_day_spend, activity_month) as first_purchase_day_spend,
         sum(case when activity_month = {{ date_literal(cadence_day("month_end").replace(day=1)) }} then spend else 0 end)
             as spend_this_month,
         sum(case when activity_month >= {{ date_literal(whole_months_from) }} then spend else 0 end)
@@ -68,7 +69,12 @@ final as (
         {{ dbt.datediff('last_order_date', month_end(), 'day') }} as recency_days,
         purchase_days - 1 as bgnbd_x,
         {{ as_double(dbt.datediff('first_order_date', 'last_order_date', 'day')) }} / 7 as bgnbd_t_x,
-        {{ as_double(dbt.datediff('first_order_date', month_end(), 'day')) }} / 7 as bgnbd_T
+        {{ as_double(dbt.datediff('first_order_date', month_end(), 'day')) }} / 7 as bgnbd_T,
+        {#- The Gamma-Gamma model's m_x: mean spend of the x repeat purchase days (the first
+            purchase left out, as in Fader, Hardie & Lee 2005); NULL without a repeat. -#}
+        case when purchase_days >= 2
+            then {{ as_double('monetary_value - first_purchase_day_spend') }} / (purchase_days - 1)
+        end as mean_repeat_spend
 
     from per_customer
     left join window_first_month on window_first_month.customer_id = per_customer.customer_id

@@ -48,6 +48,24 @@ churn_model as (
 
 ),
 
+spend_model as (
+
+    {#- The spend model, when it has a finite mean (q > 1): customer_features prices
+        nobody's purchases with one that has not. -#}
+    select spend_p, spend_q, spend_gamma
+    from {{ ref("value_params") }}
+    where month_end = {{ month_end() }} and spend_q > 1
+
+),
+
+outlook as (
+
+    select bgnbd_x, bgnbd_T, alive_purchases_12m, discounted_alive_purchases
+    from {{ ref("purchase_outlook") }}
+    where month_end = {{ month_end() }}
+
+),
+
 joined as (
 
     select
@@ -90,10 +108,21 @@ joined as (
             'purchases.bgnbd_x', 'purchases.bgnbd_t_x', 'purchases.bgnbd_T',
             'churn_model.r', 'churn_model.alpha', 'churn_model.a', 'churn_model.b',
             'churn_model.model'
-        ) }} as p_alive
+        ) }} as p_alive,
+        purchases.mean_repeat_spend,
+        {#- Gamma-Gamma's E[spend per purchase | x, m_x]: the population's mean and the
+            customer's own, weighted by x (value.expected_spend). -#}
+        spend_model.spend_p * (spend_model.spend_gamma
+            + case when purchases.bgnbd_x > 0 then purchases.bgnbd_x * purchases.mean_repeat_spend else 0 end)
+            / (spend_model.spend_p * purchases.bgnbd_x + spend_model.spend_q - 1) as expected_spend,
+        outlook.alive_purchases_12m,
+        outlook.discounted_alive_purchases
 
     from customers
     left join purchases on purchases.customer_id = customers.customer_id
+    left join outlook
+        on outlook.bgnbd_x = purchases.bgnbd_x and outlook.bgnbd_T = purchases.bgnbd_T
+    left join spend_model on 1 = 1
     left join engagement on engagement.customer_id = customers.customer_id
     left join campaign_response on campaign_response.customer_id = customers.customer_id
     left join churn_model on 1 = 1
@@ -122,6 +151,8 @@ scored as (
     select
         joined.*,
         1.0 - joined.p_alive as churn_likelihood,
+        joined.p_alive * joined.alive_purchases_12m as expected_purchases_12m,
+        joined.p_alive * joined.expected_spend * joined.discounted_alive_purchases as clv,
         rfm_scores.r_score,
         rfm_scores.f_score,
         rfm_scores.m_score
@@ -160,7 +191,11 @@ final as (
         bgnbd_t_x,
         bgnbd_T,
         p_alive,
-        churn_likelihood
+        churn_likelihood,
+        mean_repeat_spend,
+        expected_purchases_12m,
+        expected_spend,
+        clv
 
     from scored
 

@@ -21,6 +21,7 @@ from segment_cadence.defs.dictionary.rules import RuleError, compile_rule
 from segment_cadence.defs.governance.governance import lint_text
 from segment_cadence.defs.health import thresholds
 from segment_cadence.defs.segments.churn import DEFAULT_MODEL, MODELS
+from segment_cadence.defs.segments.value import DEFAULT_CLV, ClvAssumptions
 from segment_cadence.platform import paths, yaml_text
 
 SEGMENT_ID = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
@@ -103,6 +104,8 @@ class SegmentDictionary:
     governed_digest: str
     # How churn_likelihood is modelled: "bgnbd" (absent from the file) or "mbgnbd".
     churn_model: str = DEFAULT_MODEL
+    # What the clv feature assumes: months ahead and the monthly discount rate.
+    clv: ClvAssumptions = DEFAULT_CLV
 
     @property
     def fallback(self) -> Segment:
@@ -336,6 +339,7 @@ def validate(document: Any, path: Path | str, columns: list[str]) -> SegmentDict
             f"churn_model must be one of {', '.join(MODELS)} (see the README's churn section), "
             f"got {churn_model!r}"
         )
+    clv = _clv_assumptions(document.get("clv"), problems)
     if problems:
         raise DefinitionError(path, problems)
     active = sorted((s for s in segments if s.status == "active"), key=lambda s: s.priority)
@@ -346,21 +350,58 @@ def validate(document: Any, path: Path | str, columns: list[str]) -> SegmentDict
         all_segments=tuple(segments),
         business_rules=tuple(business_rules),
         warnings=tuple(warnings),
-        governed_digest=governed_digest(active, business_rules, churn_model),
+        governed_digest=governed_digest(active, business_rules, churn_model, clv),
         churn_model=churn_model,
+        clv=clv,
     )
 
 
+def _clv_assumptions(raw: Any, problems: list[str]) -> ClvAssumptions:
+    """The dictionary's `clv:` section (horizon_months, monthly_discount_rate), each
+    defaulting to DEFAULT_CLV's; a problem is added for anything else."""
+    if raw is None:
+        return DEFAULT_CLV
+    if not isinstance(raw, dict):
+        problems.append(
+            f"clv: must be a mapping with horizon_months and monthly_discount_rate, got {raw!r}"
+        )
+        return DEFAULT_CLV
+    unknown = sorted(set(raw) - {"horizon_months", "monthly_discount_rate"})
+    if unknown:
+        problems.append(
+            f"clv: unknown key {', '.join(map(repr, unknown))} "
+            "(known: horizon_months, monthly_discount_rate)"
+        )
+    horizon = raw.get("horizon_months", DEFAULT_CLV.horizon_months)
+    rate = raw.get("monthly_discount_rate", DEFAULT_CLV.monthly_discount_rate)
+    if isinstance(horizon, bool) or not isinstance(horizon, int) or not 1 <= horizon <= 120:
+        problems.append(
+            f"clv.horizon_months must be a whole number of months from 1 to 120, got {horizon!r}"
+        )
+        return DEFAULT_CLV
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate < 1:
+        problems.append(
+            "clv.monthly_discount_rate must be a number from 0 up to (not including) 1, "
+            f"for example 0.01 for 1 % a month; got {rate!r}"
+        )
+        return DEFAULT_CLV
+    return ClvAssumptions(horizon_months=horizon, monthly_discount_rate=float(rate))
+
+
 def governed_digest(
-    segments: list[Segment], business_rules: list[BusinessRule], churn_model: str = DEFAULT_MODEL
+    segments: list[Segment],
+    business_rules: list[BusinessRule],
+    churn_model: str = DEFAULT_MODEL,
+    clv: ClvAssumptions = DEFAULT_CLV,
 ) -> str:
     """Hash of what decides membership and protection: ids, order, rules, pauses, status,
-    and the churn model the rules' churn_likelihood comes from.
+    the churn model the rules' churn_likelihood comes from and the assumptions of their clv.
 
     Names, descriptions and owners are left out on purpose: editing them does not change
-    who is in which segment. The churn model counts only when it is not the default, so a
-    dictionary written before the choice existed (scored with BG/NBD) keeps its digest, and
-    writing `churn_model: bgnbd` into it changes nothing.
+    who is in which segment. The churn model and the CLV assumptions count only when they are
+    not the defaults, so a dictionary written before the choice existed (scored with BG/NBD,
+    valued over 12 months at 1 %) keeps its digest, and writing the defaults into it changes
+    nothing.
     """
     governed = {
         "segments": [
@@ -382,6 +423,11 @@ def governed_digest(
     }
     if churn_model != DEFAULT_MODEL:
         governed["churn_model"] = churn_model
+    if clv != DEFAULT_CLV:
+        governed["clv"] = {
+            "horizon_months": clv.horizon_months,
+            "monthly_discount_rate": clv.monthly_discount_rate,
+        }
     return hashlib.sha256(json.dumps(governed, sort_keys=True).encode()).hexdigest()
 
 

@@ -34,6 +34,7 @@ import yaml
 from segment_cadence.defs.dictionary import segment_dictionary
 from segment_cadence.defs.health import thresholds
 from segment_cadence.defs.segments.churn import DEFAULT_MODEL
+from segment_cadence.defs.segments.value import DEFAULT_CLV
 from segment_cadence.platform import paths, yaml_text
 
 LEDGER_HEADER = (
@@ -260,7 +261,18 @@ def describe_changes(old: dict[str, Any] | None, new: dict[str, Any]) -> list[st
     was, now = (d.get("churn_model", DEFAULT_MODEL) for d in (old, new))
     if was != now:
         lines.append(f"churn model changed from {was} to {now} (churn_likelihood is re-scored)")
+    was_clv, now_clv = (_clv_text(d.get("clv")) for d in (old, new))
+    if was_clv != now_clv:
+        lines.append(f"CLV assumptions changed from {was_clv} to {now_clv} (clv is re-valued)")
     return lines or ["no changes"]
+
+
+def _clv_text(raw: Any) -> str:
+    """A dictionary's CLV assumptions as a reviewer reads them ("12 months at 1 % a month")."""
+    raw = raw if isinstance(raw, dict) else {}
+    horizon = raw.get("horizon_months", DEFAULT_CLV.horizon_months)
+    rate = raw.get("monthly_discount_rate", DEFAULT_CLV.monthly_discount_rate)
+    return f"{horizon} months at {float(rate) * 100:g} % a month"
 
 
 def _show(value: Any) -> str:

@@ -4,7 +4,7 @@ month (the published dbt models, with the checks and the export in Python around
 visible to consumers only after every blocking check passed).
 """
 
-from datetime import datetime
+from datetime import date, datetime
 
 import dagster as dg
 import numpy as np
@@ -12,7 +12,7 @@ from dagster_dbt import DbtCliResource, get_asset_key_for_model
 
 from segment_cadence.defs.dictionary import segment_dictionary, versions
 from segment_cadence.defs.ingest import ingest
-from segment_cadence.defs.segments import churn, gate, missing_sources, publish
+from segment_cadence.defs.segments import churn, gate, missing_sources, publish, value
 from segment_cadence.defs.segments.dbt_assets import (
     GATE,
     PUBLISHED,
@@ -272,7 +272,17 @@ FIT_KEY = dg.AssetKey(["churn", "bgnbd_fit"])
                 "Warns when the month's fit did not converge or a parameter sits at the "
                 "search's bound; the month is then scored with the last sound fit."
             ),
-        )
+        ),
+        dg.AssetCheckSpec(
+            "spend_fit_is_sound",
+            asset=FIT_KEY,
+            description=(
+                "Warns when the month's Gamma-Gamma spend model did not converge, sits at a "
+                "bound or has no finite mean (it then gives way to the last sound one), or "
+                "when frequency and mean spend correlate enough to doubt its independence "
+                "assumption."
+            ),
+        ),
     ],
     description=(
         "The churn model the dictionary chooses (churn_model: BG/NBD, Fader, Hardie & Lee "
@@ -281,19 +291,23 @@ FIT_KEY = dg.AssetKey(["churn", "bgnbd_fit"])
         "read back from build.int_customer_purchases. The fit is kept in the state store "
         "(churn_fits) and reaches dbt as vars: the model churn.bgnbd_params keeps it per "
         "month and customer_features scores every customer with the closed-form P(alive); "
-        "churn likelihood = 1 - P(alive). A fit that is not sound gives way to the last "
-        "sound one, and the check says so."
+        "churn likelihood = 1 - P(alive). Beside it, the Gamma-Gamma spend model (Fader, "
+        "Hardie & Lee 2005) on the repeat buyers' mean spend, with the frequency-spend "
+        "correlation it assumes is near 0, and the dictionary's CLV horizon and discount "
+        "rate (churn.value_params). A fit that is not sound gives way to the last sound "
+        "one, and its check says so."
     ),
 )
 def bgnbd_fit(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, config_files: ConfigFiles
 ) -> dg.MaterializeResult:
     month_end, _ = refresh_window(context.partition_key)
-    model = config_files.once("segments", segment_dictionary.load).churn_model
+    dictionary = config_files.once("segments", segment_dictionary.load)
+    model = dictionary.churn_model
     with warehouse.connect(read_only=True) as con:
         history = con.execute(
-            "select bgnbd_x, bgnbd_t_x, bgnbd_T from build.int_customer_purchases "
-            "where bgnbd_T > 0 order by customer_id"
+            "select bgnbd_x, bgnbd_t_x, bgnbd_T, mean_repeat_spend "
+            "from build.int_customer_purchases where bgnbd_T > 0 order by customer_id"
         ).fetchnumpy()
     x, t_x, big_t = (
         np.asarray(history[c], dtype=float) for c in ("bgnbd_x", "bgnbd_t_x", "bgnbd_T")
@@ -319,13 +333,19 @@ def bgnbd_fit(
     if problem:
         context.log.warning(f"{model} fit for {month_end:%Y-%m} not used as it is: {problem}")
         note = problem
-    fit = month_fit.record()
+    spend_fit, spend_problem, spend_note = fit_spend(
+        month_end, x, history["mean_repeat_spend"], dictionary.clv
+    )
+    if spend_problem:
+        context.log.warning(f"spend model for {month_end:%Y-%m}: {spend_problem}")
+    fit = {**month_fit.record(), **spend_fit.record()}
     state_store.record_churn_fit(fit)
     own = (
         {f"fitted_{k}": getattr(fitted, k) for k in ("r", "alpha", "a", "b")}
         if fitted and month_fit.kept_from
         else {}
     )
+    spend = spend_fit.params
     return dg.MaterializeResult(
         metadata={
             "model": model,
@@ -340,6 +360,16 @@ def bgnbd_fit(
             "converged": bool(fit["converged"]),
             "kept_from": str(month_fit.kept_from) if month_fit.kept_from else None,
             **own,
+            "spend_model": spend_note,
+            "spend_p": fit["spend_p"],
+            "spend_q": fit["spend_q"],
+            "spend_gamma": fit["spend_gamma"],
+            "spend_fit_sample": fit["spend_n_customers"],
+            "mean_spend_per_purchase": spend.population_mean if spend else None,
+            "spend_frequency_correlation": fit["spend_frequency_correlation"],
+            "spend_kept_from": str(spend_fit.kept_from) if spend_fit.kept_from else None,
+            "clv_horizon_months": spend_fit.assumptions.horizon_months,
+            "clv_monthly_discount_rate": spend_fit.assumptions.monthly_discount_rate,
         },
         check_results=[
             dg.AssetCheckResult(
@@ -348,6 +378,56 @@ def bgnbd_fit(
                 severity=dg.AssetCheckSeverity.WARN,
                 description=problem,
                 metadata={"model": model, "month_end": str(month_end)},
-            )
+            ),
+            dg.AssetCheckResult(
+                check_name="spend_fit_is_sound",
+                passed=spend_problem is None,
+                severity=dg.AssetCheckSeverity.WARN,
+                description=spend_problem,
+                metadata={
+                    "month_end": str(month_end),
+                    "spend_frequency_correlation": fit["spend_frequency_correlation"],
+                },
+            ),
         ],
     )
+
+
+#: Above this, frequency and mean spend are too related for the Gamma-Gamma model's
+#: independence assumption (Fader, Hardie & Lee report 0.11 on CDNOW and call it weak).
+SPEND_CORRELATION_BOUND = 0.3
+
+
+def fit_spend(
+    month_end: date, x: np.ndarray, mean_repeat_spend: np.ndarray, assumptions: value.ClvAssumptions
+) -> tuple[value.MonthSpendFit, str | None, str]:
+    """The month's Gamma-Gamma fit on a reproducible sample of its repeat buyers, the one
+    kept in its place when it is not sound, the problem (None when there is none, which
+    the WARN check reports) and a status line for the metadata."""
+    spend = np.asarray(mean_repeat_spend, dtype=float)
+    repeat = (x > 0) & np.isfinite(spend) & (spend > 0)
+    sample_x, sample_spend = churn.sample_rows(FIT_SAMPLE_SIZE, FIT_SEED, x[repeat], spend[repeat])
+    correlation = value.spend_frequency_correlation(sample_x, sample_spend)
+    try:
+        fitted = value.fit_gamma_gamma(sample_x, sample_spend)
+    except ValueError as error:
+        fitted, status = None, f"not fitted: {error}"
+    month, problem = value.month_spend_fit_to_keep(
+        fitted,
+        correlation,
+        state_store.earlier_churn_fits(month_end) if fitted else [],
+        assumptions,
+    )
+    if fitted is not None:
+        status = problem or "fitted"
+    if (
+        fitted is not None
+        and np.isfinite(correlation)
+        and abs(correlation) > SPEND_CORRELATION_BOUND
+    ):
+        independence = (
+            f"frequency and mean spend correlate at {correlation:.2f} (above "
+            f"{SPEND_CORRELATION_BOUND}): the independence Gamma-Gamma assumes is doubtful"
+        )
+        problem = f"{problem}; {independence}" if problem else independence
+    return month, problem, status

@@ -10,15 +10,23 @@ is right on average but wrong for every customer shows it.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from segment_cadence.defs.segments import churn, value
+from segment_cadence.platform.months import add_months, month_end, parse_month
+from segment_cadence.platform.warehouse import WarehouseConnection
 
 #: Customers with this many calibration repeat purchases or more share the last group.
 TOP_GROUP = 7
+#: The quarterly check holds out the last six months (two quarters: a jeweller's customers
+#: buy a few times a year at most, so one quarter shows little).
+QUARTERLY_HOLDOUT_MONTHS = 6
 
 
 @dataclass(frozen=True)
@@ -116,3 +124,109 @@ def calibrate(
         groups=tuple(groups),
         mean_absolute_error=float(np.abs(actual - predicted).mean()),
     )
+
+
+def is_quarter_end(day: date) -> bool:
+    """The refresh of a quarter's last month makes the quarter's calibration."""
+    return day.month % 3 == 0
+
+
+def holdout_window(cutoff_month: str, months: int) -> tuple[date, date]:
+    """(cut-off, holdout end): the last days of the cut-off month (YYYY-MM) and of the
+    month `months` later."""
+    if months < 1:
+        raise ValueError(f"the holdout must be at least one month; got {months}")
+    first = parse_month(cutoff_month)
+    return month_end(first), month_end(add_months(first, months))
+
+
+def quarterly_window(quarter_end: date) -> tuple[date, date]:
+    """The quarter's check: the history to QUARTERLY_HOLDOUT_MONTHS before its last day,
+    and the months since as the holdout."""
+    start = add_months(quarter_end.replace(day=1), -QUARTERLY_HOLDOUT_MONTHS)
+    return month_end(start), quarter_end
+
+
+def warehouse_holdout_history(
+    con: WarehouseConnection, cutoff: date, holdout_end: date
+) -> HoldoutHistory:
+    """The calibration summary and holdout purchase days of every customer who bought on or
+    before `cutoff`, added up from the monthly slices (history.int_customer_orders_monthly:
+    purchase days never span months, so they add up exactly). Both days are month ends."""
+    if holdout_end <= cutoff:
+        raise ValueError(f"the holdout must end after the cut-off ({cutoff:%Y-%m-%d})")
+    cutoff_month, holdout_month = cutoff.replace(day=1), holdout_end.replace(day=1)
+    found = con.execute(
+        """
+        select
+            min(case when activity_month <= ? then first_order_date end) as first_day,
+            max(case when activity_month <= ? then last_order_date end) as last_day,
+            sum(case when activity_month <= ? then purchase_days else 0 end) as calibration_days,
+            sum(case when activity_month > ? then purchase_days else 0 end) as holdout_days
+        from history.int_customer_orders_monthly
+        where activity_month <= ?
+        group by customer_id
+        having min(case when activity_month <= ? then first_order_date end) is not null
+        order by customer_id
+        """,
+        [cutoff_month, cutoff_month, cutoff_month, cutoff_month, holdout_month, cutoff_month],
+    ).df()
+    first = pd.to_datetime(found["first_day"])
+    last = pd.to_datetime(found["last_day"])
+    end = pd.Timestamp(cutoff)
+    return HoldoutHistory(
+        x=found["calibration_days"].to_numpy(float) - 1,
+        t_x=((last - first).dt.days / 7).to_numpy(float),
+        T=((end - first).dt.days / 7).to_numpy(float),
+        holdout_purchases=found["holdout_days"].to_numpy(float),
+        holdout_weeks=(holdout_end - cutoff).days / 7,
+    )
+
+
+def chart_series(groups: list[dict[str, Any]]) -> tuple[list[str], dict[str, list[float]]]:
+    """The standard chart's data: the groups' labels, and the mean actual and predicted
+    holdout purchases of each."""
+    labels = [g["label"] for g in groups]
+    return labels, {
+        "actual": [g["actual"] for g in groups],
+        "predicted": [g["predicted"] for g in groups],
+    }
+
+
+CHART_ALT = (
+    "Mean repeat purchases in the holdout, actual and predicted, by repeat purchases in the "
+    "calibration period"
+)
+
+
+def record(
+    result: Calibration, month: date, cutoff: date, holdout_end: date, computed_at: datetime
+) -> dict[str, Any]:
+    """The columns of the state store's calibrations."""
+    p = result.params
+    return {
+        "month_end": month,
+        "cutoff": cutoff,
+        "holdout_end": holdout_end,
+        "holdout_weeks": result.holdout_weeks,
+        "model": p.model,
+        "r": p.r,
+        "alpha": p.alpha,
+        "a": p.a,
+        "b": p.b,
+        "customers": sum(g.customers for g in result.groups),
+        "mean_absolute_error": result.mean_absolute_error,
+        "groups": json.dumps(
+            [
+                {
+                    "label": g.label,
+                    "customers": g.customers,
+                    "actual": g.actual,
+                    "predicted": g.predicted,
+                    "mean_absolute_error": g.mean_absolute_error,
+                }
+                for g in result.groups
+            ]
+        ),
+        "computed_at": computed_at,
+    }

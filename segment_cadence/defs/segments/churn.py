@@ -61,6 +61,12 @@ def check_model(model: str) -> str:
     return model
 
 
+def names_at_bound(params: dict[str, float]) -> list[str]:
+    """The parameters (searched over their logs by `maximise_likelihood`) that ran into the
+    search's wall, exp(+-30): the likelihood is flat that way, so they are not estimates."""
+    return [name for name, v in params.items() if abs(np.log(v)) >= _LOG_BOUND - 1e-6]
+
+
 @dataclass(frozen=True)
 class BgNbdParams:
     """A fitted model of the BG/NBD family (`model`: bgnbd or mbgnbd): the four parameters
@@ -82,10 +88,7 @@ class BgNbdParams:
         return bool(self.parameters_at_bound())
 
     def parameters_at_bound(self) -> list[str]:
-        logs = np.abs(np.log(self.as_array()))
-        return [
-            n for n, v in zip(("r", "alpha", "a", "b"), logs, strict=True) if v >= _LOG_BOUND - 1e-6
-        ]
+        return names_at_bound({"r": self.r, "alpha": self.alpha, "a": self.a, "b": self.b})
 
     def as_array(self) -> np.ndarray:
         """(r, alpha, a, b), the order `bgnbd_log_likelihood` expects."""
@@ -179,17 +182,22 @@ def month_fit_to_keep(
 
 
 def dbt_vars(record: dict[str, Any] | None) -> dict[str, Any]:
-    """The month's fit as the dbt vars the model churn.bgnbd_params is built from: `bgnbd_fit`,
-    None when no fit was recorded for the month. Floats pass through JSON exactly (shortest
-    repr), so the SQL scores with the very parameters Python fitted."""
+    """The month's fit as the dbt vars the models churn.bgnbd_params and churn.value_params
+    are built from: `bgnbd_fit`, None when no fit was recorded for the month. Floats pass
+    through JSON exactly (shortest repr), so the SQL scores with the very parameters Python
+    fitted."""
     if record is None:
         return {"bgnbd_fit": None}
-    fit = {k: v for k, v in record.items() if k not in ("month_end", "fitted_at")}
-    fit["month_end"] = record["month_end"].isoformat()
-    fit["kept_from"] = record["kept_from"].isoformat() if record.get("kept_from") else None
+    fit = {name: _as_json(v) for name, v in record.items()}
     fit["model"] = record.get("model") or DEFAULT_MODEL
-    fit["fitted_at"] = record["fitted_at"].isoformat(sep=" ") if record["fitted_at"] else None
     return {"bgnbd_fit": fit}
+
+
+def _as_json(value: Any) -> Any:
+    """Dates as ISO text, timestamps with a space (as the SQL casts read them)."""
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    return value.isoformat() if isinstance(value, date) else value
 
 
 def _as_arrays(x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> tuple[np.ndarray, ...]:  # noqa: N803
@@ -571,13 +579,20 @@ def sample_for_fit(
     re-running a month reproduces its parameters exactly. Order is preserved, and the input
     is returned whole when it is already small enough.
     """
+    x, t_x, T = _as_arrays(x, t_x, T)
+    return sample_rows(max_n, seed, x, t_x, T)
+
+
+def sample_rows(max_n: int, seed: int, *columns: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The same reproducible sample of at most max_n rows from each of equally long columns,
+    in their order; the columns whole when they are short enough."""
     if max_n < 1:
         raise ValueError(f"max_n must be at least 1; got {max_n}")
-    x, t_x, T = _as_arrays(x, t_x, T)
-    if x.size <= max_n:
-        return x, t_x, T
-    chosen = np.sort(np.random.default_rng(seed).choice(x.size, size=max_n, replace=False))
-    return x[chosen], t_x[chosen], T[chosen]
+    size = columns[0].size
+    if size <= max_n:
+        return columns
+    chosen = np.sort(np.random.default_rng(seed).choice(size, size=max_n, replace=False))
+    return tuple(column[chosen] for column in columns)
 
 
 def _lifetimes_dataset(name: str) -> Path:

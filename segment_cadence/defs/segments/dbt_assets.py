@@ -31,7 +31,7 @@ from dagster_dbt.core.dbt_cli_event import DbtCoreCliEventMessage
 
 from segment_cadence.defs.dictionary import segment_dictionary
 from segment_cadence.defs.governance import governance
-from segment_cadence.defs.segments import churn
+from segment_cadence.defs.segments import churn, outlook
 from segment_cadence.platform import dbt_in_process, state_store
 from segment_cadence.platform.crash_points import crash_point
 from segment_cadence.platform.partitions import ONE_MONTH_A_RUN, monthly_partitions, refresh_window
@@ -358,11 +358,15 @@ def segment_marts(
     warehouse: WarehouseResource,
     config_files: ConfigFiles,
 ):
-    """The month's churn fit (from the state store, as vars), then features, membership,
+    """The month's churn and spend fits (from the state store, as vars) and its purchase
+    outlook (a Parquet file computed here from the fit), then features, membership,
     transitions and KPIs for the month, built in the build schema."""
     month_end, _ = refresh_window(context.partition_key)
-    fit = churn.dbt_vars(state_store.churn_fit(month_end))
-    yield from run_dbt(context, dbt, warehouse, config_files, fit)
+    record = state_store.churn_fit(month_end)
+    with warehouse.connect(read_only=True) as con:
+        outlook_file = outlook.write_month_outlook(con, month_end, record)
+    variables = {**churn.dbt_vars(record), "purchase_outlook_file": outlook_file}
+    yield from run_dbt(context, dbt, warehouse, config_files, variables)
 
 
 @monthly_dbt_assets(
