@@ -19,6 +19,7 @@ from segment_cadence.defs.ingest.assets import ingest_assets, ingest_checks
 from segment_cadence.defs.review.assets import monthly_review_pack
 from segment_cadence.defs.segments.assets import (
     bgnbd_fit,
+    churn_calibration,
     publish_gate,
     published_models,
     segments_above_minimum_size,
@@ -49,6 +50,7 @@ def build_definitions(resources: dict[str, object] | None = None) -> dg.Definiti
             segment_dictionary,
             features_inputs,
             bgnbd_fit,
+            churn_calibration,
             segment_marts,
             publish_gate,
             published_models,

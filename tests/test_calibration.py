@@ -81,8 +81,6 @@ def test_the_command_prints_the_groups_and_writes_the_chart(tmp_path, monkeypatc
     import xml.etree.ElementTree as ET
     from datetime import date, timedelta
 
-    import duckdb
-
     from segment_cadence.cli.main import main
 
     rng = np.random.default_rng(5)
@@ -96,11 +94,7 @@ def test_the_command_prints_the_groups_and_writes_the_chart(tmp_path, monkeypatc
             orders.append((f"C{customer:04d}", day))
             day += timedelta(days=max(1, int(rng.exponential(1 / rate))))
     db = tmp_path / "warehouse.duckdb"
-    con = duckdb.connect(str(db))
-    con.execute("create schema staging")
-    con.execute("create table staging.stg_orders (customer_id varchar, order_date date)")
-    con.executemany("insert into staging.stg_orders values (?, ?)", orders)
-    con.close()
+    write_monthly_slices(db, orders)
     monkeypatch.setenv("SEGMENT_CADENCE_HOME", str(tmp_path))
     monkeypatch.setenv("SEGMENT_CADENCE_WAREHOUSE", str(db))
 
@@ -119,3 +113,65 @@ def test_the_command_prints_the_groups_and_writes_the_chart(tmp_path, monkeypatc
 
     assert main(["churn", "calibrate", "--cutoff", "2023-06"]) == 3
     assert "No purchases on or before 2023-06-30" in capsys.readouterr().out
+    assert main(["churn", "calibrate", "--cutoff", "2025-09", "--months", "6"]) == 3
+    assert capsys.readouterr().out.strip() == (
+        "The holdout runs to 2026-03 but the warehouse's history ends at 2025-12: refresh "
+        "the later months first, or ask for fewer --months."
+    )
+
+
+def write_monthly_slices(db, orders: list[tuple[str, object]]) -> None:
+    """The purchase history as the refresh keeps it (history.int_customer_orders_monthly,
+    the columns the check reads), from (customer, day) purchases."""
+    import duckdb
+
+    con = duckdb.connect(str(db))
+    con.execute("create table purchases (customer_id varchar, order_date date)")
+    con.executemany("insert into purchases values (?, ?)", orders)
+    con.execute("create schema history")
+    con.execute(
+        "create table history.int_customer_orders_monthly as select customer_id, "
+        "cast(date_trunc('month', order_date) as date) as activity_month, "
+        "min(order_date) as first_order_date, max(order_date) as last_order_date, "
+        "count(distinct order_date) as purchase_days from purchases group by all"
+    )
+    con.close()
+
+
+def test_the_warehouse_history_is_the_one_a_transaction_log_gives(cdnow_log, tmp_path):
+    """Added up from the monthly slices or counted from the log of purchases, the same
+    calibration summary and holdout for every customer."""
+    from datetime import date
+
+    from segment_cadence.platform import warehouse
+
+    db = tmp_path / "w.duckdb"
+    log = cdnow_log.assign(customer=cdnow_log["customer"].map("{:05d}".format))  # one order
+    write_monthly_slices(db, list(log.itertuples(index=False, name=None)))
+    from_log = calibration.holdout_history(log, churn.CDNOW_CALIBRATION_END, "1998-06-30")
+    with warehouse.connect(db, read_only=True) as con:
+        from_slices = calibration.warehouse_holdout_history(
+            con, date(1997, 9, 30), date(1998, 6, 30)
+        )
+    for name in ("x", "t_x", "T", "holdout_purchases"):
+        np.testing.assert_allclose(getattr(from_slices, name), getattr(from_log, name), rtol=0)
+    assert from_slices.holdout_weeks == from_log.holdout_weeks
+
+
+def test_each_quarter_holds_out_its_last_six_months():
+    from datetime import date
+
+    assert calibration.quarterly_window(date(2025, 12, 31)) == (
+        date(2025, 6, 30),
+        date(2025, 12, 31),
+    )
+    assert calibration.quarterly_window(date(2026, 3, 31)) == (date(2025, 9, 30), date(2026, 3, 31))
+    assert [m for m in range(1, 13) if calibration.is_quarter_end(date(2025, m, 28))] == [
+        3,
+        6,
+        9,
+        12,
+    ]
+    assert calibration.holdout_window("2025-06", 6) == (date(2025, 6, 30), date(2025, 12, 31))
+    with pytest.raises(ValueError, match="at least one month"):
+        calibration.holdout_window("2025-06", 0)

@@ -424,6 +424,13 @@ def test_quarterly_refresh_proposes_a_candidate_without_publishing_it(pipeline):
     )
     assert staged[0][0] == len(before["segment_membership"])
     assert "| segment | production | candidate |" in metadata["sizes"].value
+    # The candidate report carries the quarter's calibration check of the churn model.
+    assert "mean absolute error" in metadata["calibration"].value
+    assert "| calibration repeat purchases |" in metadata["calibration"].value
+    page = Path(metadata["report"].value).read_text()
+    checked = page.split('<section id="calibration">')[1].split("</section>")[0]
+    assert "<svg" in checked and ">predicted<" in checked
+    assert '<section id="sizes">' in page and "<script" not in page
     assert snapshot(db, DECEMBER) == before  # a candidate never touches production
 
 
@@ -708,6 +715,45 @@ def assert_the_review_packs_new_figures_match_the_tables(pack, db: Path) -> None
         assert decisions[kind] == n
 
 
+def test_the_pack_shows_each_segments_expected_value_and_the_quarters_calibration(pipeline):
+    """December ends a quarter: its refresh made the calibration check, and the pack shows it
+    with the expected purchases and CLV of each segment, each the published figure."""
+    from segment_cadence.defs.review import review_pack
+
+    *_, db = pipeline
+    with warehouse.connect(db, read_only=True) as con:
+        pack = review_pack.gather(con, DECEMBER)
+    outlook = pack.section("value_outlook")
+    assert outlook.no_data is None
+    published = query(
+        db,
+        "select m.segment_id, avg(f.clv), sum(f.clv), avg(f.expected_purchases_12m) "
+        "from published.segment_membership m join published.customer_features f "
+        "using (customer_id, month_end) where month_end = ? group by all",
+        [DECEMBER],
+    )
+    for segment_id, mean_clv, _total, purchases in published:
+        if mean_clv is not None:
+            assert outlook.figures["avg_clv"][segment_id] == pytest.approx(mean_clv, abs=1e-4)
+            assert outlook.figures["avg_expected_purchases_12m"][segment_id] == pytest.approx(
+                purchases, abs=1e-8
+            )
+    assert outlook.figures["total_clv"] == pytest.approx(  # each segment's to the cent
+        sum(t or 0 for *_, t, _ in published), abs=0.005 * len(published)
+    )
+    assert any("12 months" in note and "(1 + 0.01)^k" in note for note in outlook.notes)
+    assert outlook.charts and outlook.charts[0].kind == "bars"
+
+    checked = pack.section("calibration")
+    assert checked.no_data is None
+    assert checked.figures["checked_for"] == DECEMBER
+    (chart,) = checked.charts
+    assert set(chart.data["series"]) == {"actual", "predicted"}
+    assert chart.data["labels"][0] == "0"
+    record = stored("select cutoff, holdout_end, model from calibrations")
+    assert [tuple(map(str, r)) for r in record] == [("2025-06-30", "2025-12-31", "mbgnbd")]
+
+
 def test_the_review_pack_is_written_recorded_once_and_opens_in_chromium(pipeline, state_home):
     import subprocess
 
@@ -770,6 +816,8 @@ def test_the_review_pack_is_written_recorded_once_and_opens_in_chromium(pipeline
             "segment_sizes",
             "migration",
             "kpi_trends",
+            "value_outlook",
+            "calibration",
             "alerts",
             "definition_changes",
             "bias_audit",
@@ -779,6 +827,8 @@ def test_the_review_pack_is_written_recorded_once_and_opens_in_chromium(pipeline
     for section_id in pack_sections:
         assert f'<section id="{section_id}"' in dom, section_id
     assert dom.count("<svg") >= 2  # the sizes chart and the migration heatmap at least
+    calibration_part = dom.split('<section id="calibration"')[1].split("</section>")[0]
+    assert "<svg" in calibration_part and ">predicted<" in calibration_part
     screenshot = state_home / "review-pack.png"
     subprocess.run(
         [browser, *flags, f"--screenshot={screenshot}", "--window-size=1200,6000", html.as_uri()],
@@ -827,8 +877,11 @@ def test_the_review_pack_goes_to_slack_once_with_the_file_attached(pipeline, tmp
     assert "pause violations" in december[0]["initial_comment"]
 
 
-def test_a_month_with_no_inputs_renders_a_pack_that_says_so(tmp_path):
+def test_a_month_with_no_inputs_renders_a_pack_that_says_so(tmp_path, monkeypatch):
     from segment_cadence.defs.review import review_pack
+
+    # Nothing recorded either: a state store of its own (the session's holds other tests').
+    monkeypatch.setenv("SEGMENT_CADENCE_STATE_URL", f"sqlite:///{tmp_path / 'state.sqlite'}")
 
     with warehouse.connect(tmp_path / "empty.duckdb") as con:
         warehouse.ensure_schema(con)

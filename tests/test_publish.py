@@ -61,6 +61,9 @@ KPI_FIGURES = [
     ("moved_out", "bigint"),
     ("new_customers", "bigint"),
     ("retention_rate", "double"),
+    ("avg_expected_purchases_12m", "double"),
+    ("avg_clv", "double"),
+    ("total_clv", "double"),
 ]
 
 

@@ -740,3 +740,22 @@ def test_the_alert_lifecycle_runs_on_postgres(postgres_url, tmp_path):
             assert alerts.acknowledge(state, "dormant", "asha", T0) == 1
     finally:
         server.stop()
+
+
+def test_the_latest_calibration_is_found_within_its_window(state_url):
+    """The pack shows a quarter's check until the next quarter's, never an older one."""
+    for month in (date(2025, 6, 30), date(2025, 9, 30)):
+        state_store.record_calibration(
+            {"month_end": month, "model": "mbgnbd", "groups": "[]"}, state_url
+        )
+    assert state_store.latest_calibration(date(2025, 11, 30), url=state_url)["month_end"] == (
+        date(2025, 9, 30)
+    )
+    assert state_store.latest_calibration(date(2025, 8, 31), url=state_url)["month_end"] == (
+        date(2025, 6, 30)
+    )
+    assert (
+        state_store.latest_calibration(date(2026, 1, 31), since=date(2025, 10, 1), url=state_url)
+        is None
+    )
+    assert state_store.latest_calibration(date(2025, 5, 31), url=state_url) is None

@@ -1,9 +1,11 @@
 """`segment-cadence churn calibrate`: the calibration/holdout check on demand.
 
-It reads the ingested order lines (staging.stg_orders) through a read-only connection, fits
-the dictionary's churn model on the history up to the cut-off, predicts the months after it,
-and prints actual against predicted repeat purchases per calibration frequency, with the
-mean absolute error per customer; the standard chart is written as SVG beside it.
+It reads the purchase history (the monthly slices, history.int_customer_orders_monthly)
+through a read-only connection, fits the dictionary's churn model on the history up to the
+cut-off, predicts the months after it, and prints actual against predicted repeat purchases
+per calibration frequency, with the mean absolute error per customer; the standard chart is
+written as SVG beside it. The refresh of each quarter's last month makes the same check
+(segment_cadence/defs/segments/assets.py, churn_calibration).
 """
 
 from __future__ import annotations
@@ -11,54 +13,53 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import pandas as pd
-
 from segment_cadence.defs.dictionary import segment_dictionary
 from segment_cadence.defs.review import charts
 from segment_cadence.defs.segments import calibration
 from segment_cadence.platform import paths, warehouse_lock
 from segment_cadence.platform.markdown import table
-from segment_cadence.platform.months import add_months, month_end, parse_month
+from segment_cadence.platform.warehouse import table_exists
 
 EXIT_NO_HISTORY = 3
 
 
-def purchase_days(until: pd.Timestamp) -> pd.DataFrame:
-    with warehouse_lock.command_connection("churn calibrate", read_only=True) as con:
-        return con.execute(
-            "select distinct customer_id as customer, order_date as day "
-            "from staging.stg_orders where order_date <= ?",
-            [until.date()],
-        ).df()
-
-
 def chart(result: calibration.Calibration) -> str:
-    labels = [g.label for g in result.groups]
+    groups = [
+        {"label": g.label, "actual": g.actual, "predicted": g.predicted} for g in result.groups
+    ]
+    labels, series = calibration.chart_series(groups)
     return charts.lines(
         f"Holdout repeat purchases ({result.holdout_weeks:.0f} weeks), {result.params.model}",
         labels,
-        {
-            "actual": [g.actual for g in result.groups],
-            "predicted": [g.predicted for g in result.groups],
-        },
-        "Mean repeat purchases in the holdout, actual and predicted, by repeat purchases in "
-        "the calibration period",
+        series,
+        calibration.CHART_ALT,
     )
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    cutoff = pd.Timestamp(month_end(parse_month(args.cutoff)))
-    if args.months < 1:
-        print(f"--months must be at least 1; got {args.months}")
+    try:
+        cutoff, holdout_end = calibration.holdout_window(args.cutoff, args.months)
+    except ValueError as error:
+        print(f"--cutoff YYYY-MM --months N: {error}")
         return EXIT_NO_HISTORY
-    last = add_months(parse_month(args.cutoff), args.months)
-    holdout_end = pd.Timestamp(month_end(last))
     model = segment_dictionary.load().churn_model
-    days = purchase_days(holdout_end)
-    if days.empty or (pd.to_datetime(days["day"]) <= cutoff).sum() == 0:
+    with warehouse_lock.command_connection("churn calibrate", read_only=True) as con:
+        if not table_exists(con, "history", "int_customer_orders_monthly"):
+            print("No purchase history in the warehouse: run `segment-cadence refresh` first.")
+            return EXIT_NO_HISTORY
+        latest = con.execute(
+            "select max(activity_month) from history.int_customer_orders_monthly"
+        ).fetchone()[0]
+        history = calibration.warehouse_holdout_history(con, cutoff, holdout_end)
+    if not len(history.x):
         print(f"No purchases on or before {cutoff:%Y-%m-%d}: run `segment-cadence refresh` first.")
         return EXIT_NO_HISTORY
-    history = calibration.holdout_history(days, cutoff, holdout_end)
+    if latest < holdout_end.replace(day=1):
+        print(
+            f"The holdout runs to {holdout_end:%Y-%m} but the warehouse's history ends at "
+            f"{latest:%Y-%m}: refresh the later months first, or ask for fewer --months."
+        )
+        return EXIT_NO_HISTORY
     try:
         result = calibration.calibrate(history, model)
     except ValueError as error:

@@ -660,13 +660,14 @@ def record_calibration(calibration: dict[str, Any], url: str | None = None) -> N
         connection.execute(insert(calibrations), [calibration])
 
 
-def latest_calibration(on_or_before: date, url: str | None = None) -> dict[str, Any] | None:
-    """The latest calibration made for a month up to `on_or_before`, or None."""
+def latest_calibration(
+    on_or_before: date, since: date | None = None, url: str | None = None
+) -> dict[str, Any] | None:
+    """The latest calibration made for a month up to `on_or_before` (and after `since`, when
+    given), or None."""
+    query = select(calibrations).where(calibrations.c.month_end <= on_or_before)
+    if since is not None:
+        query = query.where(calibrations.c.month_end > since)
     with transaction(url) as connection:
-        found = connection.execute(
-            select(calibrations)
-            .where(calibrations.c.month_end <= on_or_before)
-            .order_by(calibrations.c.month_end.desc())
-            .limit(1)
-        ).first()
+        found = connection.execute(query.order_by(calibrations.c.month_end.desc()).limit(1)).first()
     return dict(found._mapping) if found else None

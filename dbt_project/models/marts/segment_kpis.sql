@@ -42,6 +42,9 @@ current_members as (
         round(sum(features.spend_365d), 2) as revenue_365d,
         round(avg(features.monetary_value), 4) as avg_lifetime_value,
         round(avg(features.churn_likelihood), 9) as avg_churn_likelihood,
+        round(avg(features.expected_purchases_12m), 9) as avg_expected_purchases_12m,
+        round(avg(features.clv), 4) as avg_clv,
+        round(sum(features.clv), 2) as total_clv,
         round(avg(features.engagement_events_90d), 9) as avg_engagement_events_90d,
         sum(features.campaign_sends_365d) as campaign_sends_365d,
         sum(features.campaign_responses_365d) as campaign_responses_365d,
@@ -92,7 +95,10 @@ final as (
             as moved_out,
         coalesce(current_members.new_customers, 0) as new_customers,
         {{ as_double('current_members.stayed') }}
-            / nullif(previous_members.previous_customers, 0) as retention_rate
+            / nullif(previous_members.previous_customers, 0) as retention_rate,
+        current_members.avg_expected_purchases_12m,
+        current_members.avg_clv,
+        current_members.total_clv
 
     from segments
     cross join population

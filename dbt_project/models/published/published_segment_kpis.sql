@@ -22,5 +22,8 @@ select
     store.moved_in,
     store.moved_out,
     store.new_customers,
-    store.retention_rate
+    store.retention_rate,
+    store.avg_expected_purchases_12m,
+    store.avg_clv,
+    store.total_clv
 from {{ in_force("store_segment_kpis") }}

@@ -34,12 +34,13 @@ PACK = dg.AssetKey(["review", "monthly_review_pack"])
         dg.AssetKey(["governance", "segment_audit_trail"]),
         dg.AssetKey(["governance", "changelog"]),
         dg.AssetKey(["health", "segment_health"]),
+        dg.AssetKey(["churn", "calibration"]),
     ],
     description=(
         "What the 30-minute monthly segmentation review reads, in the charter's fixed order: "
         "pause violations, dwell anomalies, suppressed volume, exception requests, where "
-        "pressure showed up; then sizes, migration, KPI trends, alerts, definition changes, the "
-        "bias audit and data quality. One self-contained HTML file and a Markdown copy under "
+        "pressure showed up; then sizes, migration, KPI trends, expected value, the churn "
+        "model's calibration, alerts, definition changes, the bias audit and data quality. One self-contained HTML file and a Markdown copy under "
         "review_packs/YYYY-MM/, recorded in the changelog and posted to Slack when a token is set."
     ),
 )

@@ -48,8 +48,9 @@ from segment_cadence.defs.governance import audit, firewall, red_flags
 from segment_cadence.defs.health import thresholds
 from segment_cadence.defs.review import charts, presentation
 from segment_cadence.defs.review.presentation import MONEY, PERCENT
+from segment_cadence.defs.segments import calibration
 from segment_cadence.platform import markdown, state_store
-from segment_cadence.platform.months import previous_month_end
+from segment_cadence.platform.months import add_months, previous_month_end
 from segment_cadence.platform.state_store import review_packs
 from segment_cadence.platform.warehouse import table_exists
 
@@ -72,6 +73,7 @@ RED_FLAG_LABELS = {
     "segment_unsafe_attempts": "segment-unsafe attempts",
 }
 NOT_EVALUATED = "not evaluated"
+MODEL_NAMES = {"bgnbd": "BG/NBD", "mbgnbd": "the modified BG/NBD"}
 DWELL_METRIC = "dwell_months"
 
 
@@ -649,6 +651,150 @@ def _kpis(con: duckdb.DuckDBPyConnection, month: date) -> Section:
                 "Line chart of retention rate per segment",
             )
         )
+    return s
+
+
+def _value(con: duckdb.DuckDBPyConnection, month: date) -> Section:
+    """What the churn and spend models expect of each segment: purchases in the next 12
+    months and CLV, beside last month's, under the month's recorded assumptions."""
+    s = Section(
+        "value_outlook",
+        "Expected purchases and customer lifetime value per segment",
+        ["published.segment_kpis", "churn.value_params", "churn.bgnbd_params"],
+    )
+    s.no_data = _missing(con, s.sources)
+    if s.no_data:
+        return s
+    rows = con.execute(
+        """
+        select k.segment_id, k.customers, k.avg_expected_purchases_12m, k.avg_clv,
+            p.avg_clv, k.total_clv
+        from published.segment_kpis k
+        left join published.segment_kpis p on p.segment_id = k.segment_id and p.month_end = ?
+        where k.month_end = ? order by k.total_clv desc nulls last, k.segment_id
+        """,
+        [previous_month_end(month), month],
+    ).fetchall()
+    if not rows:
+        s.no_data = "No data: this month has not been published."
+        return s
+    fit = con.execute(
+        """
+        select c.model, c.kept_from, v.clv_horizon_months, v.clv_monthly_discount_rate,
+            v.spend_p, v.spend_q, v.spend_gamma, v.spend_n_customers,
+            v.spend_frequency_correlation, v.population_mean_spend, v.spend_kept_from
+        from churn.bgnbd_params c join churn.value_params v using (month_end)
+        where month_end = ?
+        """,
+        [month],
+    ).fetchone()
+    total = sum(r[5] or 0 for r in rows)
+    s.figures["avg_clv"] = {r[0]: r[3] for r in rows}
+    s.figures["total_clv"] = total
+    s.figures["avg_expected_purchases_12m"] = {r[0]: r[2] for r in rows}
+    s.tables.append(
+        Table(
+            [
+                "segment",
+                "customers",
+                "expected purchases, 12 months",
+                "mean CLV",
+                "last month",
+                "total CLV",
+                "share of CLV",
+            ],
+            [(*r, (r[5] or 0) / total if total else None) for r in rows],
+            ("", "", "", MONEY, MONEY, MONEY, PERCENT),
+        )
+    )
+    if fit is None or fit[4] is None:
+        s.notes.append("No spend model for this month (too few repeat buyers): nobody has a CLV.")
+    else:
+        model, kept, horizon, rate, p, q, gamma, fitted_on, correlation, mean, spend_kept = fit
+        s.notes.append(
+            f"CLV is the next {horizon} months of expected purchases ({MODEL_NAMES.get(model, model)}"
+            + (f", parameters kept from {kept:%Y-%m}" if kept else "")
+            + ") times the expected spend per purchase (Gamma-Gamma, p "
+            f"{p:.3g}, q {q:.3g}, gamma {gamma:.4g}, fitted on {fitted_on:,} repeat buyers"
+            + (f", kept from {spend_kept:%Y-%m}" if spend_kept else "")
+            + f"), month k divided by (1 + {rate:g})^k."
+        )
+        s.notes.append(
+            f"A customer without repeat purchases is expected to spend {mean:,.2f} a purchase. "
+            f"Frequency and mean spend correlate at {correlation:.2f} among repeat buyers: "
+            + (
+                "near 0, as the spend model assumes."
+                if abs(correlation) <= 0.3
+                else "far from 0, so expected spend and CLV are doubtful."
+            )
+        )
+    s.charts.append(
+        Chart(
+            "bars",
+            "Total CLV per segment",
+            {"labels": [r[0] for r in rows], "values": [r[5] or 0 for r in rows]},
+            "Bar chart of the total customer lifetime value of each segment",
+        )
+    )
+    return s
+
+
+def _calibration(month: date) -> Section:
+    """The latest quarterly calibration/holdout check of the churn model, as the standard
+    chart and its table."""
+    s = Section(
+        "calibration",
+        "Churn model calibration: predicted against actual purchases",
+        ["state store: calibrations"],
+    )
+    # The quarter's check stands until the next quarter's: one older than that is stale.
+    found = state_store.latest_calibration(month, since=add_months(month.replace(day=1), -3))
+    if found is None:
+        s.no_data = (
+            "No data: no check in the last three months (the refresh of a quarter's last "
+            "month runs it; `segment-cadence churn calibrate` runs it on demand)."
+        )
+        return s
+    groups = json.loads(found["groups"])
+    s.figures["mean_absolute_error"] = found["mean_absolute_error"]
+    s.figures["checked_for"] = found["month_end"]
+    s.notes.append(
+        f"{MODEL_NAMES.get(found['model'], found['model'])} fitted on the history to "
+        f"{found['cutoff']:%Y-%m-%d} ({found['customers']:,} customers), predicting the "
+        f"{found['holdout_weeks']:.0f} weeks to {found['holdout_end']:%Y-%m-%d}; checked with "
+        f"the refresh of {found['month_end']:%B %Y}. Mean absolute error: "
+        f"{found['mean_absolute_error']:.3f} purchases per customer."
+    )
+    s.tables.append(
+        Table(
+            [
+                "calibration repeat purchases",
+                "customers",
+                "actual",
+                "predicted",
+                "MAE per customer",
+            ],
+            [
+                (
+                    g["label"],
+                    g["customers"],
+                    round(g["actual"], 3),
+                    round(g["predicted"], 3),
+                    round(g["mean_absolute_error"], 3),
+                )
+                for g in groups
+            ],
+        )
+    )
+    labels, series = calibration.chart_series(groups)
+    s.charts.append(
+        Chart(
+            "lines",
+            f"Holdout purchases per customer ({found['holdout_weeks']:.0f} weeks)",
+            {"labels": labels, "series": series},
+            calibration.CHART_ALT,
+        )
+    )
     return s
 
 
@@ -1252,6 +1398,8 @@ def gather(
         _sizes(con, month_end),
         _migration(con, month_end),
         _kpis(con, month_end),
+        _value(con, month_end),
+        _calibration(month_end),
         _health_breaches(con, month_end),
         _alerts(records, now),
         _carried_over(records),

@@ -12,7 +12,14 @@ from dagster_dbt import DbtCliResource, get_asset_key_for_model
 
 from segment_cadence.defs.dictionary import segment_dictionary, versions
 from segment_cadence.defs.ingest import ingest
-from segment_cadence.defs.segments import churn, gate, missing_sources, publish, value
+from segment_cadence.defs.segments import (
+    calibration,
+    churn,
+    gate,
+    missing_sources,
+    publish,
+    value,
+)
 from segment_cadence.defs.segments.dbt_assets import (
     GATE,
     PUBLISHED,
@@ -168,7 +175,8 @@ def published_models(
         except publish.PublishError as error:
             raise dg.Failure(description=str(error)) from None
         kpis = con.execute(
-            "select segment_id, customers, share, paused, retention_rate, avg_churn_likelihood "
+            "select segment_id, customers, share, paused, retention_rate, avg_churn_likelihood, "
+            "avg_expected_purchases_12m, avg_clv "
             "from published.segment_kpis where month_end = ? order by customers desc",
             [month_end],
         ).fetchall()
@@ -196,6 +204,10 @@ SEGMENT_SIZES_SCHEMA = dg.TableSchema(
         dg.TableColumn("paused", "bool", description="no campaign may target the segment"),
         dg.TableColumn("retention_rate", "float", description="last month's members who stayed"),
         dg.TableColumn("avg_churn_likelihood", "float", description="mean 1 - P(alive)"),
+        dg.TableColumn(
+            "avg_expected_purchases_12m", "float", description="mean purchases expected in a year"
+        ),
+        dg.TableColumn("avg_clv", "float", description="mean customer lifetime value"),
     ]
 )
 
@@ -431,3 +443,93 @@ def fit_spend(
         )
         problem = f"{problem}; {independence}" if problem else independence
     return month, problem, status
+
+
+CALIBRATION_KEY = dg.AssetKey(["churn", "calibration"])
+
+
+@dg.asset(
+    pool=WAREHOUSE_POOL,
+    key=CALIBRATION_KEY,
+    group_name="features",
+    owners=["team:data-engineering"],
+    kinds={"python", "scipy"},
+    partitions_def=monthly_partitions,
+    backfill_policy=ONE_MONTH_A_RUN,
+    deps=[get_asset_key_for_model([features_inputs], "int_customer_orders_monthly")],
+    description=(
+        "Each quarter, with the refresh of its last month: the calibration/holdout check of "
+        "the dictionary's churn model. Fitted on the history to "
+        f"{calibration.QUARTERLY_HOLDOUT_MONTHS} months before the quarter's end, it predicts "
+        "each customer's purchases since, and the mean actual and predicted are compared per "
+        "number of repeat purchases in the calibration period, with the mean absolute error "
+        "per customer. Kept in the state store (calibrations); the month's review pack and "
+        "the quarter's candidate report show the chart. Other months record nothing."
+    ),
+)
+def churn_calibration(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, config_files: ConfigFiles
+) -> dg.MaterializeResult:
+    month_end, _ = refresh_window(context.partition_key)
+    if not calibration.is_quarter_end(month_end):
+        latest = state_store.latest_calibration(month_end)
+        return dg.MaterializeResult(
+            metadata={
+                "status": "not a quarter's last month: nothing checked",
+                "latest_check": f"{latest['month_end']:%Y-%m}" if latest else "none yet",
+            }
+        )
+    model = config_files.once("segments", segment_dictionary.load).churn_model
+    cutoff, holdout_end = calibration.quarterly_window(month_end)
+    with warehouse.connect(read_only=True) as con:
+        history = calibration.warehouse_holdout_history(con, cutoff, holdout_end)
+    try:
+        result = calibration.calibrate(history, model)  # as `segment-cadence churn calibrate`
+    except ValueError as error:
+        note = f"not checked: {model} could not be fitted on the history to {cutoff}: {error}"
+        context.log.warning(note)
+        return dg.MaterializeResult(metadata={"status": note, "model": model})
+    state_store.record_calibration(
+        calibration.record(result, month_end, cutoff, holdout_end, datetime.now())
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "status": "checked",
+            "model": model,
+            "cutoff": cutoff.isoformat(),
+            "holdout_end": holdout_end.isoformat(),
+            "holdout_weeks": round(result.holdout_weeks, 1),
+            "customers": len(history.x),
+            "mean_absolute_error": result.mean_absolute_error,
+            "groups": calibration_table(result),
+        }
+    )
+
+
+CALIBRATION_SCHEMA = dg.TableSchema(
+    columns=[
+        dg.TableColumn("calibration_repeat_purchases", "string", description="0 ... 7+"),
+        dg.TableColumn("customers", "int"),
+        dg.TableColumn("actual", "float", description="mean holdout purchases"),
+        dg.TableColumn("predicted", "float", description="mean expected holdout purchases"),
+        dg.TableColumn("mean_absolute_error", "float", description="per customer"),
+    ]
+)
+
+
+def calibration_table(result: calibration.Calibration) -> dg.TableMetadataValue:
+    return dg.MetadataValue.table(
+        records=[
+            dg.TableRecord(
+                {
+                    "calibration_repeat_purchases": g.label,
+                    "customers": g.customers,
+                    "actual": g.actual,
+                    "predicted": g.predicted,
+                    "mean_absolute_error": g.mean_absolute_error,
+                }
+            )
+            for g in result.groups
+        ],
+        schema=CALIBRATION_SCHEMA,
+    )

@@ -9,7 +9,7 @@ from dagster_dbt import DbtCliResource
 
 from segment_cadence.defs.dictionary import segment_dictionary
 from segment_cadence.defs.strategic import candidate, strategic
-from segment_cadence.platform import paths, yaml_text
+from segment_cadence.platform import paths, state_store, yaml_text
 from segment_cadence.platform.partitions import quarter_window, quarterly_partitions
 from segment_cadence.platform.resources import (
     WAREHOUSE_POOL,
@@ -47,8 +47,9 @@ def build_strategic_models(
         "small or indistinct clusters rejected, readable threshold rules from a shallow tree. "
         "The candidate dictionary is computed for the quarter's last published month by the "
         "dbt models of the strategic schema (candidate_membership from the compiled candidate, "
-        "cluster_assignments from the labels' Parquet file) and compared with production. It goes live only through "
-        "`segment-cadence definitions approve --candidate ...`."
+        "cluster_assignments from the labels' Parquet file) and compared with production, in "
+        "report.html beside the candidate with the quarter's calibration check of the churn "
+        "model. It goes live only through `segment-cadence definitions approve --candidate ...`."
     ),
 )
 def candidate_definitions(
@@ -82,6 +83,8 @@ def candidate_definitions(
         previous_ari = candidate.previous_quarter_ari(con, quarter)
         comparison = candidate.compare(con, quarter, month_end, list(staged.business_rules), staged)
     tables = candidate.markdown_tables(comparison)
+    checked = state_store.latest_calibration(month_end)
+    report = candidate.write_report(directory, quarter, month_end, comparison, checked)
     scores = ", ".join(f"k={k}: {s:.3f}" for k, s in result.k_scores.items())
     return dg.MaterializeResult(
         metadata={
@@ -101,6 +104,11 @@ def candidate_definitions(
             "unchanged_share": comparison["unchanged_share"],
             "business_rule_violations": comparison["business_rule_violations"],
             "candidate_file": dg.MetadataValue.path(str(path)),
+            "report": dg.MetadataValue.path(str(report)),
+            "calibration": dg.MetadataValue.md(
+                candidate.calibration_summary(checked)
+                + ("\n\n" + candidate.calibration_table(checked).markdown() if checked else "")
+            ),
             "sizes": dg.MetadataValue.md(tables["sizes"]),
             "who_moves_where": dg.MetadataValue.md(tables["moves"]),
             "candidate_kpis": dg.MetadataValue.md(tables["kpis"]),

@@ -10,6 +10,8 @@ KPIs per candidate segment, business-rule violations. People read that, then app
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,8 @@ import pandas as pd
 import yaml
 
 from segment_cadence.defs.dictionary import segment_dictionary
+from segment_cadence.defs.review import charts
+from segment_cadence.defs.segments import calibration
 from segment_cadence.defs.strategic import strategic
 from segment_cadence.platform import markdown
 from segment_cadence.platform.warehouse import table_exists
@@ -179,7 +183,21 @@ def write_candidate(document: dict[str, Any], directory: Path) -> Path:
     return path
 
 
-def markdown_tables(comparison: dict[str, Any]) -> dict[str, str]:
+@dataclass(frozen=True)
+class ReportTable:
+    """A table of the candidate report, its cells already formatted: the asset's metadata
+    shows it as markdown, report.html as HTML."""
+
+    title: str
+    header: tuple[str, ...]
+    rows: list[tuple]
+    right: frozenset[int]
+
+    def markdown(self) -> str:
+        return markdown.table(self.header, self.rows, right=self.right)
+
+
+def report_tables(comparison: dict[str, Any]) -> dict[str, ReportTable]:
     sizes = [(s, f"{p:,}", f"{c:,}", f"{c - p:+,}") for s, p, c in comparison["sizes"]]
     moves = [(a, b, f"{n:,}") for a, b, n in comparison["moves"][:25]]
     kpis = [
@@ -194,22 +212,138 @@ def markdown_tables(comparison: dict[str, Any]) -> dict[str, str]:
         for s, n, m, ch, e, r in comparison["kpis"]
     ]
     return {
-        "sizes": markdown.table(
-            ["segment", "production", "candidate", "change"], sizes, right={1, 2, 3}
+        "sizes": ReportTable(
+            "Sizes",
+            ("segment", "production", "candidate", "change"),
+            sizes,
+            frozenset({1, 2, 3}),
         ),
-        "moves": markdown.table(
-            ["from (production)", "to (candidate)", "customers"], moves, right={2}
+        "moves": ReportTable(
+            "Who moves where (the 25 largest moves)",
+            ("from (production)", "to (candidate)", "customers"),
+            moves,
+            frozenset({2}),
         ),
-        "kpis": markdown.table(
-            [
+        "kpis": ReportTable(
+            "KPIs per candidate segment",
+            (
                 "candidate segment",
                 "customers",
                 "avg lifetime value",
                 "churn",
                 "events 90d",
                 "response",
-            ],
+            ),
             kpis,
-            right={1, 2, 3, 4, 5},
+            frozenset({1, 2, 3, 4, 5}),
         ),
     }
+
+
+def markdown_tables(comparison: dict[str, Any]) -> dict[str, str]:
+    return {name: t.markdown() for name, t in report_tables(comparison).items()}
+
+
+def calibration_table(record: dict[str, Any]) -> ReportTable:
+    """The quarter's calibration check as a report table (state store: calibrations)."""
+    groups = json.loads(record["groups"])
+    return ReportTable(
+        "Churn model calibration",
+        ("calibration repeat purchases", "customers", "actual", "predicted", "MAE per customer"),
+        [
+            (
+                g["label"],
+                f"{g['customers']:,}",
+                f"{g['actual']:.3f}",
+                f"{g['predicted']:.3f}",
+                f"{g['mean_absolute_error']:.3f}",
+            )
+            for g in groups
+        ],
+        frozenset({1, 2, 3, 4}),
+    )
+
+
+def calibration_chart(record: dict[str, Any]) -> str:
+    labels, series = calibration.chart_series(json.loads(record["groups"]))
+    return charts.lines(
+        f"Holdout purchases per customer ({record['holdout_weeks']:.0f} weeks), {record['model']}",
+        labels,
+        series,
+        calibration.CHART_ALT,
+    )
+
+
+def calibration_summary(record: dict[str, Any] | None) -> str:
+    if record is None:
+        return (
+            "No calibration check yet: the refresh of a quarter's last month makes it "
+            "(`segment-cadence churn calibrate` on demand)."
+        )
+    return (
+        f"{record['model']} fitted on the history to {record['cutoff']:%Y-%m-%d} "
+        f"({record['customers']:,} customers), predicting the {record['holdout_weeks']:.0f} weeks "
+        f"to {record['holdout_end']:%Y-%m-%d}: mean absolute error "
+        f"{record['mean_absolute_error']:.3f} purchases per customer."
+    )
+
+
+REPORT_TEMPLATE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Candidate definitions {{ quarter }}</title>
+<style>
+ body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; color: #1d2733; }
+ section { border-top: 1px solid #d5dbe3; padding: 1rem 0; }
+ table { border-collapse: collapse; margin: .5rem 0; font-size: .85rem; }
+ th, td { border-bottom: 1px solid #e3e8ee; padding: .25rem .6rem; text-align: left; }
+ td.num, th.num { text-align: right; }
+</style></head><body>
+<h1>Candidate definitions for {{ quarter }}</h1>
+<p>Computed for {{ month_end }} beside production; not in force until approved with
+<code>segment-cadence definitions approve --candidate {{ candidate_file }}</code>.</p>
+{% for t in tables %}<section id="{{ t.id }}"><h2>{{ t.table.title }}</h2>
+<table><thead><tr>{% for h in t.table.header %}<th{% if loop.index0 in t.table.right %} class="num"{% endif %}>{{ h }}</th>{% endfor %}</tr></thead>
+<tbody>{% for row in t.table.rows %}<tr>{% for v in row %}<td{% if loop.index0 in t.table.right %} class="num"{% endif %}>{{ "" if v is none else v }}</td>{% endfor %}</tr>{% endfor %}</tbody></table>
+{% if t.chart %}{{ t.chart | safe }}{% endif %}{% if t.note %}<p>{{ t.note }}</p>{% endif %}
+</section>{% endfor %}
+</body></html>
+"""
+
+
+def write_report(
+    directory: Path,
+    quarter: str,
+    month_end: date,
+    comparison: dict[str, Any],
+    calibration_record: dict[str, Any] | None,
+) -> Path:
+    """The quarter's candidate report, one self-contained HTML file (inline SVG, nothing
+    fetched) beside the candidate: sizes, moves, KPIs and the churn model's calibration."""
+    import jinja2
+
+    tables = [
+        {"id": k, "table": t, "chart": None, "note": None}
+        for k, t in report_tables(comparison).items()
+    ]
+    if calibration_record is not None:
+        tables.append(
+            {
+                "id": "calibration",
+                "table": calibration_table(calibration_record),
+                "chart": calibration_chart(calibration_record),
+                "note": calibration_summary(calibration_record),
+            }
+        )
+    page = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).from_string(
+        REPORT_TEMPLATE
+    )
+    path = directory / "report.html"
+    path.write_text(
+        page.render(
+            quarter=quarter,
+            month_end=month_end.isoformat(),
+            candidate_file=(directory / "segments.yaml").name,
+            tables=tables,
+        )
+    )
+    return path

@@ -25,6 +25,9 @@ select
     cast(moved_out as bigint) as moved_out,
     cast(new_customers as bigint) as new_customers,
     cast(retention_rate as double) as retention_rate,
-    cast({{ publication_id() }} as {{ string_type() }}) as publication_id
+    cast({{ publication_id() }} as {{ string_type() }}) as publication_id,
+    cast(avg_expected_purchases_12m as double) as avg_expected_purchases_12m,
+    cast(avg_clv as double) as avg_clv,
+    cast(total_clv as double) as total_clv
 from {{ ref('segment_kpis') }}
 where month_end = {{ month_end() }}
