@@ -739,6 +739,10 @@ def _value(con: duckdb.DuckDBPyConnection, month: date) -> Section:
     return s
 
 
+def _sentence_start(words: str) -> str:
+    return words[:1].upper() + words[1:]
+
+
 def _calibration(month: date) -> Section:
     """The latest quarterly calibration/holdout check of the churn model, as the standard
     chart and its table."""
@@ -759,7 +763,7 @@ def _calibration(month: date) -> Section:
     s.figures["mean_absolute_error"] = found["mean_absolute_error"]
     s.figures["checked_for"] = found["month_end"]
     s.notes.append(
-        f"{MODEL_NAMES.get(found['model'], found['model'])} fitted on the history to "
+        f"{_sentence_start(MODEL_NAMES.get(found['model'], found['model']))} fitted on the history to "
         f"{found['cutoff']:%Y-%m-%d} ({found['customers']:,} customers), predicting the "
         f"{found['holdout_weeks']:.0f} weeks to {found['holdout_end']:%Y-%m-%d}; checked with "
         f"the refresh of {found['month_end']:%B %Y}. Mean absolute error: "
