@@ -28,7 +28,6 @@ import pytest
 
 from segment_cadence.defs.governance import governance
 from segment_cadence.defs.ingest import ingest
-from segment_cadence.defs.segments import churn
 from segment_cadence.platform import paths, spark_server, spark_warehouse, state_store, warehouse
 from segment_cadence.platform.partitions import refresh_window
 
@@ -101,7 +100,7 @@ def duckdb_month(spark_home):
     """The monthly job on DuckDB for both months; the compared month's dbt vars (the churn
     fit included, as the marts' dbt run passes it)."""
     from segment_cadence.definitions import build_definitions
-    from segment_cadence.defs.segments.dbt_assets import dbt_vars
+    from segment_cadence.defs.segments.dbt_assets import dbt_vars, marts_vars
     from segment_cadence.platform.resources import WarehouseResource, default_resources
 
     home, _ = spark_home
@@ -115,8 +114,9 @@ def duckdb_month(spark_home):
         )
         assert result.success, f"DuckDB refresh of {month} failed"
     variables = dbt_vars(MONTHS[-1])
-    fit = state_store.churn_fit(date.fromisoformat(variables["month_end"]))
-    return db, variables | churn.dbt_vars(fit)
+    with warehouse.connect(db, read_only=True) as con:
+        fits = marts_vars(con, date.fromisoformat(variables["month_end"]))
+    return db, variables | fits
 
 
 @pytest.fixture(scope="module")

@@ -60,7 +60,7 @@ spend_model as (
 
 outlook as (
 
-    select bgnbd_x, bgnbd_T, alive_purchases_12m, discounted_alive_purchases
+    select bgnbd_x, bgnbd_T_days, alive_purchases_12m, discounted_alive_purchases
     from {{ ref("purchase_outlook") }}
     where month_end = {{ month_end() }}
 
@@ -121,7 +121,8 @@ joined as (
     from customers
     left join purchases on purchases.customer_id = customers.customer_id
     left join outlook
-        on outlook.bgnbd_x = purchases.bgnbd_x and outlook.bgnbd_T = purchases.bgnbd_T
+        on outlook.bgnbd_x = purchases.bgnbd_x
+        and outlook.bgnbd_T_days = cast(round(purchases.bgnbd_T * 7) as {{ dbt.type_bigint() }})
     left join spend_model on 1 = 1
     left join engagement on engagement.customer_id = customers.customer_id
     left join campaign_response on campaign_response.customer_id = customers.customer_id

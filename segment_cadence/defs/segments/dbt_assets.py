@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Iterator, Mapping
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from segment_cadence.platform.resources import (
     dbt_project,
     prepare_dbt_project,
 )
+from segment_cadence.platform.warehouse import WarehouseConnection
 
 LAYER_GROUPS = {
     "staging": "features",
@@ -362,11 +364,17 @@ def segment_marts(
     outlook (a Parquet file computed here from the fit), then features, membership,
     transitions and KPIs for the month, built in the build schema."""
     month_end, _ = refresh_window(context.partition_key)
-    record = state_store.churn_fit(month_end)
     with warehouse.connect(read_only=True) as con:
-        outlook_file = outlook.write_month_outlook(con, month_end, record)
-    variables = {**churn.dbt_vars(record), "purchase_outlook_file": outlook_file}
+        variables = marts_vars(con, month_end)
     yield from run_dbt(context, dbt, warehouse, config_files, variables)
+
+
+def marts_vars(con: WarehouseConnection, month_end: date) -> dict[str, Any]:
+    """What the marts' dbt run needs beyond the month: its recorded churn and spend fits,
+    and its purchase outlook, computed from them and written for dbt to read."""
+    record = state_store.churn_fit(month_end)
+    outlook_file = outlook.write_month_outlook(con, month_end, record)
+    return {**churn.dbt_vars(record), "purchase_outlook_file": outlook_file}
 
 
 @monthly_dbt_assets(

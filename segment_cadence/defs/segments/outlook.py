@@ -38,13 +38,14 @@ def write_month_outlook(
     if params is None:
         return None
     pairs = con.execute(
-        "select distinct bgnbd_x, bgnbd_T from build.int_customer_purchases"
+        "select distinct bgnbd_x as x, cast(round(bgnbd_T * 7) as bigint) as t_days "
+        "from build.int_customer_purchases"
     ).fetchnumpy()
     month = value.purchase_outlook(
         params,
         value.assumptions_of(record),
-        np.asarray(pairs["bgnbd_x"], dtype=float),
-        np.asarray(pairs["bgnbd_T"], dtype=float),
+        np.asarray(pairs["x"], dtype=float),
+        np.asarray(pairs["t_days"], dtype=float) / 7,  # as int_customer_purchases divides
     )
     target = outlook_file(month_end)
     target.parent.mkdir(parents=True, exist_ok=True)

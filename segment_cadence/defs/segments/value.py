@@ -259,9 +259,11 @@ class PurchaseOutlook:
     discounted_alive_purchases: np.ndarray
 
     def columns(self) -> dict[str, np.ndarray]:
+        """The columns of churn.purchase_outlook, keyed by whole numbers (x, and T in days),
+        which both engines join on exactly."""
         return {
             "bgnbd_x": self.x.astype(np.int64),
-            "bgnbd_T": self.T,
+            "bgnbd_T_days": np.rint(self.T * 7).astype(np.int64),
             "alive_purchases_12m": self.alive_purchases_12m,
             "discounted_alive_purchases": self.discounted_alive_purchases,
         }
