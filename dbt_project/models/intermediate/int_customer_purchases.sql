@@ -71,11 +71,9 @@ final as (
         {{ as_double(dbt.datediff('first_order_date', 'last_order_date', 'day')) }} / 7 as bgnbd_t_x,
         {{ as_double(dbt.datediff('first_order_date', month_end(), 'day')) }} / 7 as bgnbd_T,
         {#- The Gamma-Gamma model's m_x: mean spend of the x repeat purchase days (the first
-            purchase left out, as in Fader, Hardie & Lee 2005); NULL without a repeat.
-            Rounded to 1/10,000 of the currency, so the engines' last bits of the sums
-            (added in no fixed order) cannot move the spend fit. -#}
+            purchase left out, as in Fader, Hardie & Lee 2005); NULL without a repeat. -#}
         case when purchase_days >= 2
-            then round({{ as_double('monetary_value - first_purchase_day_spend') }} / (purchase_days - 1), 4)
+            then {{ as_double('monetary_value - first_purchase_day_spend') }} / (purchase_days - 1)
         end as mean_repeat_spend
 
     from per_customer

@@ -416,7 +416,10 @@ def fit_spend(
     """The month's Gamma-Gamma fit on a reproducible sample of its repeat buyers, the one
     kept in its place when it is not sound, the problem (None when there is none, which
     the WARN check reports) and a status line for the metadata."""
-    spend = np.asarray(mean_repeat_spend, dtype=float)
+    # Fitted on the mean spend to 1/10,000 of the currency: sums of amounts added in another
+    # order (an incremental month, another engine) differ in their last bits, and the
+    # optimum must not move with them.
+    spend = np.round(np.asarray(mean_repeat_spend, dtype=float), 4)
     repeat = (x > 0) & np.isfinite(spend) & (spend > 0)
     sample_x, sample_spend = churn.sample_rows(FIT_SAMPLE_SIZE, FIT_SEED, x[repeat], spend[repeat])
     correlation = value.spend_frequency_correlation(sample_x, sample_spend)
