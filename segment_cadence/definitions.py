@@ -14,7 +14,7 @@ from segment_cadence.defs.alerting.sensors import (
 )
 from segment_cadence.defs.dictionary.assets import definition_changelog, segment_dictionary
 from segment_cadence.defs.governance.assets import governance_assets, governance_checks
-from segment_cadence.defs.health.assets import segment_health
+from segment_cadence.defs.health.assets import segment_health, segment_lift
 from segment_cadence.defs.ingest.assets import ingest_assets, ingest_checks
 from segment_cadence.defs.review.assets import monthly_review_pack
 from segment_cadence.defs.segments.assets import (
@@ -58,6 +58,7 @@ def build_definitions(resources: dict[str, object] | None = None) -> dg.Definiti
             *governance_assets,
             governance_and_health_models,
             segment_health,
+            segment_lift,
             monthly_review_pack,
             candidate_definitions,
             alert_outbox,

@@ -46,6 +46,8 @@ UNIT_TESTS = {
     "value_params_of_a_fit_recorded_before_the_spend_model",
     "dictionary_rows_keep_quotes_and_nulls_of_the_rules_as_written",
     "published_membership_is_the_publication_the_ledger_names",
+    "segment_lift_counts_the_window_after_last_month_per_arm",
+    "campaign_lift_windows_meet_at_the_first_send",
 }
 
 

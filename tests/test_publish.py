@@ -28,7 +28,8 @@ def build_month(con, month_end: date, version: str, segments: dict[str, str]) ->
         "create or replace table build.segment_membership as "
         "select unnest(?::varchar[]) as customer_id, ?::date as month_end, "
         "unnest(?::varchar[]) as segment_id, ? as definition_version, "
-        "null::varchar as previous_segment_id, 1 as months_in_segment",
+        "null::varchar as previous_segment_id, 1 as months_in_segment, "
+        "null::varchar as holdout",
         [list(segments), month_end, list(segments.values()), version],
     )
     con.execute(

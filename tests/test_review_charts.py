@@ -117,7 +117,10 @@ values = st.floats(min_value=-1e7, max_value=1e7, allow_nan=False)
 
 @given(values, values, st.booleans())
 @example(0.0, 1.192092896e-07, False)  # a span far below the 6 places steps were compared at
-@example(0.0, 1.4e-09, False)  # a step of 2.5e-10, once rounded to 10 places: 3e-10, 5e-10, ...
+@example(0.0, 1.4e-09, False)
+@example(
+    0.0001528336402656391, -600000.0, False
+)  # just above a tick of a wide range  # a step of 2.5e-10, once rounded to 10 places: 3e-10, 5e-10, ...
 def test_ticks_are_evenly_spaced_round_values_covering_the_range(a, b, whole):
     if whole:
         a, b = float(round(a)), float(round(b))

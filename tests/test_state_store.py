@@ -69,7 +69,7 @@ GOVERNANCE_RECORDS = {
     "language_findings": "governance",
     "breaches": "health",
 }
-HEAD = "0006"
+HEAD = "0007"
 # The columns the governance analytics read, exactly as governance.* had them before the move.
 OPS_COLUMNS = {
     "firewall_checks": [
@@ -89,6 +89,7 @@ OPS_COLUMNS = {
         ("decision", "VARCHAR"),
         ("reason_counts", "VARCHAR"),
         ("blocked_segments", "VARCHAR"),
+        ("held_out", "BIGINT"),
     ],
     "firewall_blocked": [
         ("check_id", "VARCHAR"),

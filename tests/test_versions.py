@@ -39,9 +39,12 @@ def edit(path: Path, segment_id: str, **changes) -> None:
     path.write_text(yaml.safe_dump(document, sort_keys=False))
 
 
-def test_the_committed_dictionary_is_approved_as_v2_which_chose_the_modified_bgnbd():
-    assert versions.check_approved().label == "v2"
+def test_the_committed_dictionary_is_approved_as_v3_which_added_holdouts():
+    assert versions.check_approved().label == "v3"
     assert segment_dictionary.load().churn_model == "mbgnbd"
+    assert segment_dictionary.load().holdouts.salt == "jeweller-2026"
+    v2 = segment_dictionary.load(paths.CONFIG_DIR / "versions" / "v2.yaml")
+    assert v2.churn_model == "mbgnbd" and not v2.holdouts.active
     v1 = segment_dictionary.load(paths.CONFIG_DIR / "versions" / "v1.yaml")
     assert v1.churn_model == "bgnbd"  # a dictionary that names no model keeps BG/NBD
 

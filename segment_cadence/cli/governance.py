@@ -53,8 +53,9 @@ def cmd_campaign(args: argparse.Namespace) -> int:
         return 1
     print(decision.summary())
     if decision.blocked:
+        recorded_as = "a segment-unsafe attempt" if decision.unsafe else "the campaign's holdout"
         print(
-            "recorded as a segment-unsafe attempt"
+            f"recorded as {recorded_as}"
             if decision.recorded
             else "(already recorded: the same campaign was checked against this membership)"
         )
@@ -63,7 +64,7 @@ def cmd_campaign(args: argparse.Namespace) -> int:
             "customer_id\n" + "".join(f"{c}\n" for c in decision.allowed)
         )
         print(f"who may be sent to: {args.allowed_out}")
-    return EXIT_BLOCKED if decision.blocked else 0
+    return EXIT_BLOCKED if decision.unsafe else 0
 
 
 def cmd_audit(args: argparse.Namespace) -> int:

@@ -20,6 +20,12 @@ order lines) on a small machine. So:
   (consideration periods, one just before the first purchase) and in answer to campaign
   sends. Governance problems are planted on purpose: a few campaigns target paused
   segments, and new senders send within their first 30 days.
+* Something for the lift measurement to find. In the last month two campaigns go, by SMS
+  on its third day, to the past buyers who look like a segment's members at the month before
+  (a superset of the segment, never a paused one), less the customers the dictionary holds
+  out, as a campaign tool that asks the firewall would send them: one to loyal repeat buyers,
+  after which a recipient buys within 20 days with probability PLANTED_LIFT (order ids
+  beyond every customer's range), one to occasional buyers, which changes nothing.
 
 Run `python -m segment_cadence.example.generator --customers 1000000 --out var/raw`.
 """
@@ -131,6 +137,17 @@ TEAM = (  # (name, team); the last NEW_SENDERS join in the last months of the hi
     ("Karthik Reddy", "crm"),
 )
 NEW_SENDERS = 2  # planted: each joins days before a campaign they then send
+# Planted lift (the last month): campaign id, name, targeted segment, the look-alike rule at
+# the month before (least distinct orders, most days since the last order), and the chance
+# that a recipient buys because of it. The occasional look-alikes exclude the loyal ones, so
+# the two audiences are apart.
+PLANTED_LIFT = 0.25
+PLANTED_CAMPAIGNS = (
+    ("CMP9001", "Loyalty Preview Evening", "loyal_repeat", 2, 365, PLANTED_LIFT),
+    ("CMP9002", "Occasional Catalogue", "occasional", 1, 730, 0.0),
+)
+PLANTED_SEND_DAY = 3
+PLANTED_SENDER = "S001"
 MID_HISTORY_SENDERS = 2  # joined during the history, before the new ones
 
 
@@ -145,6 +162,8 @@ class GeneratorConfig:
     # Mean order LINES per customer over the history (high-ticket, low frequency). At 10M
     # customers and 10.0 this gives ~100M lines.
     orders_per_customer: float = 3.0
+    # Plant the two lift campaigns of the last month (PLANTED_CAMPAIGNS).
+    plant_lift: bool = True
 
     def __post_init__(self) -> None:
         if not 1 <= self.customers <= MAX_CUSTOMERS:
@@ -518,6 +537,133 @@ LEFT JOIN (
 _TEAM_MEMBERS = "SELECT sender_id, name, team, joined_date FROM team_members"
 
 
+def _look_alikes_sql(config: GeneratorConfig, orders: Path, events: Path) -> str:
+    """The planted campaigns' look-alikes, each with `held_out`: past buyers who look like
+    a member of the targeted segment at the month before the send.
+
+    They skip whoever may be in a paused segment then: a purchase in the last 30 days (the
+    cool-down) or, silent for more than 90 days, 4 engagement events in the last 95
+    (evaluation needs that and more), so no planted send is a pause violation.
+    """
+    from segment_cadence.defs.dictionary import segment_dictionary
+    from segment_cadence.defs.segments import holdouts
+
+    plan = segment_dictionary.load().holdouts
+    end = config.end_date
+    month_before = date(end.year, end.month, 1).toordinal() - 1
+    month_before_end = date.fromordinal(month_before)
+    campaigns = ", ".join(
+        f"({_lit(cid)}, {_lit(name)}, {_lit(segment)}, {least}, {days}, {_lit(lift)}, "
+        f"{_lit(plan.global_share + plan.share_of(segment))})"
+        for cid, name, segment, least, days, lift in PLANTED_CAMPAIGNS
+    )
+    draw = holdouts.duckdb_draw_sql(plan.salt, "h.customer_id") if plan.active else "1.0"
+    return f"""
+        WITH campaigns(campaign_id, campaign_name, segment, least_orders, within_days, lift,
+                       held_share) AS (VALUES {campaigns}),
+        history AS (
+            SELECT customer_id, count(DISTINCT order_id) AS orders,
+                {_lit(month_before_end)} - max(order_date) AS recency
+            FROM read_parquet({_lit(str(orders))})
+            WHERE order_date <= {_lit(month_before_end)}
+            GROUP BY customer_id
+        ), engaged AS (
+            SELECT customer_id, count(*) AS events
+            FROM read_parquet({_lit(str(events))})
+            WHERE event_at::DATE > {_lit(month_before_end)} - 95
+              AND event_at::DATE <= {_lit(month_before_end)}
+            GROUP BY customer_id
+        ), looking_alike AS (
+            SELECT c.*, h.customer_id, {draw} AS draw
+            FROM history h
+            LEFT JOIN engaged e USING (customer_id)
+            JOIN campaigns c
+                ON h.orders >= c.least_orders AND h.recency BETWEEN 31 AND c.within_days
+            WHERE NOT (h.recency > 90 AND coalesce(e.events, 0) >= 4)
+              AND (c.segment = 'loyal_repeat' OR NOT (h.orders >= 2 AND h.recency <= 365))
+        )
+        SELECT campaign_id, campaign_name, segment, lift, customer_id,
+            draw < held_share AS held_out
+        FROM looking_alike
+        """
+
+
+def _planted_sql(config: GeneratorConfig, orders: Path, events: Path) -> list[str]:
+    """The planted lift campaigns: their audiences (the look-alikes less the held-out
+    customers, as a campaign tool asking the firewall sends) and the purchases the first
+    one causes."""
+    sent = planted_send_date(config)
+    # Planted order numbers start after every customer's own (n * 100 + k, k < 100).
+    first_planted = first_planted_order(config)
+    return [
+        f"""
+        CREATE TEMP TABLE planted_sends AS
+        SELECT campaign_id, campaign_name, segment, lift, customer_id,
+            row_number() OVER (ORDER BY campaign_id, customer_id) AS i
+        FROM ({_look_alikes_sql(config, orders, events)})
+        WHERE NOT held_out
+        """,
+        f"""
+        CREATE TEMP TABLE planted_orders AS
+        SELECT {first_planted} + i AS onum, customer_id,
+            {_lit(sent)} + 1 + floor(uni(i, 0, 'planted_day') * 20)::INTEGER AS order_date,
+            round(least(greatest(lognormal(420.0, 0.95, i, 0, 'planted_amount'), 5.0),
+                        {_lit(MAX_AMOUNT)}), 2) AS amount
+        FROM planted_sends
+        WHERE uni(i, 0, 'planted_buys') < lift
+        """,
+    ]
+
+
+def first_planted_order(config: GeneratorConfig) -> int:
+    """The first planted order number (its order id is 'O' and this, padded to 10 digits)."""
+    return (config.customers + 1) * 100
+
+
+def planted_send_date(config: GeneratorConfig) -> date:
+    end = config.end_date
+    return date(end.year, end.month, PLANTED_SEND_DAY)
+
+
+def planted_look_alikes(out_dir: Path, config: GeneratorConfig) -> list[tuple[str, str, bool]]:
+    """(campaign id, customer id, held out) of the planted campaigns' look-alikes in a
+    generated folder: the population each planted campaign's lift is measured on."""
+    con = duckdb.connect(":memory:")
+    try:
+        query = _look_alikes_sql(
+            config, Path(out_dir) / "orders.parquet", Path(out_dir) / "engagement_events.parquet"
+        )
+        return con.execute(f"SELECT campaign_id, customer_id, held_out FROM ({query})").fetchall()
+    finally:
+        con.close()
+
+
+def _planted_sends_sql(config: GeneratorConfig) -> str:
+    sent = planted_send_date(config)
+    return f"""
+    SELECT pad_id('SND', 900000000000 + i, 1000000000000) AS send_id, campaign_id,
+        campaign_name, customer_id, {_lit(PLANTED_SENDER)} AS sender_id, 'sms' AS channel,
+        segment AS targeted_segment,
+        {_lit(sent)}::TIMESTAMP + INTERVAL 10 HOUR + to_seconds(i % 3600) AS sent_at
+    FROM planted_sends
+    """
+
+
+def _plants_lift(config: GeneratorConfig) -> bool:
+    """Planted order ids must stay within 10 digits (every customer but the largest sizes)."""
+    return config.plant_lift and ((config.customers + 1) * 100 + config.customers) * 3 < 10**10
+
+
+_WITH_PLANTED_ORDERS = """
+SELECT * FROM read_parquet({orders})
+UNION ALL
+SELECT pad_id('L', onum * 3, 10000000000) AS order_line_id,
+    pad_id('O', onum, 10000000000) AS order_id, customer_id, order_date, amount,
+    'rings' AS category
+FROM planted_orders
+"""
+
+
 def _sends_view(config: GeneratorConfig) -> str:
     """Sends, as a view: read once for campaign_sends and once for the responses."""
     return f"""
@@ -702,6 +848,19 @@ def generate(out_dir: Path, config: GeneratorConfig, progress: bool = True) -> d
         def store(table: str, query: str) -> None:
             counts[table] = _copy(con, query, out_dir / f"{table}.parquet")
 
+        def planted() -> None:
+            if not _plants_lift(config):
+                return
+            orders = out_dir / "orders.parquet"
+            for statement in _planted_sql(config, orders, out_dir / "engagement_events.parquet"):
+                con.execute(statement)
+            store("orders", _WITH_PLANTED_ORDERS.format(orders=_lit(str(orders))))
+
+        def sends() -> str:
+            if not _plants_lift(config):
+                return _CAMPAIGN_SENDS
+            return f"{_CAMPAIGN_SENDS} UNION ALL {_planted_sends_sql(config)}"
+
         def campaigns() -> None:
             con.execute(_campaigns_sql(config))
             con.execute(_team_members_sql(config))
@@ -714,7 +873,8 @@ def generate(out_dir: Path, config: GeneratorConfig, progress: bool = True) -> d
             ("customers", lambda: store("customers", _customers_sql())),
             ("orders", lambda: store("orders", _orders_sql(rate[0]))),
             ("engagement_events", lambda: store("engagement_events", _events_sql())),
-            ("campaign_sends", lambda: store("campaign_sends", _CAMPAIGN_SENDS)),
+            ("planted lift", planted),
+            ("campaign_sends", lambda: store("campaign_sends", sends())),
             ("team_members", lambda: store("team_members", _TEAM_MEMBERS)),
         ]
         with tqdm(total=len(steps), desc="generate", unit="step", disable=not progress) as bar:

@@ -179,6 +179,9 @@ firewall_checks = Table(
     Column("decision", String),
     Column("reason_counts", String),
     Column("blocked_segments", String),
+    # Customers kept out only because they are held out to measure lift (migration 0007):
+    # not counted in `blocked`, which the red flags read.
+    Column("held_out", BigInteger),
 )
 firewall_blocked = Table(
     "firewall_blocked",
@@ -242,6 +245,8 @@ alert_input_breaches = Table(
     Column("severity", String),
     Column("runbook", String),
     Column("definition_version", String),
+    # Who the breach goes to when not the segment's owner: a KPI's owner (migration 0007).
+    Column("owner", String),
 )
 alert_input_owners = Table(
     "alert_input_owners",
@@ -389,6 +394,8 @@ breaches = Table(
     Column("severity", String),
     Column("runbook", String),
     Column("definition_version", String),
+    # Who the breach goes to when not the segment's owner: a KPI's owner (migration 0007).
+    Column("owner", String),
 )
 
 # Indexes for the tick's lookups (the migration creates them; the comparison test checks).

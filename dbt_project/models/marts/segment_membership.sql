@@ -1,7 +1,9 @@
 {#- Every customer in exactly one segment for the month: the dictionary's rules in
     priority order, the fallback for the rest. Dwell (months_in_segment) continues from the
     previous month's *published* membership, so only checked months count (none before the
-    first publication: the view published.segment_membership does not exist yet). -#}
+    first publication: the view published.segment_membership does not exist yet). The
+    holdout comes from the salted draw of the customer id (macros/holdouts.sql), the same
+    every month. -#}
 with features as (
 
     select * from {{ ref('customer_features') }}
@@ -41,7 +43,8 @@ final as (
             when previous_month.segment_id = assigned.segment_id
                 then previous_month.months_in_segment + 1
             else 1
-        end as months_in_segment
+        end as months_in_segment,
+        {{ holdout_case('assigned.customer_id', 'assigned.segment_id') }} as holdout
 
     from assigned
     left join previous_month on previous_month.customer_id = assigned.customer_id

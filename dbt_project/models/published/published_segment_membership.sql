@@ -9,5 +9,6 @@ select
     store.segment_id,
     store.definition_version,
     store.previous_segment_id,
-    store.months_in_segment
+    store.months_in_segment,
+    store.holdout
 from {{ in_force("store_segment_membership") }}

@@ -20,7 +20,10 @@ import yaml
 from segment_cadence.defs.dictionary.rules import RuleError, compile_rule
 from segment_cadence.defs.governance.governance import lint_text
 from segment_cadence.defs.health import thresholds
+from segment_cadence.defs.segments import holdouts as holdout_plans
 from segment_cadence.defs.segments.churn import DEFAULT_MODEL, MODELS
+from segment_cadence.defs.segments.holdouts import NO_HOLDOUTS, HoldoutPlan
+from segment_cadence.defs.segments.lift import DEFAULT_MEASUREMENT, Measurement, parse_measurement
 from segment_cadence.defs.segments.value import DEFAULT_CLV, ClvAssumptions
 from segment_cadence.platform import paths, yaml_text
 
@@ -41,6 +44,7 @@ KNOWN_FIELDS = {
     "fallback",
     "retired_rationale",
     "kpis",
+    "holdout",
 }
 
 
@@ -80,6 +84,8 @@ class Segment:
     fallback: bool = False
     retired_rationale: str | None = None
     kpis: dict[str, Any] = field(default_factory=dict)
+    # The share of the segment's members held out of its campaigns (holdouts.py).
+    holdout_share: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -106,6 +112,10 @@ class SegmentDictionary:
     churn_model: str = DEFAULT_MODEL
     # What the clv feature assumes: months ahead and the monthly discount rate.
     clv: ClvAssumptions = DEFAULT_CLV
+    # Who is held out of campaigns to measure lift: the salt and the shares.
+    holdouts: HoldoutPlan = NO_HOLDOUTS
+    # How lift against the holdouts is measured (windows, minimum arm size, confidence).
+    measurement: Measurement = DEFAULT_MEASUREMENT
 
     @property
     def fallback(self) -> Segment:
@@ -126,6 +136,8 @@ class SegmentDictionary:
             "segment_rules": [{"id": s.id, "rule": s.rule_sql} for s in self.ruled],
             "fallback_segment": self.fallback.id,
             "dictionary_segments": [dictionary_row(s) for s in self.all_segments],
+            **self.holdouts.dbt_vars(),
+            **self.measurement.dbt_vars(),
         }
 
 
@@ -209,6 +221,7 @@ def _validate_segment(
     kpis = raw.get("kpis")
     if kpis is not None and not isinstance(kpis, dict):
         problems.append(f"{label}: kpis must be a mapping, got {type(kpis).__name__}")
+    holdout_share = holdout_plans.parse_share(raw.get("holdout"), label, problems)
     fallback = bool(raw.get("fallback", False))
     rule = raw.get("rule")
     rule_sql = None
@@ -244,6 +257,7 @@ def _validate_segment(
         fallback=fallback,
         retired_rationale=raw.get("retired_rationale"),
         kpis=dict(raw.get("kpis") or {}),
+        holdout_share=holdout_share,
     )
 
 
@@ -340,6 +354,12 @@ def validate(document: Any, path: Path | str, columns: list[str]) -> SegmentDict
             f"got {churn_model!r}"
         )
     clv = _clv_assumptions(document.get("clv"), problems)
+    holdouts = holdout_plans.parse(
+        document.get("holdouts"),
+        {s.id: s.holdout_share for s in segments if s.holdout_share > 0},
+        problems,
+    )
+    measurement = parse_measurement(document.get("lift"), problems)
     if problems:
         raise DefinitionError(path, problems)
     active = sorted((s for s in segments if s.status == "active"), key=lambda s: s.priority)
@@ -350,9 +370,11 @@ def validate(document: Any, path: Path | str, columns: list[str]) -> SegmentDict
         all_segments=tuple(segments),
         business_rules=tuple(business_rules),
         warnings=tuple(warnings),
-        governed_digest=governed_digest(active, business_rules, churn_model, clv),
+        governed_digest=governed_digest(active, business_rules, churn_model, clv, holdouts),
         churn_model=churn_model,
         clv=clv,
+        holdouts=holdouts,
+        measurement=measurement,
     )
 
 
@@ -393,6 +415,7 @@ def governed_digest(
     business_rules: list[BusinessRule],
     churn_model: str = DEFAULT_MODEL,
     clv: ClvAssumptions = DEFAULT_CLV,
+    holdouts: HoldoutPlan = NO_HOLDOUTS,
 ) -> str:
     """Hash of what decides membership and protection: ids, order, rules, pauses, status,
     the churn model the rules' churn_likelihood comes from and the assumptions of their clv.
@@ -401,7 +424,8 @@ def governed_digest(
     who is in which segment. The churn model and the CLV assumptions count only when they are
     not the defaults, so a dictionary written before the choice existed (scored with BG/NBD,
     valued over 12 months at 1 %) keeps its digest, and writing the defaults into it changes
-    nothing.
+    nothing. Holdouts count once any share is above 0: a new salt (a re-draw) or a new share
+    changes who campaigns may reach, so it is a definition change like a pause.
     """
     governed = {
         "segments": [
@@ -428,6 +452,8 @@ def governed_digest(
             "horizon_months": clv.horizon_months,
             "monthly_discount_rate": clv.monthly_discount_rate,
         }
+    if holdouts.active:
+        governed["holdouts"] = holdouts.governed()
     return hashlib.sha256(json.dumps(governed, sort_keys=True).encode()).hexdigest()
 
 

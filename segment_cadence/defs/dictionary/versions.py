@@ -250,6 +250,9 @@ def describe_changes(old: dict[str, Any] | None, new: dict[str, Any]) -> list[st
                     f"segment '{segment_id}': {field} changed from {previous.get(field)} "
                     f"to {segment.get(field)}"
                 )
+        was_share, now_share = (_share_text(d.get("holdout")) for d in (previous, segment))
+        if was_share != now_share:
+            lines.append(f"segment '{segment_id}': holdout changed from {was_share} to {now_share}")
         for field in ("name", "description", "owner"):
             if str(previous.get(field, "")).strip() != str(segment.get(field, "")).strip():
                 lines.append(f"segment '{segment_id}': {field} edited (not governed)")
@@ -264,7 +267,32 @@ def describe_changes(old: dict[str, Any] | None, new: dict[str, Any]) -> list[st
     was_clv, now_clv = (_clv_text(d.get("clv")) for d in (old, new))
     if was_clv != now_clv:
         lines.append(f"CLV assumptions changed from {was_clv} to {now_clv} (clv is re-valued)")
+    lines += _holdout_changes(old.get("holdouts"), new.get("holdouts"))
     return lines or ["no changes"]
+
+
+def _share_text(value: Any) -> str:
+    return f"{float(value or 0) * 100:g} %"
+
+
+def _holdout_changes(old: Any, new: Any) -> list[str]:
+    """A re-draw (a new salt) and a new global control share, in a reviewer's words."""
+    old, new = (d if isinstance(d, dict) else {} for d in (old, new))
+    lines = []
+    if old.get("salt") != new.get("salt"):
+        if old.get("salt") is None:
+            lines.append(f"holdouts drawn with salt '{new.get('salt')}'")
+        elif new.get("salt") is None:
+            lines.append("holdouts removed: every customer is treated")
+        else:
+            lines.append(
+                f"holdouts re-drawn: salt changed from '{old.get('salt')}' to "
+                f"'{new.get('salt')}' (every holdout is drawn again)"
+            )
+    was, now = (_share_text(d.get("global_control")) for d in (old, new))
+    if was != now:
+        lines.append(f"global control changed from {was} to {now}")
+    return lines
 
 
 def _clv_text(raw: Any) -> str:

@@ -92,7 +92,7 @@ def planned_campaign_checks(context: dg.AssetExecutionContext, warehouse: Wareho
                     campaign.channel,
                     f"{campaign.planned_at:%Y-%m-%d}",
                     len(decision.allowed),
-                    len(decision.blocked),
+                    len(decision.unsafe),
                     decision.decision,
                     firewall.reasons_in_words(
                         decision.reason_counts(), list(decision.blocked_segments())

@@ -61,7 +61,12 @@ REASONS = (
     "not_in_targeted_segment",
     "unknown_customer",
     "no_consent",
+    "holdout",
 )
+# Held out to measure lift: kept from the campaign like the others, but not an unsafe
+# attempt; a customer blocked for this reason alone is counted apart (held_out), never in
+# the red flags.
+HOLDOUT = "holdout"
 # Each reason in a reviewer's words, after a count ("412 in a paused segment"): the one place
 # a reason code becomes text (the check's summary, an override's answer, the review pack).
 REASON_WORDS = {
@@ -70,6 +75,7 @@ REASON_WORDS = {
     "not_in_targeted_segment": "outside the targeted segments",
     "unknown_customer": "not in the published membership",
     "no_consent": "opted out",
+    "holdout": "held out to measure lift",
 }
 CAMPAIGN_FIELDS = {
     "name",
@@ -127,14 +133,26 @@ class FirewallDecision:
     recorded: bool = False
 
     @property
+    def held_out(self) -> list[BlockedCustomer]:
+        """Customers kept out only because they are in a holdout."""
+        return [b for b in self.blocked if b.reasons == (HOLDOUT,)]
+
+    @property
+    def unsafe(self) -> list[BlockedCustomer]:
+        """Customers blocked for a governance reason (the ones the red flags count)."""
+        return [b for b in self.blocked if b.reasons != (HOLDOUT,)]
+
+    @property
     def decision(self) -> str:
-        if not self.blocked:
+        """clear, partially_blocked or blocked, from the governance blocks only: a campaign
+        whose audience loses only its held-out customers is clear."""
+        if not self.unsafe:
             return "clear"
         return "blocked" if not self.allowed else "partially_blocked"
 
-    def reason_counts(self) -> dict[str, int]:
+    def reason_counts(self, include_holdout: bool = True) -> dict[str, int]:
         counts: dict[str, int] = {}
-        for customer in self.blocked:
+        for customer in self.blocked if include_holdout else self.unsafe:
             counts[customer.reasons[0]] = counts.get(customer.reasons[0], 0) + 1
         return dict(sorted(counts.items(), key=lambda kv: REASONS.index(kv[0])))
 
@@ -152,7 +170,8 @@ class FirewallDecision:
             f"campaign '{c.name}' by {c.sender_id} on {c.channel}, planned {c.planned_at:%Y-%m-%d %H:%M}",
             f"checked against membership published for {self.membership_month:%Y-%m}",
             f"decision: {self.decision.replace('_', ' ')}: {len(self.allowed)} may be sent to, "
-            f"{len(self.blocked)} blocked",
+            f"{len(self.unsafe)} blocked"
+            + (f", {len(self.held_out)} held out to measure lift" if self.held_out else ""),
         ]
         for reason, count in self.reason_counts().items():
             lines.append(f"  blocked, {reason_words(reason)}: {count}")
@@ -295,6 +314,11 @@ def check_campaign(
             f"{campaign.planned_at:%Y-%m-%d}; run the monthly refresh first"
         )
     names = stored.segments_of_month(con, month)
+    holdout_column = (
+        "m.holdout"
+        if "holdout" in _columns(con, "published", "segment_membership")
+        else "cast(null as varchar)"
+    )
     paused = stored.paused_segments_of_month(con, month)
     unknown_targets = [s for s in campaign.target_segments if s not in names]
     if unknown_targets:
@@ -328,7 +352,7 @@ def check_campaign(
     rows = con.execute(
         f"""
         with membership as (
-            select customer_id, segment_id from published.segment_membership where month_end = ?
+            select * from published.segment_membership where month_end = ?
         ),
         recipients as (
             select customer_id from membership where segment_id in (select segment_id from _fw_targets)
@@ -338,7 +362,8 @@ def check_campaign(
         select r.customer_id, m.segment_id,
             m.customer_id is null as unknown,
             {listed_only} or m.segment_id in (select segment_id from _fw_targets) as targeted,
-            coalesce({consent}, false) as consented
+            coalesce({consent}, false) as consented,
+            {holdout_column} as holdout
         from recipients r
         left join membership m using (customer_id)
         left join raw.customers c using (customer_id)
@@ -351,7 +376,7 @@ def check_campaign(
 
     allowed: list[str] = []
     blocked: list[BlockedCustomer] = []
-    for customer_id, segment_id, unknown, targeted, consented in rows:
+    for customer_id, segment_id, unknown, targeted, consented, holdout in rows:
         reasons = []
         if in_onboarding:
             reasons.append("sender_in_onboarding")
@@ -364,6 +389,8 @@ def check_campaign(
                 reasons.append("not_in_targeted_segment")
             if not consented:
                 reasons.append("no_consent")
+            if holdout:
+                reasons.append(HOLDOUT)
         if reasons:
             reasons.sort(key=REASONS.index)
             blocked.append(BlockedCustomer(customer_id, segment_id, tuple(reasons)))
@@ -405,6 +432,19 @@ def check_campaign(
     return decision
 
 
+def _columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> set[str]:
+    """The columns of a warehouse relation (a membership published before holdouts existed
+    has no holdout column)."""
+    return {
+        name
+        for (name,) in con.execute(
+            "select column_name from information_schema.columns "
+            "where table_schema = ? and table_name = ?",
+            [schema, table],
+        ).fetchall()
+    }
+
+
 def record_check(state: Connection, decision: FirewallDecision, checked_at: datetime) -> bool:
     """Record a check once (by campaign content and membership month); False if already there."""
     if state.execute(
@@ -426,9 +466,10 @@ def record_check(state: Connection, decision: FirewallDecision, checked_at: date
             requested_by=c.requested_by or c.sender_id,
             recipients=len(decision.allowed) + len(decision.blocked),
             allowed=len(decision.allowed),
-            blocked=len(decision.blocked),
+            blocked=len(decision.unsafe),
+            held_out=len(decision.held_out),
             decision=decision.decision,
-            reason_counts=json.dumps(decision.reason_counts()),
+            reason_counts=json.dumps(decision.reason_counts(include_holdout=False)),
             blocked_segments=",".join(decision.blocked_segments()),
         )
     )
@@ -491,7 +532,7 @@ def request_override(
     }
     if other:
         parts.append(f"Also blocked: {reasons_in_words(other)}.")
-    if not decision.blocked:
+    if not decision.unsafe:
         parts.append("Nothing is blocked for this campaign, so there is nothing to override.")
     parts.append(config.protocol)
     message = " ".join(parts)

@@ -10,6 +10,7 @@ from segment_cadence.defs.alerting import alert_inputs
 from segment_cadence.defs.dictionary import segment_dictionary
 from segment_cadence.defs.health import breaches as breach_store
 from segment_cadence.defs.health import health, thresholds
+from segment_cadence.defs.segments import lift
 from segment_cadence.platform import markdown, paths, state_store
 from segment_cadence.platform.partitions import (
     ONE_MONTH_A_RUN,
@@ -125,5 +126,132 @@ def segment_health(
                 "via the segment_health_alerts sensor"
             ),
             "breach_table": dg.MetadataValue.md(table),
+        }
+    )
+
+
+LIFT_CHECKS = ("lift_is_measured", "campaign_pre_periods_are_parallel")
+
+
+def lift_rows(segments: list[lift.SegmentLift]) -> list[tuple]:
+    """The segment lift table as people read it: purchase-rate lift in points, revenue."""
+    rows = []
+    for s in segments:
+        rate, revenue = s.outcomes["purchase_rate"], s.outcomes["revenue_per_customer"]
+        rows.append(
+            (
+                s.segment_id,
+                rate.treated_customers,
+                rate.held_out_customers,
+                rate.in_points(),
+                revenue.in_amounts(),
+                s.outcomes["retention"].in_points(),
+            )
+        )
+    return rows
+
+
+@dg.asset(
+    pool=WAREHOUSE_POOL,
+    key=["health", "lift"],
+    group_name="health",
+    owners=["team:segmentation-owner"],
+    kinds={"duckdb", "python"},
+    partitions_def=monthly_partitions,
+    backfill_policy=ONE_MONTH_A_RUN,
+    deps=[
+        dg.AssetKey(["health", "segment_lift_arms"]),
+        dg.AssetKey(["health", "campaign_lift_arms"]),
+    ],
+    description=(
+        "What treating a segment, and each campaign, changed against its holdout (the "
+        "dictionary's holdouts): per segment, last month's treated members against the held "
+        "out over the next days (purchase rate, revenue per customer, retention); per "
+        "campaign whose post-send window ended this month, the same on its targeted segment "
+        "with the difference in differences and the pre-send difference. Differences with a "
+        "Welch normal interval (segment_cadence/defs/segments/lift.py); 'not enough data' "
+        "below the minimum arm size."
+    ),
+    check_specs=[
+        dg.AssetCheckSpec(
+            name="lift_is_measured",
+            asset=["health", "lift"],
+            description="Every segment with a holdout has enough held-out members to measure.",
+        ),
+        dg.AssetCheckSpec(
+            name="campaign_pre_periods_are_parallel",
+            asset=["health", "lift"],
+            description=(
+                "Before each campaign's send, treated and held-out members bought alike (the "
+                "pre-period difference's interval covers 0), so its difference in "
+                "differences can be trusted."
+            ),
+        ),
+    ],
+)
+def segment_lift(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, config_files: ConfigFiles
+):
+    month_end, _ = refresh_window(context.partition_key)
+    dictionary = config_files.once("segments", segment_dictionary.load)
+    measurement = dictionary.measurement
+    with warehouse.connect() as con:
+        segments = lift.segment_lifts(con, month_end, measurement)
+        campaigns = lift.campaign_lifts(con, month_end, measurement)
+    with_holdout = {s.id for s in dictionary.segments if dictionary.holdouts.share_of(s.id) > 0}
+    unmeasured = [
+        s.segment_id
+        for s in segments
+        if s.segment_id in with_holdout and not s.outcomes["purchase_rate"].measured
+    ]
+    yield dg.AssetCheckResult(
+        check_name="lift_is_measured",
+        passed=not unmeasured,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"not_enough_data": dg.MetadataValue.json(unmeasured)},
+    )
+    doubtful = [c.campaign_id for c in campaigns if c.parallel_trends_doubtful]
+    yield dg.AssetCheckResult(
+        check_name="campaign_pre_periods_are_parallel",
+        passed=not doubtful,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"doubtful": dg.MetadataValue.json(doubtful)},
+    )
+    segment_table = markdown.table(
+        ["segment", "treated", "held out", "purchase rate", "revenue per customer", "retention"],
+        lift_rows(segments),
+        empty="No segment was published last month.",
+    )
+    campaign_table = markdown.table(
+        [
+            "campaign",
+            "segment",
+            "first sent",
+            "reached",
+            "purchase rate",
+            "diff. in diff.",
+            "before the send",
+        ],
+        [
+            (
+                f"{c.campaign_name} ({c.campaign_id})",
+                c.segment_id,
+                f"{c.first_sent}",
+                "" if c.reached_share is None else f"{c.reached_share:.0%}",
+                c.purchase_rate.in_points(),
+                c.difference_in_differences.in_points(),
+                c.pre_period_difference.in_points(),
+            )
+            for c in campaigns
+        ],
+        empty="No campaign's post-send window ended this month.",
+    )
+    yield dg.MaterializeResult(
+        metadata={
+            "segments_measured": sum(s.outcomes["purchase_rate"].measured for s in segments),
+            "campaigns_measured": sum(c.purchase_rate.measured for c in campaigns),
+            "confidence": measurement.confidence,
+            "segment_lift": dg.MetadataValue.md(segment_table),
+            "campaign_lift": dg.MetadataValue.md(campaign_table),
         }
     )

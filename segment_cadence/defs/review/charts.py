@@ -1,12 +1,12 @@
 """The review pack's charts as SVG, written directly rather than through a plotting library.
 
-The pack draws three kinds: lines (one series per segment over the months), bars (one value
-per label) and a heatmap (the migration matrix with its counts). Drawing them with
-matplotlib cost every monthly refresh a third of a second of import and about a tenth of a
-second a chart, for pictures this simple. Text stays text, so the pack is searchable and
-prints sharply, and the markup depends only on the data, so the same pack gives the same
-bytes. Text widths are estimated (an average glyph of 0.6 em), which is all the layout
-needs: margins that fit the labels.
+The pack draws four kinds: lines (one series per segment over the months), bars (one value
+per label), a heatmap (the migration matrix with its counts) and error bars (an estimated
+difference per label with its interval). Drawing them with matplotlib cost every monthly
+refresh a third of a second of import and about a tenth of a second a chart, for pictures
+this simple. Text stays text, so the pack is searchable and prints sharply, and the markup
+depends only on the data, so the same pack gives the same bytes. Text widths are estimated
+(an average glyph of 0.6 em), which is all the layout needs: margins that fit the labels.
 """
 
 from __future__ import annotations
@@ -69,6 +69,10 @@ def ticks(low: float, high: float, most: int = 6, whole: bool = False) -> list[f
     first = math.floor(low / step + 1e-9) * step
     count = max(1, math.ceil((high - first) / step - 1e-9))
     places = decimals(step)
+    # The tolerance above forgives float noise in step units; where `high` sits just above a
+    # tick of a very wide range (0.00015 over 600,000), it would leave `high` uncovered.
+    while round(first + count * step, places) < high - abs(high) * 1e-12:
+        count += 1
     return [round(first + i * step, places) for i in range(count + 1)]
 
 
@@ -285,3 +289,79 @@ def heatmap(
     body.append(_text(scale_x + 16, top + SMALL_FONT, f"{peak:,}", SMALL_FONT))
     body.append(_text(scale_x + 16, grid_bottom, "0", SMALL_FONT))
     return _svg(width, height, title, alt, body)
+
+
+def error_bars(
+    title: str,
+    labels: Sequence[str],
+    estimates: Sequence[float | None],
+    lows: Sequence[float | None],
+    highs: Sequence[float | None],
+    alt: str,
+    zero_line: bool = True,
+) -> str:
+    """A dot per label at its estimate, with a capped vertical bar from its low to its high
+    (a difference, such as a lift, so either end may be negative), and a dashed line at 0.
+    The y ticks cover 0 and every end. A label whose estimate is None (not enough data)
+    keeps its place on the axis and is marked "n/a" at 0 instead. The labels lie flat when
+    they fit their slots and are turned by ROTATION otherwise, as under the other charts."""
+    count = len(labels)
+    rows = list(zip(labels, estimates, lows, highs, strict=True))
+
+    def finite(value: float | None) -> float | None:
+        return value if value is not None and math.isfinite(value) else None
+
+    values = [v for _, *row in rows for v in map(finite, row) if v is not None]
+    axes, height = _category_axes(labels, values, right=10)
+    slot = axes.width / max(count, 1)
+    flat = all(text_width(label) <= slot - 4 for label in labels)
+    body = _frame(axes, [] if flat else labels)
+    bottom = axes.top + axes.height
+    if flat:
+        height = bottom + 10 + FONT
+        body.extend(
+            _text(axes.x(i, count), bottom + FONT + 2, label, text_anchor="middle")
+            for i, label in enumerate(labels)
+        )
+    low_tick, high_tick = axes.values[0], axes.values[-1]
+    zero = axes.y(0) if low_tick <= 0 <= high_tick else None
+    if zero_line and zero is not None:
+        body.append(
+            f'<line class="zero-line" x1="{axes.left:.1f}" y1="{zero:.1f}" '
+            f'x2="{axes.left + axes.width:.1f}" y2="{zero:.1f}" stroke="{AXIS}" '
+            f'stroke-dasharray="4 3"/>'
+        )
+    places = decimals(axes.values[1] - axes.values[0]) + 1  # one finer than the ticks
+    cap = min(slot * 0.3, 12.0) / 2
+    for i, (label, estimate, low, high) in enumerate(rows):
+        x = axes.x(i, count)
+        estimate, low, high = finite(estimate), finite(low), finite(high)
+        if estimate is None:
+            level = axes.y(0) if zero is None else zero
+            # Above the zero level, unless that would leave the plot.
+            y = level - 4 if level - axes.top > SMALL_FONT + 4 else level + SMALL_FONT + 4
+            body.append(
+                _text(
+                    x, y, "n/a", SMALL_FONT, text_anchor="middle", fill=AXIS, **{"class": "no-data"}
+                )
+            )
+            continue
+        tip = f"{label}: {estimate:,.{places}f}"
+        if low is not None and high is not None:
+            low, high = min(low, high), max(low, high)
+            y_low, y_high = axes.y(low), axes.y(high)
+            tip += f" ({low:,.{places}f} to {high:,.{places}f})"
+            body.append(
+                f'<line class="error-bar" x1="{x:.1f}" y1="{y_high:.1f}" x2="{x:.1f}" '
+                f'y2="{y_low:.1f}" stroke="{BAR_COLOUR}" stroke-width="1.4"/>'
+            )
+            body.append(
+                f'<path class="error-cap" d="M{x - cap:.1f},{y_high:.1f}H{x + cap:.1f}'
+                f'M{x - cap:.1f},{y_low:.1f}H{x + cap:.1f}" fill="none" '
+                f'stroke="{BAR_COLOUR}" stroke-width="1.4"/>'
+            )
+        body.append(
+            f'<circle class="estimate" cx="{x:.1f}" cy="{axes.y(estimate):.1f}" r="3.2" '
+            f'fill="{BAR_COLOUR}"><title>{escape(tip)}</title></circle>'
+        )
+    return _svg(WIDTH, height, title, alt, body)

@@ -44,11 +44,12 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from segment_cadence.defs.alerting import messages, slack
 from segment_cadence.defs.alerting.lifecycle import OPEN_STATES
+from segment_cadence.defs.dictionary import segment_dictionary
 from segment_cadence.defs.governance import audit, firewall, red_flags
 from segment_cadence.defs.health import thresholds
 from segment_cadence.defs.review import charts, presentation
 from segment_cadence.defs.review.presentation import MONEY, PERCENT
-from segment_cadence.defs.segments import calibration
+from segment_cadence.defs.segments import calibration, lift
 from segment_cadence.platform import markdown, state_store
 from segment_cadence.platform.months import add_months, previous_month_end
 from segment_cadence.platform.state_store import review_packs
@@ -802,6 +803,112 @@ def _calibration(month: date) -> Section:
     return s
 
 
+def _lift(con: duckdb.DuckDBPyConnection, month: date) -> Section:
+    """What treating each segment, and each campaign, changed against its holdout: the
+    purchase-rate lift with its interval as error bars, and the tables behind it."""
+    s = Section(
+        "lift",
+        "Lift against the holdouts",
+        ["health.segment_lift_arms", "health.campaign_lift_arms"],
+    )
+    s.no_data = _missing(con, s.sources)
+    if s.no_data:
+        return s
+    try:
+        measurement = segment_dictionary.load().measurement
+    except segment_dictionary.DefinitionError:
+        measurement = lift.DEFAULT_MEASUREMENT
+    segments = lift.segment_lifts(con, month, measurement)
+    campaigns = lift.campaign_lifts(con, month, measurement)
+    if not segments and not campaigns:
+        s.no_data = "No data: lift is measured from the second published month."
+        return s
+    rates = [x.outcomes["purchase_rate"] for x in segments]
+    s.figures["segment_lift"] = {
+        x.segment_id: (r.difference, r.low, r.high) if r.measured else None
+        for x, r in zip(segments, rates, strict=True)
+    }
+    s.figures["campaign_lift"] = {
+        c.campaign_id: (c.purchase_rate.difference, c.purchase_rate.low, c.purchase_rate.high)
+        if c.purchase_rate.measured
+        else None
+        for c in campaigns
+    }
+    level = f"{measurement.confidence:.0%}"
+    s.notes.append(
+        f"Members of each segment last month, treated against held out, over the "
+        f"{measurement.purchase_within_days} days after the month end (intent to treat: a "
+        f"treated member counts whether or not a campaign reached them). Differences with "
+        f"a {level} interval (normal approximation, Welch); arms under "
+        f"{measurement.min_customers_per_arm} customers give not enough data."
+    )
+    s.tables.append(
+        Table(
+            [
+                "segment",
+                "treated",
+                "held out",
+                "purchase rate",
+                "revenue per customer",
+                "retention",
+            ],
+            [
+                (
+                    x.segment_id,
+                    x.outcomes["purchase_rate"].treated_customers,
+                    x.outcomes["purchase_rate"].held_out_customers,
+                    x.outcomes["purchase_rate"].in_points(),
+                    x.outcomes["revenue_per_customer"].in_amounts(),
+                    x.outcomes["retention"].in_points(),
+                )
+                for x in segments
+            ],
+        )
+    )
+    if campaigns:
+        s.tables.append(
+            Table(
+                [
+                    "campaign",
+                    "segment",
+                    "first sent",
+                    "purchase rate",
+                    "difference in differences",
+                    "before the send",
+                ],
+                [
+                    (
+                        c.campaign_name,
+                        c.segment_id,
+                        f"{c.first_sent:%Y-%m-%d}",
+                        c.purchase_rate.in_points(),
+                        c.difference_in_differences.in_points(),
+                        c.pre_period_difference.in_points()
+                        + (" (trends differ)" if c.parallel_trends_doubtful else ""),
+                    )
+                    for c in campaigns
+                ],
+            )
+        )
+    labels = [x.segment_id for x in segments] + [c.campaign_name for c in campaigns]
+    found = rates + [c.purchase_rate for c in campaigns]
+    s.charts.append(
+        Chart(
+            "error_bars",
+            f"Purchase-rate lift, points ({level} interval)",
+            {
+                "labels": labels,
+                "estimates": [f.difference * 100 if f.measured else None for f in found],
+                "lows": [f.low * 100 if f.measured else None for f in found],
+                "highs": [f.high * 100 if f.measured else None for f in found],
+            },
+            "Error bars of the purchase-rate lift of each segment and campaign against its "
+            "holdout, in percentage points",
+        )
+    )
+    return s
+
+
 def _health_breaches(con: duckdb.DuckDBPyConnection, month: date) -> Section:
     """The month's breaches as segment health found them, whatever the alerts made of them
     (a silenced or inhibited breach is still a breach)."""
@@ -1404,6 +1511,7 @@ def gather(
         _kpis(con, month_end),
         _value(con, month_end),
         _calibration(month_end),
+        _lift(con, month_end),
         _health_breaches(con, month_end),
         _alerts(records, now),
         _carried_over(records),
@@ -1432,6 +1540,11 @@ def chart_svg(chart: Chart) -> str:
     if chart.kind == "heatmap":
         data = chart.data
         return charts.heatmap(chart.title, data["rows"], data["columns"], data["matrix"], chart.alt)
+    if chart.kind == "error_bars":
+        d = chart.data
+        return charts.error_bars(
+            chart.title, d["labels"], d["estimates"], d["lows"], d["highs"], chart.alt
+        )
     if chart.kind == "bars":
         return charts.bars(chart.title, chart.data["labels"], chart.data["values"], chart.alt)
     return charts.lines(chart.title, chart.data["labels"], chart.data["series"], chart.alt)

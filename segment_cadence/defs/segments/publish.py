@@ -217,7 +217,9 @@ def run_published_models(con: duckdb.DuckDBPyConnection, request: PublicationReq
         ) from None
 
 
-EXPORT_COLUMNS = "customer_id, month_end, segment_id, definition_version, months_in_segment"
+EXPORT_COLUMNS = (
+    "customer_id, month_end, segment_id, definition_version, months_in_segment, holdout"
+)
 
 
 def month_export_dir(export_dir: Path, month_end: date) -> Path:

@@ -12,6 +12,7 @@ select
     cast(definition_version as {{ string_type() }}) as definition_version,
     cast(previous_segment_id as {{ string_type() }}) as previous_segment_id,
     cast(months_in_segment as integer) as months_in_segment,
-    cast({{ publication_id() }} as {{ string_type() }}) as publication_id
+    cast({{ publication_id() }} as {{ string_type() }}) as publication_id,
+    cast(holdout as {{ string_type() }}) as holdout
 from {{ ref('segment_membership') }}
 where month_end = {{ month_end() }}
