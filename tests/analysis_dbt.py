@@ -13,7 +13,7 @@ from segment_cadence.platform.months import month_end as last_day
 from segment_cadence.platform.months import previous_month
 
 GOVERNANCE = "path:models/governance"
-HEALTH = "path:models/health"
+HEALTH_METRICS = "health_metrics"
 
 
 def build_analysis(

@@ -18,9 +18,12 @@ from tests import commands
 from tests.marks import slow_fixture
 
 DECEMBER = date(2025, 12, 31)
-# One purchase 15 to 23 months before the month's end, nothing since, modest spend: under
-# BG/NBD they could never be at risk (P(alive) = 1 without a repeat purchase).
-PLANTED = {f"P{n:08d}": DECEMBER - timedelta(days=450 + 8 * n) for n in range(30)}
+# One purchase 18 to 24 months before the month's end, nothing since, modest spend: under
+# BG/NBD they could never be at risk (P(alive) = 1 without a repeat purchase). Under the
+# modified BG/NBD a one-time buyer's churn likelihood rises slowly with the silence (about
+# 0.003 a week on this data), so the youngest sits clear of the at_risk rule's 0.45 rather
+# than on it: at 450 days it was 0.444, and a change of the generated history moved it there.
+PLANTED = {f"P{n:08d}": DECEMBER - timedelta(days=540 + 6 * n) for n in range(30)}
 
 
 def plant_lapsed_one_time_buyers(raw: Path) -> None:

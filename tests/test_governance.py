@@ -17,7 +17,7 @@ import pytest
 from segment_cadence.defs.governance import audit, firewall, governance, red_flags
 from segment_cadence.defs.governance.firewall import Campaign, CampaignError
 from segment_cadence.platform import state_store, warehouse
-from tests.analysis_dbt import GOVERNANCE, HEALTH, build_analysis
+from tests.analysis_dbt import GOVERNANCE, HEALTH_METRICS, build_analysis
 
 SEPTEMBER, OCTOBER, NOVEMBER = date(2026, 9, 30), date(2026, 10, 31), date(2026, 11, 30)
 SEGMENTS = [  # id, name, paused
@@ -377,7 +377,8 @@ def test_planted_violations_in_a_generated_send_log_give_the_exact_counts(con):
     assert con.execute("select count(*) from governance.pause_violations").fetchone()[0] == 4
     # September has no published month before it: not evaluated, never a silent zero.
     assert measure(con, SEPTEMBER).values["pause_violation_count"] is None
-    build_analysis(con, OCTOBER, select=f"{GOVERNANCE} {HEALTH}")
+    # The metrics only: the lift models need the staged orders, which this warehouse lacks.
+    build_analysis(con, OCTOBER, select=f"{GOVERNANCE} {HEALTH_METRICS}")
     metrics = {m.segment_id: m.value for m in red_flags.health_metrics(con, OCTOBER)}
     assert set(metrics) == PAUSED and sum(metrics.values()) == 4
 
