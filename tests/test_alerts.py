@@ -822,3 +822,65 @@ def test_a_refused_token_turns_the_outbox_check_red_until_it_is_fixed(
     with state_store.transaction(state_url) as connection:
         waiting = sql(connection, "select count(*) from outbox where status <> 'sent'")
         assert waiting.scalar() == 0 and len(server.posts()) >= 2
+
+
+def test_a_missed_kpi_target_alerts_its_owner_apart_from_the_segment_owner(con, server):
+    """A KPI owned by retention-marketing on a clienteling segment: the miss goes to the
+    KPI owner's channel, the segment's health breach to the segment owner's, and the
+    resolution to whom heard of the miss."""
+    from segment_cadence.defs.health import scorecard
+
+    row = scorecard.ScorecardRow(
+        OCT,
+        "vip_collectors",
+        "response_rate",
+        "leading",
+        "at_least",
+        "retention-marketing",
+        "warn",
+        "mature",
+        9,
+        0.08,
+        None,
+        0.044,
+        0.156,
+        "missed",
+    )
+    config = thresholds.ThresholdConfig(
+        CONFIG.path,
+        CONFIG.rules,
+        {
+            **SETTINGS,
+            "owner_channels": {
+                **SETTINGS["owner_channels"],
+                "retention-marketing": "#retention-marketing",
+            },
+        },
+    )
+    health = breach("churn_rising", "vip_collectors", "churn_likelihood", 0.6, OCT)
+
+    def process(month, found, now):
+        return alerts.process_refresh(
+            con,
+            month_end=month,
+            breaches=found,
+            config=config,
+            definition_version="abc123",
+            owners=OWNERS,
+            changed_segments=set(),
+            now=now,
+        ).counts()
+
+    assert process(OCT, [health, *scorecard.breaches([row])], T0)["fired"] == 2
+    slack.deliver_pending(con, client_for(server), T0)
+    posts = {p["channel_name"]: json.dumps(p["blocks"]) for p in server.posts()}
+    assert set(posts) == {"#clienteling", "#retention-marketing"}
+    assert "KPI targets" in posts["#retention-marketing"]
+    assert "response_rate" in posts["#retention-marketing"]
+    assert "target: at least 0.08" in posts["#retention-marketing"]
+    assert "response_rate" not in posts["#clienteling"]
+    # Met in November: resolved on the first clean month, told in the KPI owner's channel.
+    assert process(NOV, [health], T0 + timedelta(days=30))["resolved"] == 1
+    slack.deliver_pending(con, client_for(server), T0 + timedelta(days=30))
+    resolved = [p for p in server.posts()[2:] if "response_rate" in json.dumps(p)]
+    assert [p["channel_name"] for p in resolved] == ["#retention-marketing"]

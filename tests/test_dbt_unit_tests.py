@@ -48,6 +48,8 @@ UNIT_TESTS = {
     "published_membership_is_the_publication_the_ledger_names",
     "segment_lift_counts_the_window_after_last_month_per_arm",
     "campaign_lift_windows_meet_at_the_first_send",
+    "segment_scorecard_applies_the_target_of_the_segments_maturity",
+    "segment_scorecard_measures_lift_only_with_enough_held_out",
 }
 
 

@@ -329,9 +329,10 @@ def test_unreadable_yaml_is_a_one_line_error(tmp_path, content, expected):
     [
         ({"id": ["dormant"]}, "id must be lower_snake_case"),
         ({"priority": [7]}, "segment 'dormant': priority must be a whole number, got [7]"),
-        ({"kpis": ["repeat rate"]}, "segment 'dormant': kpis must be a mapping, got list"),
+        ({"kpis": {"retention": 0.5}}, "segment 'dormant': kpis must be a list of KPI targets"),
+        ({"kpis": ["repeat rate"]}, "segment 'dormant': kpis[0]: expected a mapping, got str"),
     ],
-    ids=["id-list", "priority-list", "kpis-list"],
+    ids=["id-list", "priority-list", "kpis-mapping", "kpis-text"],
 )
 def test_wrongly_typed_fields_are_problems_not_tracebacks(
     tmp_path, default_document, change, expected

@@ -818,6 +818,8 @@ def test_the_review_pack_is_written_recorded_once_and_opens_in_chromium(pipeline
             "kpi_trends",
             "value_outlook",
             "calibration",
+            "scorecard",
+            "lift",
             "alerts",
             "definition_changes",
             "bias_audit",
@@ -829,6 +831,12 @@ def test_the_review_pack_is_written_recorded_once_and_opens_in_chromium(pipeline
     assert dom.count("<svg") >= 2  # the sizes chart and the migration heatmap at least
     calibration_part = dom.split('<section id="calibration"')[1].split("</section>")[0]
     assert "<svg" in calibration_part and ">predicted<" in calibration_part
+    # The scorecard as a table with each KPI's owner; the lift with its error bars, or the
+    # words for a month that cannot measure it.
+    scorecard_part = dom.split('<section id="scorecard"')[1].split("</section>")[0]
+    assert "<table" in scorecard_part and "retention-marketing" in scorecard_part
+    lift_part = dom.split('<section id="lift"')[1].split("</section>")[0]
+    assert "<svg" in lift_part or "No data" in lift_part
     screenshot = state_home / "review-pack.png"
     subprocess.run(
         [browser, *flags, f"--screenshot={screenshot}", "--window-size=1200,6000", html.as_uri()],

@@ -39,8 +39,9 @@ def edit(path: Path, segment_id: str, **changes) -> None:
     path.write_text(yaml.safe_dump(document, sort_keys=False))
 
 
-def test_the_committed_dictionary_is_approved_as_v3_which_added_holdouts():
-    assert versions.check_approved().label == "v3"
+def test_the_committed_dictionary_is_approved_as_v4_which_added_kpi_targets():
+    assert versions.check_approved().label == "v4"
+    assert len(segment_dictionary.load().kpi_targets) == 10
     assert segment_dictionary.load().churn_model == "mbgnbd"
     assert segment_dictionary.load().holdouts.salt == "jeweller-2026"
     v2 = segment_dictionary.load(paths.CONFIG_DIR / "versions" / "v2.yaml")

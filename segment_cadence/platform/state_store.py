@@ -89,6 +89,8 @@ alerts = Table(
     Column("level", Integer),
     Column("last_notified_at", DateTime),
     Column("strategic_requested_at", DateTime),
+    # Who hears of it when not the segment's owner: a KPI's owner (migration 0007).
+    Column("owner", String),
 )
 silences = Table(
     "silences",

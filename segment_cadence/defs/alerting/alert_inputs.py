@@ -36,6 +36,7 @@ BREACH_FIELDS = (
     "kind",
     "severity",
     "runbook",
+    "owner",
 )
 
 

@@ -34,7 +34,8 @@ from sqlalchemy import Connection, func, insert, or_, select, update
 
 from segment_cadence.defs.alerting import lifecycle, messages
 from segment_cadence.defs.alerting.lifecycle import OPEN_STATES, Alert, SilenceWindow, alert_key
-from segment_cadence.defs.health.thresholds import Breach, ThresholdConfig
+from segment_cadence.defs.health.scorecard import KPI_RULE
+from segment_cadence.defs.health.thresholds import Breach, ThresholdConfig, ThresholdRule
 from segment_cadence.platform.months import latest_complete_quarter
 from segment_cadence.platform.state_store import alerts as alerts_table
 from segment_cadence.platform.state_store import (
@@ -281,6 +282,12 @@ def _latest_firing_message(con: Connection, key: str) -> tuple[str, messages.Mes
 # -- one refresh ----------------------------------------------------------------------------
 
 
+def rules_of(config: ThresholdConfig) -> dict[str, ThresholdRule]:
+    """The rules a breach may come from: the thresholds file's and the scorecard's KPI rule
+    (defined in code: its targets are the dictionary's)."""
+    return {r.id: r for r in (*config.rules, KPI_RULE)}
+
+
 @dataclass
 class RefreshOutcome:
     """What one refresh did to the alerts: which fired and resolved, what was muted and why."""
@@ -320,7 +327,7 @@ def process_refresh(
     ).first():
         return RefreshOutcome(skipped=True)
     routing = Routing.from_settings(config.settings)
-    rules = {r.id: r for r in config.rules}
+    rules = rules_of(config)
     observations = lifecycle.dispatch(breaches, definition_version)
     observations = lifecycle.inhibit(observations, rules, changed_segments)
     observations = lifecycle.silence(observations, active_silences(con, now), now)
@@ -356,7 +363,7 @@ def process_refresh(
     by_key = {o.key: o for o in observations}
     queued: list[str | None] = []
     for notice in lifecycle.notify(moved, observations):
-        owner = owners.get(notice.segment_id)
+        owner = notice.owner or owners.get(notice.segment_id)
         channel = routing.channel_for(owner)
         message_id: str | None = None
         if notice.kind == "resolved":

@@ -58,6 +58,8 @@ class Alert:
     level: int = 0
     last_notified_at: datetime | None = None
     strategic_requested_at: datetime | None = None
+    # Who hears of it when not the segment's owner: a KPI's owner (None: the segment's).
+    owner: str | None = None
 
     @property
     def is_open(self) -> bool:
@@ -122,6 +124,8 @@ class Notice:
     level: int = 1
     after: int | None = None
     why: str = ""
+    # Whom it goes to when not the segment's owner (a KPI's owner).
+    owner: str | None = None
 
 
 _SEVERITY_RANK = {"warn": 1, "critical": 2}
@@ -209,6 +213,7 @@ def transition(
             b.metric,
             o.key.rsplit("|", 1)[-1],
             first_breach_month=month_end,
+            owner=b.owner,
         )
         if o.inhibited:
             current[o.key] = replace(alert, clean_streak=0)
@@ -240,6 +245,7 @@ def transition(
             last_value=b.value,
             last_baseline=b.baseline,
             last_bound=b.bound,
+            owner=b.owner,
         )
         if state == "pending" and consecutive >= rules[b.rule_id].consecutive:
             alert = replace(alert, state="firing", fired_at=now, level=max(alert.level, 1))
@@ -268,30 +274,39 @@ def transition(
 
 
 def notify(transition_: Transition, observations: list[Observation]) -> list[Notice]:
-    """One firing message per segment for what fired or is due a repeat, unless muted; a
-    level-2 escalation right after it when a finding is critical; one resolution per
-    resolved alert."""
+    """One firing message per segment and owner for what fired or is due a repeat, unless
+    muted (a KPI's owner hears of its KPI apart from the segment's owner, who hears of its
+    health); a level-2 escalation right after it when a finding is critical; one resolution
+    per resolved alert, to whom heard of it."""
     muted = {o.key for o in observations if o.muted}
     severity = {o.key: o.breach.severity for o in observations}
-    by_segment: dict[str, list[str]] = {}
+    by_recipient: dict[tuple[str, str], list[str]] = {}
     resolved: list[Event] = []
     for event in transition_.events:
         if event.kind == "resolved":
             resolved.append(event)
         elif event.key not in muted:
-            by_segment.setdefault(transition_.alerts[event.key].segment_id, []).append(event.key)
+            alert = transition_.alerts[event.key]
+            by_recipient.setdefault((alert.segment_id, alert.owner or ""), []).append(event.key)
     notices: list[Notice] = []
     for event in resolved:
-        notices.append(Notice("resolved", transition_.alerts[event.key].segment_id, (event.key,)))
-    for segment_id, keys in sorted(by_segment.items()):
-        notices.append(Notice("firing", segment_id, tuple(keys)))
+        alert = transition_.alerts[event.key]
+        notices.append(Notice("resolved", alert.segment_id, (event.key,), owner=alert.owner))
+    for (segment_id, owner), keys in sorted(by_recipient.items()):
+        notices.append(Notice("firing", segment_id, tuple(keys), owner=owner or None))
         critical = tuple(
             k for k in keys if severity.get(k) == "critical" and transition_.alerts[k].level < 2
         )
         if critical:
             notices.append(
                 Notice(
-                    "escalation", segment_id, critical, 2, after=len(notices) - 1, why="critical"
+                    "escalation",
+                    segment_id,
+                    critical,
+                    2,
+                    after=len(notices) - 1,
+                    why="critical",
+                    owner=owner or None,
                 )
             )
     return notices

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from typing import Any
 
+from segment_cadence.defs.health.thresholds import RESERVED_RULE_ID
+
 HEADER_LIMIT = 150
 TEXT_LIMIT = 3000
 BLOCK_LIMIT = 50
@@ -249,6 +251,8 @@ def bound_text(kind: str, value: float, bound: float) -> str:
     if kind == "robust_z":
         return f"bound: more than {bound:g} robust deviations from the history's median"
     side = "at most" if value > bound else "at least"
+    if kind == "target":
+        return f"target: {side} {format_value(bound)}"
     return f"bound: {side} {format_value(bound)}"
 
 
@@ -284,9 +288,11 @@ def firing_message(
     dagster_url: str,
 ) -> Message:
     worst = "critical" if any(f.severity == "critical" for f in findings) else "warn"
+    # A KPI owner's message is about their targets, not the segment's health.
+    subject = "KPI targets" if all(f.rule_id == RESERVED_RULE_ID for f in findings) else "health"
     return Message(
         kind="firing",
-        title=f"{SEVERITY_WORD[worst]}: segment {segment_id} health, {month_end:%B %Y}",
+        title=f"{SEVERITY_WORD[worst]}: segment {segment_id} {subject}, {month_end:%B %Y}",
         severity=worst,
         facts=(
             ("Segment", segment_id),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import yaml
 
 from segment_cadence.defs.dictionary.rules import RuleError, compile_rule
 from segment_cadence.defs.governance.governance import lint_text
-from segment_cadence.defs.health import thresholds
+from segment_cadence.defs.health import scorecard, thresholds
 from segment_cadence.defs.segments import holdouts as holdout_plans
 from segment_cadence.defs.segments.churn import DEFAULT_MODEL, MODELS
 from segment_cadence.defs.segments.holdouts import NO_HOLDOUTS, HoldoutPlan
@@ -83,7 +83,8 @@ class Segment:
     status: str
     fallback: bool = False
     retired_rationale: str | None = None
-    kpis: dict[str, Any] = field(default_factory=dict)
+    # The KPIs the segment is held to, with targets by maturity and owners (scorecard.py).
+    kpis: tuple[scorecard.KpiTarget, ...] = ()
     # The share of the segment's members held out of its campaigns (holdouts.py).
     holdout_share: float = 0.0
 
@@ -116,6 +117,13 @@ class SegmentDictionary:
     holdouts: HoldoutPlan = NO_HOLDOUTS
     # How lift against the holdouts is measured (windows, minimum arm size, confidence).
     measurement: Measurement = DEFAULT_MEASUREMENT
+    # Months from a segment's first published month until its mature KPI targets apply.
+    mature_after_months: int = scorecard.DEFAULT_MATURE_AFTER_MONTHS
+
+    @property
+    def kpi_targets(self) -> tuple[scorecard.KpiTarget, ...]:
+        """Every active segment's KPI targets, in evaluation order."""
+        return tuple(k for s in self.segments for k in s.kpis)
 
     @property
     def fallback(self) -> Segment:
@@ -138,6 +146,8 @@ class SegmentDictionary:
             "dictionary_segments": [dictionary_row(s) for s in self.all_segments],
             **self.holdouts.dbt_vars(),
             **self.measurement.dbt_vars(),
+            "kpi_targets": [k.var_row() for k in self.kpi_targets],
+            "kpi_mature_after_months": self.mature_after_months,
         }
 
 
@@ -218,9 +228,9 @@ def _validate_segment(
     min_size = raw.get("min_size", 0)
     if isinstance(min_size, bool) or not isinstance(min_size, int) or min_size < 0:
         problems.append(f"{label}: min_size must be a whole number >= 0, got {min_size!r}")
-    kpis = raw.get("kpis")
-    if kpis is not None and not isinstance(kpis, dict):
-        problems.append(f"{label}: kpis must be a mapping, got {type(kpis).__name__}")
+    kpis = scorecard.parse_kpis(
+        raw.get("kpis"), label, str(segment_id), str(raw.get("owner") or ""), problems
+    )
     holdout_share = holdout_plans.parse_share(raw.get("holdout"), label, problems)
     fallback = bool(raw.get("fallback", False))
     rule = raw.get("rule")
@@ -256,7 +266,7 @@ def _validate_segment(
         status=status,
         fallback=fallback,
         retired_rationale=raw.get("retired_rationale"),
-        kpis=dict(raw.get("kpis") or {}),
+        kpis=kpis,
         holdout_share=holdout_share,
     )
 
@@ -360,6 +370,7 @@ def validate(document: Any, path: Path | str, columns: list[str]) -> SegmentDict
         problems,
     )
     measurement = parse_measurement(document.get("lift"), problems)
+    mature_after_months = scorecard.parse_maturity(document.get("maturity"), problems)
     if problems:
         raise DefinitionError(path, problems)
     active = sorted((s for s in segments if s.status == "active"), key=lambda s: s.priority)
@@ -370,11 +381,14 @@ def validate(document: Any, path: Path | str, columns: list[str]) -> SegmentDict
         all_segments=tuple(segments),
         business_rules=tuple(business_rules),
         warnings=tuple(warnings),
-        governed_digest=governed_digest(active, business_rules, churn_model, clv, holdouts),
+        governed_digest=governed_digest(
+            active, business_rules, churn_model, clv, holdouts, mature_after_months
+        ),
         churn_model=churn_model,
         clv=clv,
         holdouts=holdouts,
         measurement=measurement,
+        mature_after_months=mature_after_months,
     )
 
 
@@ -416,6 +430,7 @@ def governed_digest(
     churn_model: str = DEFAULT_MODEL,
     clv: ClvAssumptions = DEFAULT_CLV,
     holdouts: HoldoutPlan = NO_HOLDOUTS,
+    mature_after_months: int = scorecard.DEFAULT_MATURE_AFTER_MONTHS,
 ) -> str:
     """Hash of what decides membership and protection: ids, order, rules, pauses, status,
     the churn model the rules' churn_likelihood comes from and the assumptions of their clv.
@@ -425,7 +440,8 @@ def governed_digest(
     not the defaults, so a dictionary written before the choice existed (scored with BG/NBD,
     valued over 12 months at 1 %) keeps its digest, and writing the defaults into it changes
     nothing. Holdouts count once any share is above 0: a new salt (a re-draw) or a new share
-    changes who campaigns may reach, so it is a definition change like a pause.
+    changes who campaigns may reach, so it is a definition change like a pause. KPI targets
+    count once a segment declares one: a target decides who is asked to act, and when.
     """
     governed = {
         "segments": [
@@ -454,6 +470,10 @@ def governed_digest(
         }
     if holdouts.active:
         governed["holdouts"] = holdouts.governed()
+    targets = [k.governed() | {"segment_id": k.segment_id} for s in segments for k in s.kpis]
+    if targets:
+        governed["kpis"] = targets
+        governed["mature_after_months"] = mature_after_months
     return hashlib.sha256(json.dumps(governed, sort_keys=True).encode()).hexdigest()
 
 

@@ -33,6 +33,7 @@ import yaml
 
 from segment_cadence.defs.dictionary import segment_dictionary
 from segment_cadence.defs.health import thresholds
+from segment_cadence.defs.health.scorecard import DEFAULT_MATURE_AFTER_MONTHS
 from segment_cadence.defs.segments.churn import DEFAULT_MODEL
 from segment_cadence.defs.segments.value import DEFAULT_CLV
 from segment_cadence.platform import paths, yaml_text
@@ -253,6 +254,7 @@ def describe_changes(old: dict[str, Any] | None, new: dict[str, Any]) -> list[st
         was_share, now_share = (_share_text(d.get("holdout")) for d in (previous, segment))
         if was_share != now_share:
             lines.append(f"segment '{segment_id}': holdout changed from {was_share} to {now_share}")
+        lines += _kpi_changes(segment, previous.get("kpis"))
         for field in ("name", "description", "owner"):
             if str(previous.get(field, "")).strip() != str(segment.get(field, "")).strip():
                 lines.append(f"segment '{segment_id}': {field} edited (not governed)")
@@ -268,7 +270,64 @@ def describe_changes(old: dict[str, Any] | None, new: dict[str, Any]) -> list[st
     if was_clv != now_clv:
         lines.append(f"CLV assumptions changed from {was_clv} to {now_clv} (clv is re-valued)")
     lines += _holdout_changes(old.get("holdouts"), new.get("holdouts"))
+    was_after, now_after = (_mature_after(d) for d in (old, new))
+    if was_after != now_after:
+        lines.append(
+            f"segments count as mature after {now_after} months instead of {was_after} "
+            "(which KPI targets apply)"
+        )
     return lines or ["no changes"]
+
+
+def _mature_after(document: dict[str, Any]) -> Any:
+    maturity = document.get("maturity")
+    if isinstance(maturity, dict) and "mature_after_months" in maturity:
+        return maturity["mature_after_months"]
+    return DEFAULT_MATURE_AFTER_MONTHS
+
+
+def _kpis_by_name(raw: Any) -> dict[str, dict[str, Any]]:
+    items = raw if isinstance(raw, list) else []
+    return {k["kpi"]: k for k in items if isinstance(k, dict) and "kpi" in k}
+
+
+def _target_text(kpi: dict[str, Any]) -> str:
+    """A KPI's target as written, in words: "at least 0.5", "new within [0, 1], mature ..."."""
+    direction = str(kpi.get("direction", "")).replace("_", " ")
+    target = kpi.get("target")
+    if isinstance(target, dict):
+        ages = [age for age in ("new", "mature") if age in target]
+        return ", ".join(f"{age} {direction} {target[age]}" for age in ages)
+    return f"{direction} {target}"
+
+
+def _kpi_changes(segment: dict[str, Any], old: Any) -> list[str]:
+    """Every KPI target of a segment added, removed or changed (target, owner, indicator,
+    severity) since `old`, its KPIs before."""
+    segment_id = segment["id"]
+    before, after = _kpis_by_name(old), _kpis_by_name(segment.get("kpis"))
+    lines = []
+    for name, kpi in after.items():
+        where = f"segment '{segment_id}': KPI {name}"
+        if name not in before:
+            lines.append(
+                f"{where} added, target {_target_text(kpi)} ({kpi.get('indicator')}, "
+                f"owner {kpi.get('owner') or segment.get('owner')})"
+            )
+            continue
+        was = before[name]
+        if _target_text(was) != _target_text(kpi):
+            lines.append(f"{where}: target changed from {_target_text(was)} to {_target_text(kpi)}")
+        for field in ("owner", "indicator", "severity"):
+            if was.get(field) != kpi.get(field):
+                lines.append(
+                    f"{where}: {field} changed from {was.get(field, 'the default')} to "
+                    f"{kpi.get(field, 'the default')}"
+                )
+    for name in before:
+        if name not in after:
+            lines.append(f"segment '{segment_id}': KPI {name} removed")
+    return lines
 
 
 def _share_text(value: Any) -> str:

@@ -9,7 +9,7 @@ import dagster as dg
 from segment_cadence.defs.alerting import alert_inputs
 from segment_cadence.defs.dictionary import segment_dictionary
 from segment_cadence.defs.health import breaches as breach_store
-from segment_cadence.defs.health import health, thresholds
+from segment_cadence.defs.health import health, scorecard, thresholds
 from segment_cadence.defs.segments import lift
 from segment_cadence.platform import markdown, paths, state_store
 from segment_cadence.platform.partitions import (
@@ -20,6 +20,7 @@ from segment_cadence.platform.partitions import (
 from segment_cadence.platform.resources import WAREHOUSE_POOL, ConfigFiles, WarehouseResource
 
 THRESHOLDS = thresholds.load()
+KPI_CHECK = "kpi_targets_are_met"
 
 
 @dg.asset(
@@ -30,14 +31,17 @@ THRESHOLDS = thresholds.load()
     kinds={"duckdb", "python"},
     partitions_def=monthly_partitions,
     backfill_policy=ONE_MONTH_A_RUN,
-    deps=[dg.AssetKey(["health", "metrics"])],
+    deps=[dg.AssetKey(["health", "metrics"]), dg.AssetKey(["health", "segment_scorecard"])],
     description=(
         "Health of each segment and of the inputs for the published month (the dbt model "
         "health.metrics: size and share shift, migration in and out, dwell, churn likelihood, "
         "engagement depth, repeat-purchase velocity, campaign response; freshness, volume, "
         "quarantine and null rates, feature drift (PSI, Wasserstein) against last month; pause "
-        "violations), evaluated against config/thresholds.yaml: one row per breach in the "
-        "state store (breaches), one check per threshold rule; the breaches, owners and "
+        "violations), evaluated against config/thresholds.yaml, and the segment scorecard (the "
+        "dbt model health.segment_scorecard: each KPI the dictionary declares against the "
+        "target of the segment's maturity), a missed target a breach of the rule kpi_target "
+        "routed to the KPI's owner: one row per breach in the state store (breaches), one "
+        "check per threshold rule and one for the KPI targets; the breaches, owners and "
         "changed segments are handed to the alerting sensor through the state store."
     ),
     check_specs=[
@@ -47,6 +51,16 @@ THRESHOLDS = thresholds.load()
             description=f"{rule.metric}: {rule.runbook}",
         )
         for rule in THRESHOLDS.rules
+    ]
+    + [
+        dg.AssetCheckSpec(
+            name=KPI_CHECK,
+            asset=["health", "segment_health"],
+            description=(
+                "Every segment meets the KPI targets the dictionary sets for its maturity "
+                "(a miss goes to the KPI's owner)."
+            ),
+        )
     ],
 )
 def segment_health(
@@ -62,6 +76,8 @@ def segment_health(
         history = health.history(con, month_end)
         values = {(m.segment_id, m.metric): m.value for m in metrics}
         breaches = thresholds.evaluate(config, month_end, values, history)
+        card = scorecard.read(con, month_end)
+        breaches += scorecard.breaches(card)
         owners, changed = alert_inputs.owners_and_changes(con, month_end, version)
     # The breaches are recorded, and handed to the alerting tick (which reads only the state
     # store: the month's breaches, version, owners and changed segments), in one transaction.
@@ -98,6 +114,23 @@ def segment_health(
                 ),
             },
         )
+    missed = [r for r in card if r.status == "missed"]
+    yield dg.AssetCheckResult(
+        check_name=KPI_CHECK,
+        passed=not missed,
+        severity=(
+            dg.AssetCheckSeverity.ERROR
+            if any(r.severity == "critical" for r in missed)
+            else dg.AssetCheckSeverity.WARN
+        ),
+        metadata={
+            "missed": len(missed),
+            "measured": sum(r.status in ("met", "missed") for r in card),
+            "missed_targets": dg.MetadataValue.json(
+                {f"{r.segment_id}.{r.kpi}": {"owner": r.owner, "target": r.target} for r in missed}
+            ),
+        },
+    )
     table = markdown.table(
         ["severity", "rule", "segment", "value", "baseline", "bound", "kind"],
         [
@@ -126,7 +159,18 @@ def segment_health(
                 "via the segment_health_alerts sensor"
             ),
             "breach_table": dg.MetadataValue.md(table),
+            "kpis_missed": len(missed),
+            "scorecard": scorecard_table(card),
         }
+    )
+
+
+def scorecard_table(card: list[scorecard.ScorecardRow]) -> dg.TableMetadataValue:
+    """The scorecard as the Dagster UI shows a table: one row per segment and KPI."""
+    names = [c.replace(" ", "_").lower() for c in scorecard.SCORECARD_COLUMNS]
+    return dg.MetadataValue.table(
+        records=[dg.TableRecord(dict(zip(names, r.cells(), strict=True))) for r in card],
+        schema=dg.TableSchema(columns=[dg.TableColumn(n, "string") for n in names]),
     )
 
 

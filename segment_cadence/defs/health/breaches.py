@@ -38,6 +38,7 @@ def store_breaches(
                 "kind": b.kind,
                 "severity": b.severity,
                 "runbook": b.runbook,
+                "owner": b.owner,
                 "definition_version": definition_version,
             }
             for b in breaches

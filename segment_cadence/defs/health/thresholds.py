@@ -35,6 +35,8 @@ SEVERITIES = ("warn", "critical")
 KINDS = ("absolute", "relative", "robust_z")
 DIRECTIONS = ("up", "down", "both")
 MAD_TO_SIGMA = 1.4826
+# The rule id of missed KPI targets (scorecard.KPI_RULE), which a file's rule may not take.
+RESERVED_RULE_ID = "kpi_target"
 # Where messages go, not what is flagged: editing these needs no approval and does not change
 # the definition version. Every other key of the file, any section added later included, is
 # governed.
@@ -105,6 +107,8 @@ class Breach:
     kind: str
     severity: str
     runbook: str = ""
+    # Who hears of it when not the segment's owner: a KPI's owner (scorecard.py).
+    owner: str | None = None
 
 
 @dataclass(frozen=True)
@@ -168,6 +172,11 @@ def validate(document: Any, path: str, known_metrics: set[str] | None = None) ->
                 problems.append(f"{label}: missing required field '{required}'")
         if merged.get("id") in seen:
             problems.append(f"{label}: duplicate id")
+        if merged.get("id") == RESERVED_RULE_ID:
+            problems.append(
+                f"{label}: the id '{RESERVED_RULE_ID}' is the scorecard's (missed KPI targets, "
+                "set in the dictionary); choose another"
+            )
         seen.add(merged.get("id"))
         metric = merged.get("metric")
         if known_metrics is not None and metric and metric not in known_metrics:

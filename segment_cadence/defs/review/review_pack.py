@@ -46,7 +46,7 @@ from segment_cadence.defs.alerting import messages, slack
 from segment_cadence.defs.alerting.lifecycle import OPEN_STATES
 from segment_cadence.defs.dictionary import segment_dictionary
 from segment_cadence.defs.governance import audit, firewall, red_flags
-from segment_cadence.defs.health import thresholds
+from segment_cadence.defs.health import scorecard, thresholds
 from segment_cadence.defs.review import charts, presentation
 from segment_cadence.defs.review.presentation import MONEY, PERCENT
 from segment_cadence.defs.segments import calibration, lift
@@ -803,6 +803,31 @@ def _calibration(month: date) -> Section:
     return s
 
 
+def _scorecard(con: duckdb.DuckDBPyConnection, month: date) -> Section:
+    """Each segment's KPIs against the targets of its maturity, with their owners: what the
+    review asks of each owner."""
+    s = Section("scorecard", "Segment scorecard", ["health.segment_scorecard"])
+    s.no_data = _missing(con, s.sources)
+    if s.no_data:
+        return s
+    card = scorecard.read(con, month)
+    if not card:
+        s.no_data = "No data: no segment declares a KPI target (the dictionary's kpis:)."
+        return s
+    statuses = [r.status for r in card]
+    s.figures["scorecard"] = {
+        f"{r.segment_id}.{r.kpi}": {"actual": r.actual, "status": r.status} for r in card
+    }
+    s.notes.append(
+        f"{statuses.count('met')} of {len(card)} KPI targets met, "
+        f"{statuses.count('missed')} missed (each sent to its owner as an alert), "
+        f"{statuses.count('no_data')} without data, {statuses.count('no_target')} without a "
+        "target at the segment's maturity (new: growth targets; mature: stability targets)."
+    )
+    s.tables.append(Table(list(scorecard.SCORECARD_COLUMNS), [r.cells() for r in card]))
+    return s
+
+
 def _lift(con: duckdb.DuckDBPyConnection, month: date) -> Section:
     """What treating each segment, and each campaign, changed against its holdout: the
     purchase-rate lift with its interval as error bars, and the tables behind it."""
@@ -1511,6 +1536,7 @@ def gather(
         _kpis(con, month_end),
         _value(con, month_end),
         _calibration(month_end),
+        _scorecard(con, month_end),
         _lift(con, month_end),
         _health_breaches(con, month_end),
         _alerts(records, now),

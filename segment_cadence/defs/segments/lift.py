@@ -45,6 +45,7 @@ class Measurement:
             "lift_purchase_within_days": self.purchase_within_days,
             "lift_pre_days": self.pre_days,
             "lift_post_days": self.post_days,
+            "lift_min_customers_per_arm": self.min_customers_per_arm,
         }
 
 
