@@ -14,7 +14,7 @@ from sqlalchemy import text
 from segment_cadence.defs.alerting import alert_tick, alerts, messages, slack
 from segment_cadence.defs.alerting.assets import DELIVERY_CHECK, OUTBOX, alerts_are_delivered
 from segment_cadence.defs.alerting.sensors import segment_health_alerts
-from segment_cadence.defs.health import thresholds
+from segment_cadence.defs.health import scorecard, thresholds
 from segment_cadence.defs.review import review_pack
 from segment_cadence.platform import state_store
 from tests.slack_server import SlackServer
@@ -828,8 +828,6 @@ def test_a_missed_kpi_target_alerts_its_owner_apart_from_the_segment_owner(con, 
     """A KPI owned by retention-marketing on a clienteling segment: the miss goes to the
     KPI owner's channel, the segment's health breach to the segment owner's, and the
     resolution to whom heard of the miss."""
-    from segment_cadence.defs.health import scorecard
-
     row = scorecard.ScorecardRow(
         OCT,
         "vip_collectors",
